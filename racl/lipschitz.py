@@ -1,0 +1,127 @@
+"""Lipschitz constants of operations (paper Sec. 3.2, Eqs. 6-9).
+
+For a linear map A (a convolution, a chain of convolutions and inference-mode batch norm,
+average pooling) the l2 Lipschitz constant is the largest singular value ||A||_2. We
+estimate it by power iteration on the *actual operator*: v <- A^T A v / ||A^T A v||, with
+A v computed by running the layers on v and A^T u by back-propagating u through them (a
+vector-Jacobian product), so padding, stride, dilation and groups are all accounted for.
+The vectors persist between calls (one iteration per training step, as in spectral
+normalisation), so the estimate tracks the weights as they change.
+
+Power iteration approaches ||A||_2 from below; the op constants are products over the op's
+parts (:meth:`racl.operations.LipschitzOp.lipschitz_parts`), which bounds the op's constant
+from above once the estimates have converged. ``tests/test_lipschitz.py`` checks both
+against exact singular values and empirical ratios ||f(x) - f(y)|| / ||x - y||.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+
+from .operations import LipschitzOp, Part
+
+
+def power_iteration(
+    fn: Callable[[torch.Tensor], torch.Tensor], v: torch.Tensor, n_iter: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``n_iter`` power iterations of A^T A for the linear map ``fn`` from vector ``v``.
+
+    Returns (sigma, v): the estimate ||A v|| for the unit vector v, and the new vector.
+    """
+    v = v.detach()
+    for _ in range(n_iter):
+        with torch.enable_grad():
+            v = v.requires_grad_(True)
+            u = fn(v)
+            (g,) = torch.autograd.grad(u, v, grad_outputs=u.detach())
+        v = (g / g.norm().clamp_min(1e-30)).detach()
+    with torch.no_grad():
+        sigma = fn(v).norm()
+    return sigma, v
+
+
+def exact_operator_norm(fn: Callable[[torch.Tensor], torch.Tensor], in_shape) -> float:
+    """||A||_2 of a small linear map from its explicit matrix (for tests and the book)."""
+    n = 1
+    for s in in_shape:
+        n *= s
+    eye = torch.eye(n, dtype=torch.float64).view(n, *in_shape)
+    with torch.no_grad():
+        cols = fn(eye).reshape(n, -1).T  # (out, in)
+    return torch.linalg.matrix_norm(cols, ord=2).item()
+
+
+class LipschitzEstimator:
+    """Keeps the persistent power-iteration vectors of every linear part of every op.
+
+    ``mode`` is ``"exact"`` (true constants for pooling, see :mod:`racl.operations`) or
+    ``"paper"`` (the conventional constant 1 for pooling). ``n_iter`` iterations are run per
+    call, ``init_iter`` the first time a vector is created.
+    """
+
+    def __init__(self, mode: str = "exact", n_iter: int = 1, init_iter: int = 20, seed: int = 0):
+        if mode not in ("exact", "paper"):
+            raise ValueError(f"Lipschitz mode must be 'exact' or 'paper', got {mode!r}")
+        self.mode, self.n_iter, self.init_iter = mode, n_iter, init_iter
+        self.vectors: dict[str, torch.Tensor] = {}
+        self._shapes: dict[str, tuple] = {}
+        self._gen = torch.Generator().manual_seed(seed)
+
+    def part_constant(self, key: str, part: Part, in_shape: tuple, like: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        """Constant of one part and the shape of its output."""
+        if self.mode == "paper" and part.paper_const is not None:
+            return like.new_tensor(part.paper_const), self._out_shape(key, part, in_shape, like)
+        if part.const is not None:
+            c = part.const() if callable(part.const) else like.new_tensor(float(part.const))
+            return c.detach().to(like), self._out_shape(key, part, in_shape, like)
+        v = self.vectors.get(key)
+        n_iter = self.n_iter
+        if v is None or tuple(v.shape[1:]) != tuple(in_shape):
+            v = torch.randn((1, *in_shape), generator=self._gen, dtype=torch.float32).to(like)
+            v = v / v.norm()
+            n_iter = self.init_iter
+        sigma, v = power_iteration(part.fn, v.to(like), n_iter)
+        self.vectors[key] = v
+        return sigma, self._out_shape(key, part, in_shape, like)
+
+    def _out_shape(self, key, part, in_shape, like):
+        if key not in self._shapes:
+            with torch.no_grad():
+                self._shapes[key] = tuple(part.fn(like.new_zeros((1, *in_shape))).shape[1:])
+        return self._shapes[key]
+
+    def op_constant(self, key: str, op: LipschitzOp, in_shape, like: torch.Tensor | None = None) -> torch.Tensor:
+        """Upper bound on the Lipschitz constant of ``op`` acting on inputs of ``in_shape``
+        (C, H, W): the product of its parts' constants. ``like`` sets dtype and device
+        (default: those of the op's first parameter or buffer, else float32 on the CPU)."""
+        if like is None:
+            like = next(iter(op.parameters()), None)
+            if like is None:
+                like = next(iter(op.buffers()), torch.zeros(()))
+        like = torch.zeros((), dtype=like.dtype, device=like.device)
+        total = like.new_ones(())
+        shape = tuple(in_shape)
+        for i, part in enumerate(op.lipschitz_parts()):
+            c, shape = self.part_constant(f"{key}/{i}", part, shape, like)
+            total = total * c
+        return total
+
+    def state_dict(self) -> dict:
+        return {"mode": self.mode, "vectors": {k: v.cpu() for k, v in self.vectors.items()},
+                "generator": self._gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("mode") != self.mode:
+            raise ValueError(f"checkpoint Lipschitz mode {state.get('mode')!r} differs from {self.mode!r}")
+        self.vectors = dict(state["vectors"])
+        self._gen.set_state(state["generator"])
+
+
+def empirical_ratio(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """||f(x) - f(y)|| / ||x - y|| per pair (batch dimension first)."""
+    with torch.no_grad():
+        num = (f(x) - f(y)).flatten(1).norm(dim=1)
+        den = (x - y).flatten(1).norm(dim=1)
+    return num / den

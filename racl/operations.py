@@ -1,0 +1,301 @@
+"""Candidate operations of the DARTS / PC-DARTS search space (paper Sec. 3.1, Eq. 5).
+
+Each operation also describes its own Lipschitz structure (paper Sec. 3.2, Eqs. 6-9)
+through :meth:`lipschitz_parts`: the op, read left to right, is a chain of *parts*; each
+part is either a linear map (convolutions, batch norm in inference mode, average pooling),
+whose operator norm :mod:`racl.lipschitz` estimates by power iteration on the actual
+operator, or a map with a known constant (ReLU: 1, max pooling: see below). The op's
+Lipschitz constant is bounded by the product of its parts' constants.
+
+Two conventions for the parameter-free ops are kept side by side:
+
+* ``paper``: the constants conventionally used for such ops (identity 1, pooling 1, zero 0).
+  We could not check the paper's text for its exact pooling constant offline; 1 is the usual
+  convention in Lipschitz-NAS work and what we assume the paper uses.
+* ``exact``: the true l2 operator constants. A 3x3 max pool of stride ``s`` is exactly
+  ``ceil(3/s)``-Lipschitz (3 at stride 1: one pixel can be the maximum of nine windows),
+  and average pooling with ``count_include_pad=False`` (the DARTS setting) is linear with a
+  norm slightly *above* 1 at the borders, which power iteration measures.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+#: The 8 candidate operations of the DARTS search space, in the DARTS order.
+PRIMITIVES = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+
+#: Extra operations that hand-designed / RL-searched cells (NASNet, AmoebaNet) need.
+EXTRA_PRIMITIVES = ("sep_conv_7x7", "conv_7x1_1x7")
+
+Constant = Union[float, Callable[[], torch.Tensor]]
+
+
+@dataclass
+class Part:
+    """One link of an op's Lipschitz chain.
+
+    ``fn`` maps an input tensor to the part's output (it is also used to infer shapes).
+    ``const`` is None for a linear part whose norm is to be estimated by power iteration
+    (``fn`` must then be linear, without bias), or a number / zero-argument callable giving
+    the exact constant. ``paper_const`` is the conventional constant used when the Lipschitz
+    engine runs in ``paper`` mode; None means "the same as the exact one".
+    """
+
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    const: Optional[Constant] = None
+    paper_const: Optional[float] = None
+    name: str = ""
+
+
+def bn_scale(bn: nn.BatchNorm2d) -> torch.Tensor:
+    """Per-channel slope of a batch-norm layer in inference mode: gamma / sqrt(var + eps).
+
+    During training BN normalises with batch statistics, which is not a fixed function of
+    one input; as is usual for Lipschitz analyses we bound the inference-mode map, i.e. the
+    running statistics.
+    """
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    return scale
+
+
+def bn_linear(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """The linear part of inference-mode batch norm (no shift)."""
+    return x * bn_scale(bn).view(1, -1, 1, 1)
+
+
+class LipschitzOp(nn.Module):
+    """Base class: an op that can list its Lipschitz parts."""
+
+    def lipschitz_parts(self) -> list[Part]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class ReLUConvBN(LipschitzOp):
+    def __init__(self, C_in, C_out, kernel_size, stride, padding, affine=True):
+        super().__init__()
+        self.op = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C_in, C_out, kernel_size, stride=stride, padding=padding, bias=False),
+            nn.BatchNorm2d(C_out, affine=affine),
+        )
+
+    def forward(self, x):
+        return self.op(x)
+
+    def lipschitz_parts(self):
+        conv, bn = self.op[1], self.op[2]
+        return [Part(lambda x: bn_linear(bn, conv(x)), name="conv-bn")]
+
+
+class DilConv(LipschitzOp):
+    """ReLU, dilated depthwise conv, pointwise conv, BN."""
+
+    def __init__(self, C_in, C_out, kernel_size, stride, padding, dilation, affine=True):
+        super().__init__()
+        self.op = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C_in, C_in, kernel_size, stride, padding, dilation=dilation, groups=C_in, bias=False),
+            nn.Conv2d(C_in, C_out, 1, bias=False),
+            nn.BatchNorm2d(C_out, affine=affine),
+        )
+
+    def forward(self, x):
+        return self.op(x)
+
+    def lipschitz_parts(self):
+        dw, pw, bn = self.op[1], self.op[2], self.op[3]
+        return [Part(lambda x: bn_linear(bn, pw(dw(x))), name="dw-pw-bn")]
+
+
+class SepConv(LipschitzOp):
+    """Two stacked (ReLU, depthwise, pointwise, BN) blocks, the first carrying the stride."""
+
+    def __init__(self, C_in, C_out, kernel_size, stride, padding, affine=True):
+        super().__init__()
+        self.op = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C_in, C_in, kernel_size, stride, padding, groups=C_in, bias=False),
+            nn.Conv2d(C_in, C_in, 1, bias=False),
+            nn.BatchNorm2d(C_in, affine=affine),
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C_in, C_in, kernel_size, 1, padding, groups=C_in, bias=False),
+            nn.Conv2d(C_in, C_out, 1, bias=False),
+            nn.BatchNorm2d(C_out, affine=affine),
+        )
+
+    def forward(self, x):
+        return self.op(x)
+
+    def lipschitz_parts(self):
+        o = self.op
+        return [
+            Part(lambda x: bn_linear(o[3], o[2](o[1](x))), name="dw-pw-bn(1)"),
+            Part(lambda x: bn_linear(o[7], o[6](o[5](x))), name="dw-pw-bn(2)"),
+        ]
+
+
+class Conv7x1x1x7(LipschitzOp):
+    """ReLU, 1x7 conv, 7x1 conv, BN (used by AmoebaNet)."""
+
+    def __init__(self, C, stride, affine=True):
+        super().__init__()
+        self.op = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C, C, (1, 7), stride=(1, stride), padding=(0, 3), bias=False),
+            nn.Conv2d(C, C, (7, 1), stride=(stride, 1), padding=(3, 0), bias=False),
+            nn.BatchNorm2d(C, affine=affine),
+        )
+
+    def forward(self, x):
+        return self.op(x)
+
+    def lipschitz_parts(self):
+        o = self.op
+        return [Part(lambda x: bn_linear(o[3], o[2](o[1](x))), name="1x7-7x1-bn")]
+
+
+class Identity(LipschitzOp):
+    def forward(self, x):
+        return x
+
+    def lipschitz_parts(self):
+        return [Part(lambda x: x, const=1.0, name="identity")]
+
+
+class Zero(LipschitzOp):
+    """The 'none' op. Its constant is 0, so it drops out of every Lipschitz sum."""
+
+    def __init__(self, stride):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x):
+        if self.stride == 1:
+            return x.mul(0.0)
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+    def lipschitz_parts(self):
+        return [Part(self.forward, const=0.0, name="zero")]
+
+
+class FactorizedReduce(LipschitzOp):
+    """Stride-2 'skip' of reduction cells: two offset 1x1 stride-2 convs, concatenated, BN."""
+
+    def __init__(self, C_in, C_out, affine=True):
+        super().__init__()
+        if C_out % 2:
+            raise ValueError(f"FactorizedReduce needs an even number of output channels, got {C_out}")
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(C_out, affine=affine)
+
+    def _linear(self, x):
+        return torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1)
+
+    def forward(self, x):
+        return self.bn(self._linear(self.relu(x)))
+
+    def lipschitz_parts(self):
+        return [Part(lambda x: bn_linear(self.bn, self._linear(x)), name="factorized-reduce")]
+
+
+def max_pool_constant(kernel_size: int, stride: int) -> float:
+    """Exact l2 Lipschitz constant of a k x k max pool with stride s: ceil(k/s).
+
+    |max_W a - max_W b| <= max_W |a - b|, so ||f(a)-f(b)||^2 <= sum_W sum_{i in W} d_i^2
+    <= n ||d||^2 with n the largest number of windows sharing a pixel, ceil(k/s)^2 in 2-D.
+    A single spike placed where it is the maximum of all n windows attains it.
+    """
+    return float(math.ceil(kernel_size / stride))
+
+
+class Pool(LipschitzOp):
+    """3x3 max or average pooling (average without counting padding, as in DARTS),
+    optionally followed by a non-affine BN (DARTS does this inside the supernet)."""
+
+    def __init__(self, kind: str, C: int, stride: int, with_bn: bool):
+        super().__init__()
+        if kind not in ("max", "avg"):
+            raise ValueError(f"unknown pooling kind {kind!r}")
+        self.kind, self.stride = kind, stride
+        if kind == "max":
+            self.pool = nn.MaxPool2d(3, stride=stride, padding=1)
+        else:
+            self.pool = nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+        self.bn = nn.BatchNorm2d(C, affine=False) if with_bn else None
+
+    def forward(self, x):
+        x = self.pool(x)
+        return self.bn(x) if self.bn is not None else x
+
+    def lipschitz_parts(self):
+        if self.kind == "max":
+            parts = [Part(self.pool, const=max_pool_constant(3, self.stride), paper_const=1.0, name="max-pool")]
+        else:
+            parts = [Part(self.pool, const=None, paper_const=1.0, name="avg-pool")]
+        if self.bn is not None:
+            bn = self.bn
+            parts.append(Part(lambda x: bn_linear(bn, x), const=lambda: bn_scale(bn).abs().max(), name="bn"))
+        return parts
+
+
+def make_op(name: str, C: int, stride: int, affine: bool = True, pool_bn: bool = False) -> LipschitzOp:
+    """Build candidate operation ``name`` on ``C`` channels with the given stride.
+
+    ``pool_bn`` adds the non-affine BN that DARTS puts after pooling inside the supernet.
+    """
+    if name == "none":
+        return Zero(stride)
+    if name == "avg_pool_3x3":
+        return Pool("avg", C, stride, pool_bn)
+    if name == "max_pool_3x3":
+        return Pool("max", C, stride, pool_bn)
+    if name == "skip_connect":
+        return Identity() if stride == 1 else FactorizedReduce(C, C, affine=affine)
+    if name.startswith("sep_conv_"):
+        k = _kernel(name)
+        return SepConv(C, C, k, stride, k // 2, affine=affine)
+    if name.startswith("dil_conv_"):
+        k = _kernel(name)
+        return DilConv(C, C, k, stride, 2 * (k // 2), 2, affine=affine)
+    if name == "conv_7x1_1x7":
+        return Conv7x1x1x7(C, stride, affine=affine)
+    raise KeyError(f"unknown operation {name!r}; known: {', '.join(PRIMITIVES + EXTRA_PRIMITIVES)}")
+
+
+def _kernel(name: str) -> int:
+    size = name.rsplit("_", 1)[-1]
+    k, _, k2 = size.partition("x")
+    if not k.isdigit() or k != k2:
+        raise KeyError(f"cannot read a kernel size from operation name {name!r}")
+    return int(k)
+
+
+ALL_OPS = PRIMITIVES + EXTRA_PRIMITIVES
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet channel shuffle, used by PC-DARTS after each partial-channel mixed op."""
+    if groups == 1:
+        return x
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)

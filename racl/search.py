@@ -1,0 +1,456 @@
+"""RACL search: the paper's Algorithm 1.
+
+Each iteration
+
+1. draws alpha, beta from the log-normals (one draw per cell, or per cell type);
+2. **weight step** on a training batch: SGD on CE + gamma * ||grad_x CE|| (Eq. 16, the
+   input-gradient norm by double back-propagation);
+3. **architecture step** on a validation batch (after the warm-up epochs): with the op
+   constants lambda recomputed by power iteration, the network bound's law LN(mu, sigma^2)
+   is propagated (Eqs. 10-12), the constraint c (Eq. 15) formed, and the augmented
+   Lagrangian L_val + gamma ||grad_x L_val|| + penalty(c, theta) minimised by Adam, first
+   over mu (sigma fixed), then over sigma (mu fixed) (Eqs. 17-18);
+4. **dual step**: theta <- theta + rho * c (Eq. 19; projected on theta >= 0 by default).
+
+At the end of every epoch the supernet is evaluated on the architecture half with the
+median weights exp(mu), the current cell is derived, and a metrics row and a checkpoint are
+written. Checkpoints can also be written every ``checkpoint_every`` steps; a run started
+again in the same directory resumes from the last one and reaches the same result as an
+uninterrupted run (every random draw is keyed by seed, epoch and step).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from .constraint import ADMMDual, calibrate_log_lambda_star, confidence_constraint, input_gradient_norm
+from .data import Loader, batch_seed, load_dataset, split_indices
+from .genotypes import Genotype, agreement, derive
+from .lipschitz import LipschitzEstimator
+from .lognormal import LogNormal, propagate, sample_bound
+from .profiles import SearchConfig, from_dict, to_dict
+from .records import (CheckpointError, NonFiniteLossError, RunDir, finish_provenance, load_checkpoint, provenance,
+                      read_json, resolve_device, save_checkpoint, write_json)
+from .sampler import CELL_TYPES, ArchDistribution
+from .supernet import SuperNet
+
+# Config fields that may change between a run and its resumption without changing results.
+_RESUMABLE_FIELDS = {"checkpoint_every", "device"}
+
+
+@dataclass
+class StepStats:
+    loss: float
+    acc: float
+    grad_norm: float
+    arch_loss: float = float("nan")
+    c: float = float("nan")
+
+
+class RACLSearch:
+    def __init__(self, cfg: SearchConfig, out: Optional[str | Path] = None, data_root=None, progress: bool = True):
+        self.cfg = cfg.validate()
+        self.device = resolve_device(cfg.device)
+        self.progress = progress
+        self.run = RunDir(out) if out else None
+        torch.manual_seed(cfg.seed)
+
+        train = load_dataset(cfg.dataset, "train", data_root)
+        if cfg.max_train_images:
+            train = train.subset(torch.arange(min(cfg.max_train_images, len(train))))
+        w_idx, a_idx = split_indices(len(train), cfg.train_portion, cfg.seed)
+        self.data = train
+        self.train_loader = Loader(train.subset(w_idx), cfg.batch_size, True, cfg.augment, cfg.seed, self.device, True, stream=1)
+        self.arch_loader = Loader(train.subset(a_idx), cfg.batch_size, True, cfg.augment, cfg.seed, self.device, True, stream=2)
+        self.eval_loader = Loader(train.subset(a_idx), cfg.batch_size, False, False, cfg.seed, self.device)
+        if len(self.train_loader) == 0 or len(self.arch_loader) == 0:
+            raise ValueError(f"batch size {cfg.batch_size} is larger than a half of the {len(train)} training images")
+
+        self.model = SuperNet(cfg.init_channels, train.num_classes, cfg.layers, cfg.steps, cfg.multiplier,
+                              cfg.stem_multiplier, cfg.partial_channels, cfg.primitives, train.mean, train.std).to(self.device)
+        self.dist = ArchDistribution(cfg.steps, len(cfg.primitives), cfg.sigma_init if cfg.sample else 0.0,
+                                     learn_sigma=cfg.sample, generator=torch.Generator().manual_seed(cfg.seed),
+                                     mu_init=cfg.mu_init).to(self.device)
+        self.types = self.model.cell_types
+        self.cell_group = None if cfg.cell_sampling == "per_cell" else [CELL_TYPES.index(t) for t in self.types]
+        self.lip = LipschitzEstimator(cfg.op_constants, cfg.power_iterations, cfg.power_iterations_init, seed=cfg.seed)
+        self.w_opt = torch.optim.SGD(self.model.parameters(), cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        self.mu_opt = torch.optim.Adam(self.dist.mu_parameters(), cfg.arch_lr, betas=cfg.arch_betas, weight_decay=cfg.arch_weight_decay)
+        # weight decay on sigma is added to the sigma objective (decay of sigma, not of ln sigma)
+        self.sigma_opt = torch.optim.Adam(self.dist.sigma_parameters(), cfg.arch_lr, betas=cfg.arch_betas) if cfg.sample else None
+        self.dual = ADMMDual(cfg.rho, cfg.admm)
+        self.log_lambda_star: Optional[float] = None if cfg.lambda_star is None else math.log(cfg.lambda_star)
+        self.log_lambda: Optional[torch.Tensor] = None
+        self.log_C: Optional[torch.Tensor] = None
+        self._arch_steps = 0
+        self.epoch, self.step = 0, 0
+        self.history: list[dict] = []
+        self._acc: dict = {}
+        self._resumed = False
+        if self.run is not None:
+            self._prepare_run_dir()
+
+    # ------------------------------------------------------------------ run directory
+    def _prepare_run_dir(self):
+        cfg_path = self.run.path / "config.json"
+        if self.run.checkpoint.exists():
+            state = load_checkpoint(self.run.checkpoint, self.device)
+            if state.get("kind") != "racl-search":
+                raise CheckpointError(f"{self.run.checkpoint} is a {state.get('kind')!r} checkpoint, not a search")
+            old = {k: v for k, v in state["config"].items() if k not in _RESUMABLE_FIELDS}
+            new = {k: v for k, v in to_dict(self.cfg).items() if k not in _RESUMABLE_FIELDS}
+            if old != new:
+                diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                raise CheckpointError(f"{self.run.path} holds a run with another config (differs in: {', '.join(diff)}); "
+                                      f"use another --out or delete the directory")
+            self.load_state_dict(state)
+            self._resumed = True
+            self.prov = read_json(self.run.path / "provenance.json") if (self.run.path / "provenance.json").exists() else None
+        if not self._resumed or self.prov is None:
+            self.prov = provenance(self.cfg.profile, self.cfg.dataset, self.cfg.seed, self.device,
+                                   data_source=self.data.source, n_train_images=len(self.data))
+            self.prov["wall_time_s"] = 0.0
+        write_json(cfg_path, to_dict(self.cfg))
+        write_json(self.run.path / "provenance.json", self.prov)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return {
+            "kind": "racl-search",
+            "config": to_dict(self.cfg),
+            "epoch": self.epoch,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "dist": self.dist.state_dict(),
+            "w_opt": self.w_opt.state_dict(),
+            "mu_opt": self.mu_opt.state_dict(),
+            "sigma_opt": self.sigma_opt.state_dict() if self.sigma_opt else None,
+            "dual": self.dual.state_dict(),
+            "log_lambda_star": self.log_lambda_star,
+            "log_lambda": self.log_lambda,
+            "log_C": self.log_C,
+            "arch_steps": self._arch_steps,
+            "lip": self.lip.state_dict(),
+            "history": self.history,
+            "acc": self._acc,
+            "in_shapes": self._in_shapes(),
+        }
+
+    def load_state_dict(self, s: dict) -> None:
+        try:
+            self.model.load_state_dict(s["model"])
+            self.dist.load_state_dict(s["dist"])
+        except RuntimeError as e:
+            raise CheckpointError(f"checkpoint does not fit this supernet: {e}") from e
+        self.w_opt.load_state_dict(s["w_opt"])
+        self.mu_opt.load_state_dict(s["mu_opt"])
+        if self.sigma_opt and s["sigma_opt"]:
+            self.sigma_opt.load_state_dict(s["sigma_opt"])
+        self.dual.load_state_dict(s["dual"])
+        self.log_lambda_star = s["log_lambda_star"]
+        self.log_lambda, self.log_C = s.get("log_lambda"), s.get("log_C")
+        self._arch_steps = s.get("arch_steps", 0)
+        self.lip.load_state_dict(s["lip"])
+        self.epoch, self.step = s["epoch"], s["step"]
+        self.history, self._acc = list(s["history"]), dict(s["acc"])
+        self._set_in_shapes(s.get("in_shapes"))
+
+    def _in_shapes(self):
+        return [[c.in_shapes, [e.in_shape for e in c.edges]] for c in self.model.cells] + [self.model._pool_hw]
+
+    def _set_in_shapes(self, shapes):
+        if not shapes:
+            return
+        for c, (cin, edges) in zip(self.model.cells, shapes[:-1]):
+            c.in_shapes = tuple(tuple(s) for s in cin) if cin else None
+            for e, s in zip(c.edges, edges):
+                e.in_shape = tuple(s) if s else None
+        self.model._pool_hw = shapes[-1]
+
+    # ------------------------------------------------------------------ pieces
+    def _eps(self, epoch, step):
+        if not self.cfg.sample:
+            return None
+        gen = torch.Generator().manual_seed(batch_seed(self.cfg.seed, 3, epoch, step))
+        return self.dist.noise(self.types, self.cfg.cell_sampling == "per_cell", gen)
+
+    def arch_weights(self, eps=None):
+        return self.dist.weights(self.types, eps, "sample" if eps is not None else "median")
+
+    def loss(self, x, y, arch):
+        """CE + gamma * mean_i ||grad_x CE_i|| (Eq. 16); returns (total, ce, gn, logits)."""
+        gamma = self.cfg.grad_norm_weight
+        if gamma > 0:
+            x = x.detach().requires_grad_(True)
+        logits = self.model(x, arch)
+        ce_i = F.cross_entropy(logits, y, reduction="none")
+        ce = ce_i.mean()
+        if gamma > 0:
+            gn = input_gradient_norm(ce_i, x, create_graph=True).mean()
+            return ce + gamma * gn, ce, gn, logits
+        return ce, ce, ce.new_zeros(()), logits
+
+    def propagation(self):
+        mu_a, s2_a, mu_b, s2_b = self.dist.stacked(self.types)
+        return propagate(mu_a, s2_a, mu_b, s2_b, self.log_lambda, self.log_C, self.cfg.steps, self.cell_group, self.cfg.fw_mean)
+
+    def refresh_lipschitz(self):
+        """Recompute every ln lambda (and ln C unless frozen) by power iteration on the
+        current weights.
+
+        C, the factor of the parts outside the searched cells, is a constant in the paper.
+        Computed live it is not: its preprocessing BNs rescale to undo any change in the
+        scale of alpha, so a constraint that includes a live C chases itself. By default
+        (``freeze_C``) it is measured once, when lambda* is set, and kept."""
+        self.model.eval()  # inference-mode BN for the constants; restored by the caller
+        self.log_lambda = self.model.log_lambdas(self.lip)
+        if self.log_C is None or not self.cfg.freeze_C:
+            self.log_C = self.model.log_C(self.lip)
+
+    def constraint(self, net: LogNormal) -> torch.Tensor:
+        return confidence_constraint(net, self.cfg.eta, self.log_lambda_star, self.cfg.constraint_form)
+
+    def sample_log_weights(self, n: int, gen: torch.Generator):
+        """ln alpha (n, cells, E, O) and ln beta (n, cells, E) of n architectures drawn from
+        the current distribution, with the run's cell-sampling scheme."""
+        mu_a, s2_a, mu_b, s2_b = [t.detach().cpu() for t in self.dist.stacked(self.types)]
+        cells = len(self.types)
+        keys = list(range(cells)) if self.cell_group is None else self.cell_group
+        nk = max(keys) + 1
+        ea = torch.randn((n, nk, *mu_a.shape[1:]), generator=gen)[:, keys]
+        eb = torch.randn((n, nk, *mu_b.shape[1:]), generator=gen)[:, keys]
+        return mu_a + s2_a.sqrt() * ea, mu_b + s2_b.sqrt() * eb
+
+    def empirical_probability(self, n: int = 1000, seed: int = 0) -> float:
+        """Fraction of n sampled architectures whose actual bound C * prod sum beta sum alpha
+        lambda is <= lambda* (to be compared with eta)."""
+        if self.log_lambda is None or self.log_lambda_star is None:
+            return float("nan")
+        la, lb = self.sample_log_weights(n, torch.Generator().manual_seed(seed))
+        b = sample_bound(la, lb, self.log_lambda.cpu(), self.log_C.cpu(), self.cfg.steps)
+        return float((b <= self.log_lambda_star).double().mean())
+
+    # ------------------------------------------------------------------ one iteration
+    def train_step(self, epoch: int, step: int, xw, yw, xa, ya) -> StepStats:
+        cfg = self.cfg
+        eps = self._eps(epoch, step)
+        # weight step
+        self.model.train()
+        arch = self.arch_weights(eps).detach()
+        total, ce, gn, logits = self.loss(xw, yw, arch)
+        if not torch.isfinite(total):
+            raise NonFiniteLossError(f"non-finite weight loss {total.item()} at epoch {epoch}, step {step}; "
+                                     f"the last good checkpoint is kept")
+        self.w_opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.w_opt.step()
+        stats = StepStats(total.item(), (logits.argmax(1) == yw).float().mean().item(), gn.item())
+        if epoch < cfg.arch_warmup_epochs:
+            return stats
+        # architecture step: mu with sigma fixed, then sigma with mu fixed
+        if self.log_lambda is None or self._arch_steps % cfg.lipschitz_every == 0:
+            self.refresh_lipschitz()
+        self._arch_steps += 1
+        self.model.train()
+        if self.log_lambda_star is None:
+            with torch.no_grad():
+                self.log_lambda_star = calibrate_log_lambda_star(self.propagation().network, cfg.eta, cfg.lambda_star_ratio)
+        groups = [(self.dist.mu_parameters(), self.mu_opt)]
+        if self.sigma_opt is not None:
+            groups.append((self.dist.sigma_parameters(), self.sigma_opt))
+        for params, opt in groups:
+            arch = self.arch_weights(eps)
+            val_total, _, _, _ = self.loss(xa, ya, arch)
+            objective = val_total
+            if opt is self.sigma_opt:
+                objective = objective + cfg.arch_weight_decay * self.dist.sigma_decay()
+            if cfg.use_constraint:
+                c = self.constraint(self.propagation().network)
+                objective = objective + self.dual.penalty(c)
+            if not torch.isfinite(objective):
+                raise NonFiniteLossError(f"non-finite architecture loss at epoch {epoch}, step {step}")
+            grads = torch.autograd.grad(objective, params, allow_unused=True)
+            opt.zero_grad(set_to_none=True)
+            for p, g in zip(params, grads):
+                p.grad = g
+            opt.step()
+        stats.arch_loss = val_total.item()
+        with torch.no_grad():
+            c_now = self.constraint(self.propagation().network).item()
+        if cfg.use_constraint:
+            self.dual.update(c_now)
+        stats.c = c_now
+        return stats
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        self.model.eval()
+        arch = self.arch_weights(None)
+        n = correct = 0
+        loss = 0.0
+        for i, (x, y) in enumerate(self.eval_loader):
+            if self.cfg.eval_batches is not None and i >= self.cfg.eval_batches:
+                break
+            logits = self.model(x, arch)
+            loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+            n += len(y)
+        return {"val_loss": loss / max(n, 1), "val_acc": correct / max(n, 1), "val_n": n}
+
+    def genotype(self, mode: str = "median", eps=None) -> Genotype:
+        alpha, beta = {}, {}
+        for t in CELL_TYPES:
+            if mode == "sample":
+                ea, eb = eps[t]
+                alpha[t] = torch.exp(self.dist.mu_alpha[t] + self.dist.sigma_alpha(t) * ea)
+                beta[t] = torch.exp(self.dist.mu_beta[t] + self.dist.sigma_beta(t) * eb)
+            elif mode == "median":
+                alpha[t], beta[t] = self.dist.mu_alpha[t].exp(), self.dist.mu_beta[t].exp()
+            elif mode == "mean":
+                alpha[t] = torch.exp(self.dist.mu_alpha[t] + self.dist.sigma_alpha(t) ** 2 / 2)
+                beta[t] = torch.exp(self.dist.mu_beta[t] + self.dist.sigma_beta(t) ** 2 / 2)
+            else:
+                raise ValueError(f"unknown derivation mode {mode!r}")
+        return derive(alpha, beta, self.cfg.steps, self.cfg.primitives, self.cfg.multiplier)
+
+    def sampled_genotypes(self, n: int = 100, seed: int = 0) -> list[Genotype]:
+        """Genotypes derived from n architectures sampled from the learned distribution."""
+        gen = torch.Generator().manual_seed(seed)
+        out = []
+        with torch.no_grad():
+            for _ in range(n):
+                eps = self.dist.noise(CELL_TYPES, False, gen)
+                out.append(self.genotype("sample", eps))
+        return out
+
+    def summary_row(self, epoch: int, acc: dict, seconds: float) -> dict:
+        n = max(acc.get("n", 0), 1)
+        row = {"epoch": epoch, "lr": self.w_opt.param_groups[0]["lr"], "train_loss": acc.get("loss", 0) / n,
+               "train_acc": acc.get("acc", 0) / n, "grad_norm": acc.get("gn", 0) / n}
+        na = acc.get("na", 0)
+        row["arch_loss"] = acc.get("arch_loss", 0) / na if na else None
+        row.update(self.evaluate())
+        row.update(self.dist.summary())
+        row["theta"] = self.dual.theta
+        row["log_lambda_star"] = self.log_lambda_star
+        if self.log_lambda is not None:
+            with torch.no_grad():
+                net = self.propagation().network
+                row["net_mu"], row["net_sigma"] = float(net.mu), float(net.sigma)
+                row["log_C"] = float(self.log_C)
+                if self.log_lambda_star is not None:
+                    row["c"] = float(self.constraint(net))
+                    row["prob_bound"] = float(net.log_cdf_at_log(self.log_lambda_star))
+                    row["empirical_prob"] = self.empirical_probability(1000, seed=epoch)
+        row["genotype"] = str(self.genotype())
+        row["seconds"] = round(seconds, 2)
+        return row
+
+    # ------------------------------------------------------------------ main loop
+    def set_lr(self, epoch: int) -> None:
+        cfg = self.cfg
+        lr = cfg.lr_min + (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
+        for g in self.w_opt.param_groups:
+            g["lr"] = lr
+
+    def fit(self, stop_after_steps: Optional[int] = None, callback: Optional[Callable[[dict], None]] = None) -> dict:
+        """Run (or resume) the search. ``stop_after_steps`` stops early after that many
+        iterations of this call, as a kill would (used by the resume tests)."""
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        t_start = time.time()
+        done_this_call = 0
+        steps_per_epoch = min(len(self.train_loader), len(self.arch_loader))
+        if cfg.max_steps_per_epoch:
+            steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+        while self.epoch < cfg.epochs:
+            epoch = self.epoch
+            self.set_lr(epoch)
+            t_epoch = time.time() - self._acc.get("seconds", 0.0)
+            bar = tqdm(total=steps_per_epoch, initial=self.step, desc=f"search epoch {epoch + 1}/{cfg.epochs}",
+                       disable=not self.progress, leave=False)
+            batches = zip(self.train_loader.epoch(epoch, self.step), self.arch_loader.epoch(epoch, self.step))
+            for (step, xw, yw), (_, xa, ya) in batches:
+                if step >= steps_per_epoch:
+                    break
+                if stop_after_steps is not None and done_this_call >= stop_after_steps:
+                    bar.close()
+                    return {"stopped": True, "epoch": epoch, "step": step}
+                s = self.train_step(epoch, step, xw, yw, xa, ya)
+                b = len(yw)
+                a = self._acc
+                a["loss"] = a.get("loss", 0.0) + s.loss * b
+                a["acc"] = a.get("acc", 0.0) + s.acc * b
+                a["gn"] = a.get("gn", 0.0) + s.grad_norm * b
+                a["n"] = a.get("n", 0) + b
+                if not math.isnan(s.arch_loss):
+                    a["arch_loss"] = a.get("arch_loss", 0.0) + s.arch_loss
+                    a["na"] = a.get("na", 0) + 1
+                self.step = step + 1
+                done_this_call += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{s.loss:.3f}", acc=f"{s.acc:.2f}", c=f"{s.c:.3f}", theta=f"{self.dual.theta:.3g}")
+                if self.run and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < steps_per_epoch:
+                    self._acc["seconds"] = time.time() - t_epoch
+                    self._save()
+            bar.close()
+            row = self.summary_row(epoch, self._acc, time.time() - t_epoch)
+            self.history.append(row)
+            self.epoch, self.step, self._acc = epoch + 1, 0, {}
+            if self.run:
+                self.run.rewrite_metrics(self.history)
+                self._save()
+            if callback:
+                callback(row)
+        return self.finish(time.time() - t_start)
+
+    def _save(self):
+        save_checkpoint(self.run.checkpoint, self.state_dict())
+        self.prov["wall_time_s"] = round(self.prov.get("wall_time_s", 0.0) + (time.time() - self.run.t0), 2)
+        self.run.t0 = time.time()
+        write_json(self.run.path / "provenance.json", self.prov)
+
+    def finish(self, seconds: float) -> dict:
+        g = self.genotype()
+        samples = self.sampled_genotypes(100, seed=self.cfg.seed)
+        result = {
+            "genotype": g.to_dict(),
+            "genotype_str": str(g),
+            "agreement": agreement(samples, g),
+            "final": self.history[-1] if self.history else None,
+            "arch": {t: {"mu_alpha": self.dist.mu_alpha[t].tolist(), "sigma_alpha": self.dist.sigma_alpha(t).tolist(),
+                         "mu_beta": self.dist.mu_beta[t].tolist(), "sigma_beta": self.dist.sigma_beta(t).tolist()}
+                     for t in CELL_TYPES},
+            "primitives": list(self.cfg.primitives),
+        }
+        if self.run:
+            write_json(self.run.path / "genotype.json", result)
+            self.prov = finish_provenance(self.prov, self.prov.get("wall_time_s", 0.0) + (time.time() - self.run.t0))
+            self.run.t0 = time.time()
+            write_json(self.run.path / "provenance.json", self.prov)
+        return result
+
+
+def search(cfg: SearchConfig, out=None, data_root=None, progress=True) -> dict:
+    return RACLSearch(cfg, out, data_root, progress).fit()
+
+
+def load_search(run_dir: str | Path, device="cpu") -> RACLSearch:
+    """Rebuild a search (supernet, distribution, dual) from a run directory's checkpoint."""
+    run_dir = Path(run_dir)
+    state = load_checkpoint(run_dir / "checkpoint.pt", device)
+    cfg = from_dict(SearchConfig, state["config"])
+    cfg.device = str(device)
+    s = RACLSearch(cfg, None, progress=False)
+    s.load_state_dict(state)
+    return s
