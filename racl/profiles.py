@@ -48,7 +48,7 @@ class SearchConfig:
     arch_betas: tuple = (0.5, 0.999)
     arch_warmup_epochs: int = 15  # PC-DARTS trains the weights alone for the first 15 epochs
     sigma_init: float = 0.1
-    mu_init: str = "darts"  # darts (1e-3 N(0,1)) | uniform (ln 1/O, ln 1/n_j)
+    mu_init: str = "uniform"  # uniform (ln 1/O, ln 1/n_j) | darts (1e-3 N(0,1))
     sample: bool = True  # False: no confidence learning (alpha = exp(mu), sigma fixed at 0)
     cell_sampling: str = "per_cell"  # per_cell | shared (one draw per cell type, DARTS-like)
     # Lipschitz bound
@@ -125,6 +125,8 @@ SEARCH_PROFILES: dict[str, SearchConfig] = {
 
 
 def get_profile(name: str, overrides: Optional[dict] = None, kind: str = "search"):
+    if kind == "train":
+        from . import training  # noqa: F401 - registers the training profiles
     table = {"search": SEARCH_PROFILES, "train": TRAIN_PROFILES}[kind]
     if name not in table:
         raise KeyError(f"unknown {kind} profile {name!r}; choose from {', '.join(table)}")

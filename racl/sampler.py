@@ -13,13 +13,16 @@ a sum and product of log-normals.
 ``deterministic`` gives the median exp(mu) (the default value from which the discrete cell
 is derived); ``mean`` gives exp(mu + sigma^2 / 2).
 
-Initialisation: mu = 1e-3 * N(0, 1), exactly as DARTS initialises its alpha logits, so that
-PC-DARTS' weight decay on the distribution parameters pulls mu back towards its initial
-value, as it pulls DARTS' logits towards the uniform softmax. (``mu_init="uniform"`` starts
-instead from ln(1/O) and ln(1/n_j), the averages a softmax would give; weight decay then pulls
-alpha *up* towards 1, against the constraint.) sigma starts at ``sigma_init``; weight decay
-is applied to sigma itself (towards 0, full confidence), not to ln sigma, which would pull
-sigma towards 1 (see :meth:`ArchDistribution.sigma_decay`).
+Initialisation (``mu_init="uniform"``, the default): mu_alpha = ln(1 / O) and mu_beta =
+ln(1 / n_j) for the n_j edges into node j, plus DARTS' 1e-3 Gaussian jitter, so the initial
+mixture is the average a softmax initialisation gives. (``mu_init="darts"`` starts at
+mu = 1e-3 N(0, 1), i.e. alpha ~ 1: the supernet then sums rather than averages its ops, and
+its inference-mode BN statistics lag so far behind that the evaluation loss explodes.)
+
+Weight decay (PC-DARTS applies 1e-3 to its logits, pulling them towards the uniform
+softmax) is applied to mu as a pull towards its initial value, and to sigma itself (towards
+0, full confidence), not to ln sigma, whose decay would pull sigma towards 1; see
+:meth:`ArchDistribution.decay`.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ class ArchDistribution(nn.Module):
         init_noise: float = 1e-3,
         learn_sigma: bool = True,
         generator: Optional[torch.Generator] = None,
-        mu_init: str = "darts",
+        mu_init: str = "uniform",
     ):
         super().__init__()
         self.steps, self.n_ops, self.learn_sigma = steps, n_ops, learn_sigma
@@ -85,6 +88,8 @@ class ArchDistribution(nn.Module):
         for t in CELL_TYPES:
             self.mu_alpha[t] = nn.Parameter(mu_a0 + init_noise * torch.randn(E, n_ops, generator=g))
             self.mu_beta[t] = nn.Parameter(mu_b + init_noise * torch.randn(E, generator=g))
+            self.register_buffer(f"mu_alpha0_{t}", self.mu_alpha[t].detach().clone())
+            self.register_buffer(f"mu_beta0_{t}", self.mu_beta[t].detach().clone())
             self.log_sigma_alpha[t] = nn.Parameter(torch.full((E, n_ops), log_s), requires_grad=learn_sigma)
             self.log_sigma_beta[t] = nn.Parameter(torch.full((E,), log_s), requires_grad=learn_sigma)
 
@@ -95,9 +100,15 @@ class ArchDistribution(nn.Module):
     def sigma_parameters(self):
         return list(self.log_sigma_alpha.values()) + list(self.log_sigma_beta.values())
 
-    def sigma_decay(self) -> torch.Tensor:
-        """sum of sigma^2 / 2 over all distribution scales: weight decay acting on sigma."""
-        return sum((p.exp() ** 2).sum() for p in self.sigma_parameters()) / 2
+    def decay(self, group: str) -> torch.Tensor:
+        """The weight-decay penalty of a parameter group: sum (mu - mu_init)^2 / 2 for ``mu``,
+        sum sigma^2 / 2 for ``sigma``."""
+        if group == "mu":
+            return sum(((self.mu_alpha[t] - getattr(self, f"mu_alpha0_{t}")) ** 2).sum()
+                       + ((self.mu_beta[t] - getattr(self, f"mu_beta0_{t}")) ** 2).sum() for t in CELL_TYPES) / 2
+        if group == "sigma":
+            return sum((p.exp() ** 2).sum() for p in self.sigma_parameters()) / 2
+        raise ValueError(f"unknown parameter group {group!r}")
 
     def sigma_alpha(self, t: str) -> torch.Tensor:
         return self.log_sigma_alpha[t].exp()

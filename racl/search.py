@@ -82,8 +82,8 @@ class RACLSearch:
         self.cell_group = None if cfg.cell_sampling == "per_cell" else [CELL_TYPES.index(t) for t in self.types]
         self.lip = LipschitzEstimator(cfg.op_constants, cfg.power_iterations, cfg.power_iterations_init, seed=cfg.seed)
         self.w_opt = torch.optim.SGD(self.model.parameters(), cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        self.mu_opt = torch.optim.Adam(self.dist.mu_parameters(), cfg.arch_lr, betas=cfg.arch_betas, weight_decay=cfg.arch_weight_decay)
-        # weight decay on sigma is added to the sigma objective (decay of sigma, not of ln sigma)
+        # weight decay enters the objectives (mu towards its initial value, sigma towards 0)
+        self.mu_opt = torch.optim.Adam(self.dist.mu_parameters(), cfg.arch_lr, betas=cfg.arch_betas)
         self.sigma_opt = torch.optim.Adam(self.dist.sigma_parameters(), cfg.arch_lr, betas=cfg.arch_betas) if cfg.sample else None
         self.dual = ADMMDual(cfg.rho, cfg.admm)
         self.log_lambda_star: Optional[float] = None if cfg.lambda_star is None else math.log(cfg.lambda_star)
@@ -263,15 +263,13 @@ class RACLSearch:
         if self.log_lambda_star is None:
             with torch.no_grad():
                 self.log_lambda_star = calibrate_log_lambda_star(self.propagation().network, cfg.eta, cfg.lambda_star_ratio)
-        groups = [(self.dist.mu_parameters(), self.mu_opt)]
+        groups = [("mu", self.dist.mu_parameters(), self.mu_opt)]
         if self.sigma_opt is not None:
-            groups.append((self.dist.sigma_parameters(), self.sigma_opt))
-        for params, opt in groups:
+            groups.append(("sigma", self.dist.sigma_parameters(), self.sigma_opt))
+        for group, params, opt in groups:
             arch = self.arch_weights(eps)
             val_total, _, _, _ = self.loss(xa, ya, arch)
-            objective = val_total
-            if opt is self.sigma_opt:
-                objective = objective + cfg.arch_weight_decay * self.dist.sigma_decay()
+            objective = val_total + cfg.arch_weight_decay * self.dist.decay(group)
             if cfg.use_constraint:
                 c = self.constraint(self.propagation().network)
                 objective = objective + self.dual.penalty(c)

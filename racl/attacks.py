@@ -1,0 +1,290 @@
+"""Attacks of the paper's evaluation (Sec. 4), one small class each with the same call:
+
+    x_adv = attack(model, x, y)          # x in [0, 1], model normalises inside
+
+White-box: FGSM, MIM (momentum iterative FGSM), PGD-k with random start, RFGSM (a random
+step then a gradient step), CW-L2 as the paper states it (1000 Adam steps, lr 0.01), CW-inf
+(PGD on the Carlini-Wagner margin loss, as robust-NAS papers also report), and AutoAttack.
+
+* FGSM, MIM, PGD, RFGSM and CW-L2 use torchattacks 3.5.1. Its CW loss is wrong when all
+  logits are negative (torchattacks issue #184): it takes the max of ``one_hot * logits``,
+  so an implicit 0 beats every negative logit. :class:`CW` overrides that loss with a masked
+  max; ``tests/test_attacks.py`` shows the difference.
+* AutoAttack numbers come from ``pyautoattack``, the original implementation (APGD-CE,
+  APGD-T, FAB-T, Square; 100 iterations, 5,000 Square queries). torchattacks' AutoAttack
+  runs 10 iterations per sub-attack; it is kept as ``autoattack_ta``, a cross-check only.
+
+Every bounded attack returns examples inside the l-inf ball of radius eps and inside [0, 1];
+:mod:`racl.evaluation` checks it for every batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def check_epsilon(eps: float) -> float:
+    if not (0.0 <= float(eps) <= 1.0):
+        raise ValueError(f"epsilon must lie in [0, 1] (inputs are in [0, 1]); got {eps}. "
+                         f"Write 8/255 as 0.0314, not 8.")
+    return float(eps)
+
+
+def cw_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """max_{i != y} z_i - z_y per example (positive when misclassified)."""
+    true = logits.gather(1, y[:, None]).squeeze(1)
+    other = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).amax(1)
+    return other - true
+
+
+def linf_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, steps: int,
+             loss: str | Callable = "ce", random_start: bool = True, generator: Optional[torch.Generator] = None,
+             start: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Projected gradient ascent in the l-inf ball around ``x`` (Madry et al.). ``loss`` is
+    ``"ce"``, ``"cw"`` (the margin, i.e. CW-inf) or a callable ``(logits, y) -> per-example
+    loss``. ``start`` overrides the starting point (default: x, plus uniform noise in the
+    ball with ``random_start``)."""
+    if loss == "ce":
+        loss_fn = lambda z, t: F.cross_entropy(z, t, reduction="none")  # noqa: E731
+    elif loss == "cw":
+        loss_fn = cw_margin
+    else:
+        loss_fn = loss
+    x = x.detach()
+    if start is not None:
+        x_adv = torch.min(torch.max(start.detach(), x - eps), x + eps).clamp(0, 1)
+    elif random_start:
+        noise = torch.rand(x.shape, generator=generator, dtype=x.dtype, device="cpu").to(x.device)
+        x_adv = (x + (2 * noise - 1) * eps).clamp(0, 1)
+    else:
+        x_adv = x.clone()
+    for _ in range(steps):
+        x_adv.requires_grad_(True)
+        with torch.enable_grad():
+            l = loss_fn(model(x_adv), y).sum()
+            (g,) = torch.autograd.grad(l, x_adv)
+        x_adv = x_adv.detach() + alpha * g.sign()
+        x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0, 1)
+    return x_adv.detach()
+
+
+@dataclass
+class Attack:
+    """Base: ``eps`` (l-inf radius), ``bounded`` (returns points in the eps-ball)."""
+
+    eps: float = 8 / 255
+    name: str = field(default="", init=False)
+    bounded: bool = field(default=True, init=False)
+
+    def __post_init__(self):
+        check_epsilon(self.eps)
+
+    def params(self) -> dict:
+        d = asdict(self)
+        d.pop("name", None)
+        d.pop("bounded", None)
+        return d
+
+    def __call__(self, model, x, y):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _ta():
+    import torchattacks
+
+    return torchattacks
+
+
+@dataclass
+class FGSM(Attack):
+    def __post_init__(self):
+        super().__post_init__()
+        self.name = "fgsm"
+
+    def __call__(self, model, x, y):
+        return _ta().FGSM(model, eps=self.eps)(x, y)
+
+
+@dataclass
+class RFGSM(Attack):
+    """A random step of size alpha then one gradient step of alpha (Tramer et al.'s R+FGSM
+    with alpha = eps / 2)."""
+
+    alpha: float = 4 / 255
+    steps: int = 1
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.name = "rfgsm"
+
+    def __call__(self, model, x, y):
+        return _ta().RFGSM(model, eps=self.eps, alpha=self.alpha, steps=self.steps)(x, y)
+
+
+@dataclass
+class MIM(Attack):
+    alpha: float = 2 / 255
+    steps: int = 20
+    decay: float = 1.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.name = f"mim{self.steps}"
+
+    def __call__(self, model, x, y):
+        return _ta().MIFGSM(model, eps=self.eps, alpha=self.alpha, steps=self.steps, decay=self.decay)(x, y)
+
+
+@dataclass
+class PGD(Attack):
+    alpha: float = 2 / 255
+    steps: int = 20
+    random_start: bool = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.name = f"pgd{self.steps}"
+
+    def __call__(self, model, x, y):
+        return _ta().PGD(model, eps=self.eps, alpha=self.alpha, steps=self.steps, random_start=self.random_start)(x, y)
+
+
+@dataclass
+class CWInf(Attack):
+    """PGD on the CW margin loss (the 'CW-inf' of robust-NAS papers)."""
+
+    alpha: float = 2 / 255
+    steps: int = 30
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.name = "cw_inf"
+
+    def __call__(self, model, x, y):
+        return linf_pgd(model, x, y, self.eps, self.alpha, self.steps, loss="cw")
+
+
+def _fixed_cw_class():
+    ta = _ta()
+
+    class FixedCW(ta.CW):
+        """torchattacks' CW with the loss of issue #184 corrected (masked max)."""
+
+        def f(self, outputs, labels):
+            margin = cw_margin(outputs, labels)  # other - real
+            if self.targeted:
+                return torch.clamp(margin, min=-self.kappa)
+            return torch.clamp(-margin, min=-self.kappa)
+
+    return FixedCW
+
+
+@dataclass
+class CW(Attack):
+    """Carlini-Wagner L2 (unbounded in l-inf: ``bounded`` is False) with Adam, as the paper
+    states it (1000 steps, lr 0.01; c and kappa are torchattacks' defaults, 1 and 0)."""
+
+    c: float = 1.0
+    kappa: float = 0.0
+    steps: int = 1000
+    lr: float = 0.01
+    fixed_loss: bool = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.name = "cw"
+        self.bounded = False
+
+    def __call__(self, model, x, y):
+        cls = _fixed_cw_class() if self.fixed_loss else _ta().CW
+        return cls(model, c=self.c, kappa=self.kappa, steps=self.steps, lr=self.lr)(x, y)
+
+
+@dataclass
+class AutoAttack(Attack):
+    """The original AutoAttack (pyautoattack), ``standard`` version by default."""
+
+    version: str = "standard"
+    seed: int = 0
+    batch_size: int = 250
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.name = "autoattack"
+
+    def __call__(self, model, x, y):
+        import logging
+
+        from pyautoattack import AutoAttack as AA
+
+        logging.getLogger("auto-attack").setLevel(logging.WARNING)
+        dev = next(model.parameters()).device
+        aa = AA(model, eps=self.eps, norm="Linf", version=self.version, device=dev, seed=self.seed)
+        aa.verbose = False
+        n_classes = model(x[:1]).shape[1]
+        if n_classes < 10 and self.version == "standard":  # APGD-T / FAB-T use 9 target classes
+            aa.apgd_targeted.n_target_classes = n_classes - 1
+            aa.fab.n_target_classes = n_classes - 1
+        return aa.run_standard_evaluation(x, y, batch_size=self.batch_size)
+
+
+@dataclass
+class AutoAttackTA(Attack):
+    """torchattacks' AutoAttack (10 iterations per sub-attack): a cross-check only."""
+
+    seed: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.name = "autoattack_ta"
+
+    def __call__(self, model, x, y):
+        n_classes = model(x[:1]).shape[1]
+        return _ta().AutoAttack(model, norm="Linf", eps=self.eps, version="standard", n_classes=n_classes, seed=self.seed)(x, y)
+
+
+@dataclass
+class RandomNoise(Attack):
+    """Uniform noise in the eps-ball: the weakest 'attack', for the sanity checks."""
+
+    seed: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.name = "noise"
+
+    def __call__(self, model, x, y):
+        g = torch.Generator().manual_seed(self.seed)
+        noise = (2 * torch.rand(x.shape, generator=g) - 1).to(x) * self.eps
+        return (x + noise).clamp(0, 1)
+
+
+def make_attack(name: str, eps: float = 8 / 255, **kw) -> Attack:
+    """An attack from its short name: fgsm, rfgsm, mim, mimN, pgdN, cw, cw_inf, autoattack,
+    autoattack_ta, noise."""
+    n = name.lower()
+    if n == "fgsm":
+        return FGSM(eps, **kw)
+    if n == "rfgsm":
+        return RFGSM(eps, **{"alpha": eps / 2, **kw})
+    if n.startswith("mim"):
+        steps = int(n[3:]) if n[3:] else kw.pop("steps", 20)
+        return MIM(eps, **{"steps": steps, **kw})
+    if n.startswith("pgd") and n[3:].isdigit():
+        return PGD(eps, **{"steps": int(n[3:]), **kw})
+    if n == "cw":
+        return CW(eps, **kw)
+    if n in ("cw_inf", "cwinf", "cw-inf"):
+        return CWInf(eps, **kw)
+    if n in ("autoattack", "aa"):
+        return AutoAttack(eps, **kw)
+    if n == "autoattack_ta":
+        return AutoAttackTA(eps, **kw)
+    if n == "noise":
+        return RandomNoise(eps, **kw)
+    raise KeyError(f"unknown attack {name!r}; known: fgsm, rfgsm, mim[N], pgdN, cw, cw_inf, autoattack, autoattack_ta, noise")

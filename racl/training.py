@@ -1,0 +1,374 @@
+"""Adversarial retraining of searched cells and of human designs (paper Sec. 4.1).
+
+Three objectives, each with its balance hyperparameter ``beta`` (the paper: 6, following MART):
+
+* ``pgd``: Madry et al., CE on l-inf PGD examples (random start);
+* ``trades``: CE(f(x), y) + beta * KL(f(x) || f(x')), x' maximising the KL (Zhang et al.);
+* ``mart``: BCE(f(x'), y) + beta * KL(f(x) || f(x')) * (1 - p_y(x)) on PGD examples (Wang et al.).
+
+Paper settings (the ``paper`` profile): eps = 8/255 with 10 steps of 2/255 on CIFAR, eps =
+4/255 with 6 steps of 2/255 on Tiny-ImageNet; SGD lr 0.1, momentum 0.9, wd 2e-4, gradient
+norm clipped at 5, batch 128, 100 epochs. The learning-rate schedule is not given; we use
+the TRADES / MART one: lr / 10 at 75% and again at 90% of training (``lr_schedule="step"``),
+with ``cosine`` as the alternative. Adversarial examples for training are crafted with the
+model in inference mode (BN running statistics), as the TRADES and MART code does.
+
+Each epoch ends with clean and PGD accuracy on a held-out slice of the training set (not
+used for training or model selection), a metrics row and a checkpoint; a run started again
+in the same directory resumes, and every random draw is keyed by (seed, epoch, step), so the
+resumed run reaches the same weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .attacks import check_epsilon, linf_pgd
+from .data import Loader, batch_seed, load_dataset, split_indices
+from .networks import build_model, count_parameters
+from .profiles import TRAIN_PROFILES, _check_choice, from_dict, to_dict
+from .records import (CheckpointError, NonFiniteLossError, RunDir, finish_provenance, load_checkpoint, provenance,
+                      read_json, resolve_device, save_checkpoint, write_json)
+
+
+@dataclass
+class TrainConfig:
+    """Adversarial training. Defaults are the ``paper`` profile (CIFAR)."""
+
+    profile: str = "paper"
+    dataset: str = "cifar10"
+    seed: int = 0
+    arch: str = "RACL"  # a genotype name / file / string, or resnet18, resnet50, wrn28_10, densenet121, resnet110
+    init_channels: int = 36
+    layers: int = 20
+    auxiliary: bool = False
+    auxiliary_weight: float = 0.4
+    drop_path_prob: float = 0.0
+    method: str = "pgd"  # pgd | trades | mart
+    beta: float = 6.0
+    epsilon: float = 8 / 255
+    step_size: float = 2 / 255
+    attack_steps: int = 10
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 2e-4
+    grad_clip: float = 5.0
+    lr_schedule: str = "step"  # step (lr/10 at 75% and 90%) | cosine
+    augment: bool = True
+    max_train_images: Optional[int] = None
+    val_images: int = 1000  # held-out slice of the training set
+    val_attack_steps: int = 10
+    checkpoint_every: int = 0
+    device: str = "auto"
+
+    def validate(self) -> "TrainConfig":
+        _check_choice("method", self.method, ("pgd", "trades", "mart"))
+        _check_choice("lr_schedule", self.lr_schedule, ("step", "cosine"))
+        check_epsilon(self.epsilon)
+        check_epsilon(self.step_size)
+        if self.epochs < 1 or self.batch_size < 1 or self.attack_steps < 0:
+            raise ValueError("epochs and batch_size must be positive and attack_steps non-negative")
+        if self.val_images < 0:
+            raise ValueError("val_images must be non-negative")
+        return self
+
+    def for_dataset(self) -> "TrainConfig":
+        """Tiny-ImageNet's attack budget (eps 4/255, 6 steps) when the CIFAR one is untouched."""
+        if self.dataset in ("tinyimagenet", "tiny-imagenet") and self.epsilon == 8 / 255 and self.attack_steps == 10:
+            self.epsilon, self.attack_steps = 4 / 255, 6
+        return self
+
+
+TRAIN_PROFILES.update({
+    "paper": TrainConfig(),
+    # <= 30 minutes per model on 2 CPU cores: an 8-cell, 16-channel network on the 5,482
+    # real CIFAR-10 images, PGD-3 training, 10 epochs (the paper's code path, less of it)
+    "mini": TrainConfig(profile="mini", dataset="cifar10-mini", init_channels=16, layers=8, attack_steps=3,
+                        step_size=3 / 255, epochs=10, batch_size=64, lr=0.05, val_images=500, val_attack_steps=10,
+                        checkpoint_every=20),
+    # seconds: a 3-cell, 8-channel network on synthetic 16x16 images
+    "smoke": TrainConfig(profile="smoke", dataset="synthetic", init_channels=8, layers=3, attack_steps=2,
+                         step_size=4 / 255, epochs=2, batch_size=32, lr=0.05, max_train_images=384, val_images=64,
+                         val_attack_steps=3),
+})
+
+
+# ---------------------------------------------------------------------- objectives
+def trades_attack(model, x, eps, alpha, steps, generator=None):
+    """TRADES' inner maximisation: PGD on KL(f(x) || f(x')) from x + 0.001 N(0, 1)."""
+    with torch.no_grad():
+        p_clean = F.softmax(model(x), 1)
+    noise = torch.randn(x.shape, generator=generator).to(x)
+
+    def kl(logits, _y):
+        return F.kl_div(F.log_softmax(logits, 1), p_clean, reduction="none").sum(1)
+
+    return linf_pgd(model, x, None, eps, alpha, steps, loss=kl, start=x + 0.001 * noise)
+
+
+def adversarial_loss(method: str, model: nn.Module, x, y, x_adv, beta: float) -> torch.Tensor:
+    if method == "pgd":
+        return F.cross_entropy(model(x_adv), y)
+    logits = model(x)
+    logits_adv = model(x_adv)
+    if method == "trades":
+        kl = F.kl_div(F.log_softmax(logits_adv, 1), F.softmax(logits, 1), reduction="batchmean")
+        return F.cross_entropy(logits, y) + beta * kl
+    # MART
+    p_adv = F.softmax(logits_adv, 1)
+    top2 = p_adv.argsort(1)[:, -2:]
+    new_y = torch.where(top2[:, -1] == y, top2[:, -2], top2[:, -1])
+    bce = F.cross_entropy(logits_adv, y) + F.nll_loss(torch.log(1.0001 - p_adv + 1e-12), new_y)
+    p_nat = F.softmax(logits, 1)
+    true_prob = p_nat.gather(1, y[:, None]).squeeze(1)
+    kl = (F.kl_div(torch.log(p_adv + 1e-12), p_nat, reduction="none").sum(1) * (1.0000001 - true_prob)).mean()
+    return bce + beta * kl
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, loader: Loader, attack: Optional[Callable] = None) -> tuple[float, int]:
+    model.eval()
+    correct = n = 0
+    for x, y in loader:
+        if attack is not None:
+            with torch.enable_grad():
+                x = attack(model, x, y)
+        correct += (model(x).argmax(1) == y).sum().item()
+        n += len(y)
+    return correct / max(n, 1), n
+
+
+class AdversarialTrainer:
+    def __init__(self, cfg: TrainConfig, out: Optional[str | Path] = None, data_root=None, progress: bool = True):
+        self.cfg = cfg.validate()
+        self.device = resolve_device(cfg.device)
+        self.progress = progress
+        self.run = RunDir(out) if out else None
+        torch.manual_seed(cfg.seed)
+        train = load_dataset(cfg.dataset, "train", data_root)
+        if cfg.max_train_images:
+            train = train.subset(torch.arange(min(cfg.max_train_images, len(train))))
+        if cfg.val_images >= len(train):
+            raise ValueError(f"val_images={cfg.val_images} leaves nothing to train on ({len(train)} images)")
+        val_idx, tr_idx = split_indices(len(train), cfg.val_images / len(train), cfg.seed)
+        self.data = train
+        self.train_loader = Loader(train.subset(tr_idx), cfg.batch_size, True, cfg.augment, cfg.seed, self.device, True, stream=5)
+        self.val_loader = Loader(train.subset(val_idx), 256, False, False, cfg.seed, self.device)
+        self.model = build_model(cfg.arch, train.num_classes, train.image_size, cfg.init_channels, cfg.layers,
+                                 cfg.auxiliary, cfg.drop_path_prob, train.mean, train.std).to(self.device)
+        self.n_params = count_parameters(self.model)
+        self.opt = torch.optim.SGD(self.model.parameters(), cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        self.epoch, self.step, self.history, self._acc = 0, 0, [], {}
+        self._resumed = False
+        if self.run is not None:
+            self._prepare_run_dir()
+
+    # ---------------------------------------------------------------- run directory
+    def _prepare_run_dir(self):
+        if self.run.checkpoint.exists():
+            state = load_checkpoint(self.run.checkpoint, self.device)
+            if state.get("kind") != "racl-train":
+                raise CheckpointError(f"{self.run.checkpoint} is a {state.get('kind')!r} checkpoint, not a training run")
+            skip = {"checkpoint_every", "device"}
+            old = {k: v for k, v in state["config"].items() if k not in skip}
+            new = {k: v for k, v in to_dict(self.cfg).items() if k not in skip}
+            if old != new:
+                diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                raise CheckpointError(f"{self.run.path} holds a training run with another config (differs in: "
+                                      f"{', '.join(diff)}); use another --out or delete the directory")
+            self.load_state_dict(state)
+            self._resumed = True
+        prov_path = self.run.path / "provenance.json"
+        self.prov = read_json(prov_path) if (self._resumed and prov_path.exists()) else None
+        if self.prov is None:
+            self.prov = provenance(self.cfg.profile, self.cfg.dataset, self.cfg.seed, self.device, arch=self.cfg.arch,
+                                   n_params=self.n_params, data_source=self.data.source, n_train_images=len(self.data))
+            self.prov["wall_time_s"] = 0.0
+        write_json(self.run.path / "config.json", to_dict(self.cfg))
+        write_json(prov_path, self.prov)
+
+    def state_dict(self) -> dict:
+        return {"kind": "racl-train", "config": to_dict(self.cfg), "epoch": self.epoch, "step": self.step,
+                "model": self.model.state_dict(), "opt": self.opt.state_dict(), "history": self.history,
+                "acc": self._acc, "n_params": self.n_params, "num_classes": self.data.num_classes,
+                "image_size": self.data.image_size, "mean": list(self.data.mean), "std": list(self.data.std)}
+
+    def load_state_dict(self, s: dict) -> None:
+        try:
+            self.model.load_state_dict(s["model"])
+        except RuntimeError as e:
+            raise CheckpointError(f"checkpoint weights do not fit architecture {self.cfg.arch!r}: {e}") from e
+        self.opt.load_state_dict(s["opt"])
+        self.epoch, self.step = s["epoch"], s["step"]
+        self.history, self._acc = list(s["history"]), dict(s["acc"])
+
+    # ---------------------------------------------------------------- training
+    def lr_at(self, epoch: int) -> float:
+        cfg = self.cfg
+        if cfg.lr_schedule == "cosine":
+            return cfg.lr * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
+        lr = cfg.lr
+        if epoch >= int(0.75 * cfg.epochs):
+            lr /= 10
+        if epoch >= int(0.9 * cfg.epochs):
+            lr /= 10
+        return lr
+
+    def craft(self, x, y, gen):
+        cfg = self.cfg
+        self.model.eval()
+        if cfg.method == "trades":
+            x_adv = trades_attack(self.model, x, cfg.epsilon, cfg.step_size, cfg.attack_steps, gen)
+        else:
+            x_adv = linf_pgd(self.model, x, y, cfg.epsilon, cfg.step_size, cfg.attack_steps, "ce", True, gen)
+        self.model.train()
+        return x_adv
+
+    def train_step(self, epoch: int, step: int, x, y) -> tuple[float, float]:
+        cfg = self.cfg
+        key = batch_seed(cfg.seed, 6, epoch, step)
+        gen = torch.Generator().manual_seed(key)
+        torch.manual_seed(key)  # drop-path masks
+        x_adv = self.craft(x, y, gen)
+        self.model.train()
+        loss = adversarial_loss(cfg.method, self.model, x, y, x_adv, cfg.beta)
+        if cfg.auxiliary and getattr(self.model, "aux_logits", None) is not None:
+            loss = loss + cfg.auxiliary_weight * F.cross_entropy(self.model.aux_logits, y)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"non-finite training loss {loss.item()} at epoch {epoch}, step {step}; "
+                                     f"the last good checkpoint is kept")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        with torch.no_grad():
+            self.model.eval()
+            acc = (self.model(x_adv).argmax(1) == y).float().mean().item()
+        return loss.item(), acc
+
+    def validate(self, epoch: int) -> dict:
+        cfg = self.cfg
+        clean, n = accuracy(self.model, self.val_loader)
+        gen_seed = batch_seed(cfg.seed, 7, epoch)
+        pgd = lambda m, x, y: linf_pgd(m, x, y, cfg.epsilon, cfg.step_size, cfg.val_attack_steps, "ce", True,  # noqa: E731
+                                       torch.Generator().manual_seed(gen_seed))
+        robust, _ = accuracy(self.model, self.val_loader, pgd)
+        return {"val_clean_acc": clean, f"val_pgd{cfg.val_attack_steps}_acc": robust, "val_n": n}
+
+    def fit(self, stop_after_steps: Optional[int] = None, callback=None) -> dict:
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        done = 0
+        n_steps = len(self.train_loader)
+        while self.epoch < cfg.epochs:
+            epoch = self.epoch
+            for g in self.opt.param_groups:
+                g["lr"] = self.lr_at(epoch)
+            t_epoch = time.time() - self._acc.get("seconds", 0.0)
+            bar = tqdm(total=n_steps, initial=self.step, desc=f"{cfg.arch} {cfg.method} epoch {epoch + 1}/{cfg.epochs}",
+                       disable=not self.progress, leave=False)
+            for step, x, y in self.train_loader.epoch(epoch, self.step):
+                if stop_after_steps is not None and done >= stop_after_steps:
+                    bar.close()
+                    return {"stopped": True, "epoch": epoch, "step": step}
+                loss, acc = self.train_step(epoch, step, x, y)
+                a = self._acc
+                a["loss"] = a.get("loss", 0.0) + loss * len(y)
+                a["acc"] = a.get("acc", 0.0) + acc * len(y)
+                a["n"] = a.get("n", 0) + len(y)
+                self.step, done = step + 1, done + 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", adv_acc=f"{acc:.2f}")
+                if self.run and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < n_steps:
+                    self._acc["seconds"] = time.time() - t_epoch
+                    self._save()
+            bar.close()
+            a = self._acc
+            row = {"epoch": epoch, "lr": self.lr_at(epoch), "train_loss": a.get("loss", 0) / max(a.get("n", 1), 1),
+                   "train_adv_acc": a.get("acc", 0) / max(a.get("n", 1), 1)}
+            row.update(self.validate(epoch))
+            row["seconds"] = round(time.time() - t_epoch, 2)
+            self.history.append(row)
+            self.epoch, self.step, self._acc = epoch + 1, 0, {}
+            if self.run:
+                self.run.rewrite_metrics(self.history)
+                self._save()
+            if callback:
+                callback(row)
+        if self.run:
+            self.prov = finish_provenance(self.prov, self.prov.get("wall_time_s", 0.0) + (time.time() - self.run.t0))
+            self.run.t0 = time.time()
+            write_json(self.run.path / "provenance.json", self.prov)
+        return {"final": self.history[-1] if self.history else None, "n_params": self.n_params}
+
+    def _save(self):
+        save_checkpoint(self.run.checkpoint, self.state_dict())
+        self.prov["wall_time_s"] = round(self.prov.get("wall_time_s", 0.0) + (time.time() - self.run.t0), 2)
+        self.run.t0 = time.time()
+        write_json(self.run.path / "provenance.json", self.prov)
+
+
+def load_trained(path: str | Path, device="cpu") -> tuple[nn.Module, dict]:
+    """The model of a training run (its directory or checkpoint) and the checkpoint's metadata."""
+    p = Path(path)
+    ckpt = p / "checkpoint.pt" if p.is_dir() else p
+    if not ckpt.exists():
+        raise CheckpointError(f"no checkpoint at {ckpt}")
+    state = load_checkpoint(ckpt, device)
+    if state.get("kind") != "racl-train":
+        raise CheckpointError(f"{ckpt} is a {state.get('kind')!r} checkpoint, not a trained model")
+    cfg = from_dict(TrainConfig, state["config"])
+    model = build_model(cfg.arch, state["num_classes"], state["image_size"], cfg.init_channels, cfg.layers,
+                        cfg.auxiliary, 0.0, tuple(state["mean"]), tuple(state["std"])).to(device)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{ckpt}: weights do not fit architecture {cfg.arch!r}: {e}") from e
+    model.eval()
+    return model, {"config": to_dict(cfg), "epoch": state["epoch"], "n_params": state["n_params"],
+                   "complete": state["epoch"] >= cfg.epochs, "history": state["history"]}
+
+
+def add_train_parser(sub, common, make_config):
+    p = sub.add_parser("train", help="adversarially train a searched cell or a human-designed network")
+    common(p, "train")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--genotype", help="genotype name (RACL, DARTS_V2, PC_DARTS...), JSON/text file or string")
+    g.add_argument("--arch", help="human design: resnet18, resnet50, wrn28_10, densenet121, resnet110")
+    p.add_argument("--method", choices=["pgd", "trades", "mart"])
+    p.add_argument("--out", required=True)
+
+    def run(args):
+        import sys
+
+        if args.genotype or args.arch:
+            args.set = (args.set or []) + [f"arch={args.genotype or args.arch}"]
+        if args.method:
+            args.set = (args.set or []) + [f"method={args.method}"]
+        cfg = make_config(args, "train").for_dataset()
+        from .genotypes import GenotypeError, load_genotype
+        from .networks import HUMAN_ARCHS, ARCH_ALIASES
+
+        key = ARCH_ALIASES.get(cfg.arch.lower(), cfg.arch.lower())
+        if key not in HUMAN_ARCHS:
+            load_genotype(cfg.arch)  # fail early with the genotype's own message
+        t = AdversarialTrainer(cfg, args.out, args.data_root, progress=not args.no_progress)
+        if t._resumed:
+            print(f"resuming {args.out} at epoch {t.epoch + 1}, step {t.step}", file=sys.stderr)
+        res = t.fit()
+        print(f"{cfg.arch}: {t.n_params / 1e6:.3f}M params; final {res['final']}")
+        return 0
+
+    p.set_defaults(func=run)
