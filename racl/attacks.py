@@ -230,7 +230,8 @@ class AutoAttack(Attack):
         if n_classes < 10 and self.version == "standard":  # APGD-T / FAB-T use 9 target classes
             aa.apgd_targeted.n_target_classes = n_classes - 1
             aa.fab.n_target_classes = n_classes - 1
-        return aa.run_standard_evaluation(x, y, batch_size=self.batch_size)
+        out = aa.run_standard_evaluation(x, y, batch_size=self.batch_size)
+        return out[0] if isinstance(out, tuple) else out  # pyautoattack returns (x_adv, y_adv)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Command line: ``python -m racl {search,derive,train,evaluate,genotype} ...``."""
+"""Command line: ``python -m racl {search,derive,genotype,train,evaluate,reproduce} ...``."""
 
 from __future__ import annotations
 
@@ -112,14 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draw")
     p.set_defaults(func=cmd_genotype)
 
-    try:
-        from .training import add_train_parser
-        from .evaluation import add_evaluate_parser
+    from .evaluation import add_evaluate_parser
+    from .reproduce import add_reproduce_parser
+    from .training import add_train_parser
 
-        add_train_parser(sub, _common, _config)
-        add_evaluate_parser(sub)
-    except ImportError:  # pragma: no cover - parts not written yet
-        pass
+    add_train_parser(sub, _common, _config)
+    add_evaluate_parser(sub)
+    add_reproduce_parser(sub)
     return ap
 
 

@@ -125,3 +125,22 @@ def empirical_ratio(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
         num = (f(x) - f(y)).flatten(1).norm(dim=1)
         den = (x - y).flatten(1).norm(dim=1)
     return num / den
+
+
+def jacobian_norm(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, n_iter: int = 20, seed: int = 0) -> torch.Tensor:
+    """Spectral norm of the input Jacobian of ``f`` at each example of ``x``: the local
+    Lipschitz constant there, a *lower* bound on the global one. ``f`` must act on each
+    example separately (a model in inference mode). Power iteration with forward- and
+    reverse-mode products (J v by ``torch.func.jvp``, J^T u by ``torch.func.vjp``)."""
+    from torch.func import jvp, vjp
+
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randn(x.shape, generator=g, dtype=x.dtype).to(x.device)
+    v = v / v.flatten(1).norm(dim=1).view(-1, *[1] * (x.dim() - 1))
+    for _ in range(n_iter):
+        _, u = jvp(f, (x,), (v,))
+        _, back = vjp(f, x)
+        (w,) = back(u)
+        v = w / w.flatten(1).norm(dim=1).clamp_min(1e-30).view(-1, *[1] * (x.dim() - 1))
+    _, u = jvp(f, (x,), (v,))
+    return u.flatten(1).norm(dim=1).detach()

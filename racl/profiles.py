@@ -64,6 +64,7 @@ class SearchConfig:
     rho: float = 1e-3
     lambda_star: Optional[float] = None  # None: calibrated (see racl.constraint)
     lambda_star_ratio: float = 1.0
+    bn_recalibration_batches: int = 10  # BN statistics re-estimated over N batches before lambda* is set
     constraint_form: str = "std"  # std | paper_variance
     admm: str = "inequality"  # inequality | equality
     # lower bound term (Eq. 16)

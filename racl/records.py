@@ -79,6 +79,7 @@ def provenance(profile: str, dataset: str, seed: int, device=None, **extra) -> d
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__},
         "code": code_version(),
         "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "load_avg_start": _loadavg(),
         **extra,
     }
 
@@ -156,8 +157,17 @@ class RunDir:
         return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
 
 
+def _loadavg():
+    """1-minute load average: a wall time measured on a busy machine says so."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
 def finish_provenance(prov: dict, wall_time_s: float) -> dict:
     prov = dict(prov)
+    prov["load_avg_end"] = _loadavg()
     prov["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     prov["wall_time_s"] = round(wall_time_s, 2)
     return prov

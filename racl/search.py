@@ -256,6 +256,11 @@ class RACLSearch:
         if epoch < cfg.arch_warmup_epochs:
             return stats
         # architecture step: mu with sigma fixed, then sigma with mu fixed
+        if self.log_lambda_star is None and cfg.bn_recalibration_batches:
+            # lambda* is set now: measure the bound with current BN statistics
+            batches = (x for i, (_, x, _) in zip(range(cfg.bn_recalibration_batches), self.train_loader.epoch(epoch, 0)))
+            self.model.recalibrate_bn(batches, self.arch_weights(None))
+            self.log_lambda = None
         if self.log_lambda is None or self._arch_steps % cfg.lipschitz_every == 0:
             self.refresh_lipschitz()
         self._arch_steps += 1

@@ -141,6 +141,22 @@ class SuperNet(nn.Module):
         self._pool_hw = s1.shape[-1] * s1.shape[-2]
         return self.classifier(self.global_pooling(s1).flatten(1))
 
+    @torch.no_grad()
+    def recalibrate_bn(self, batches, arch: ArchSample) -> None:
+        """Re-estimate every BN's running statistics as the exact average over ``batches``
+        (reset, then cumulative averaging). The op constants use inference-mode BN, whose
+        running statistics lag behind the weights early in training; this makes them current."""
+        bns = [m for m in self.modules() if isinstance(m, nn.BatchNorm2d)]
+        saved = [m.momentum for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+        self.train()
+        for x in batches:
+            self(x, arch)
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
+
     # ---------------------------------------------------------------- Lipschitz (Sec. 3.2)
     def log_lambdas(self, est: LipschitzEstimator) -> torch.Tensor:
         """ln lambda of every op of every cell, shape (cells, E, O); -inf for the zero op.

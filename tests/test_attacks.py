@@ -1,0 +1,139 @@
+"""Attacks and evaluation: eps-ball, effectiveness, AutoAttack, the CW fix, sanity checks."""
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from racl.attacks import CW, cw_margin, linf_pgd, make_attack
+from racl.data import load_dataset
+from racl.evaluation import EvalConfig, evaluate, get_eval_profile, run_attack, sweep, transfer_matrix
+from racl.supernet import Normalize
+
+BOUNDED = ["fgsm", "rfgsm", "mim20", "pgd20", "cw_inf", "noise"]
+
+
+class SmallCNN(nn.Module):
+    def __init__(self, quantize: int = 0):
+        super().__init__()
+        self.quantize = quantize
+        self.normalize = Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+        self.net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                 nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                                 nn.Flatten(), nn.Linear(128, 10))
+
+    def forward(self, x):
+        if self.quantize:  # non-differentiable input quantisation: a gradient-masking "defence"
+            x = torch.round(x * self.quantize) / self.quantize
+        return self.net(self.normalize(x))
+
+
+@pytest.fixture(scope="module")
+def data(shared_data):
+    """Real CIFAR-10 images (an undefended network on them is easy to attack; the synthetic
+    templates are separable by more than 8/255)."""
+    tr = load_dataset("cifar10-mini", "train", shared_data)
+    te = load_dataset("cifar10-mini", "test", shared_data)
+    return (tr.x.float() / 255, tr.y), (te.x[:256].float() / 255, te.y[:256])
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    (x, y), _ = data
+    torch.manual_seed(0)
+    m = SmallCNN()
+    opt = torch.optim.Adam(m.parameters(), 3e-3)
+    for _ in range(6):
+        for i in range(0, len(y), 64):
+            opt.zero_grad()
+            F.cross_entropy(m(x[i : i + 64]), y[i : i + 64]).backward()
+            opt.step()
+    return m.eval()
+
+
+def test_the_undefended_model_is_accurate(model, data):
+    _, (x, y) = data
+    with torch.no_grad():
+        assert (model(x).argmax(1) == y).float().mean() > 0.35  # chance is 0.1
+
+
+@pytest.mark.parametrize("name", BOUNDED)
+def test_attacks_stay_in_the_eps_ball_and_in_range(model, data, name):
+    _, (x, y) = data
+    eps = 8 / 255
+    res = run_attack(model, make_attack(name, eps), x[:64], y[:64])
+    assert res["in_eps_ball"] and res["in_range"]
+    assert res["max_linf"] <= eps + 1e-6
+
+
+def test_pgd_drives_an_undefended_model_near_zero(model, data):
+    _, (x, y) = data
+    assert run_attack(model, make_attack("pgd20", 8 / 255), x, y)["acc"] < 0.05
+    assert run_attack(model, make_attack("fgsm", 8 / 255), x, y)["acc"] < 0.5
+
+
+def test_autoattack_runs_via_pyautoattack(model, data):
+    _, (x, y) = data
+    res = run_attack(model, make_attack("autoattack", 8 / 255, seed=0), x[:32], y[:32])
+    assert res["in_eps_ball"] and res["acc"] <= 0.05
+    assert res["params"]["version"] == "standard"
+
+
+def test_cw_loss_fix_matters_when_all_logits_are_negative():
+    import torchattacks
+
+    logits = torch.tensor([[-1.0, -3.0, -2.0]])
+    y = torch.tensor([0])
+    assert cw_margin(logits, y).item() == pytest.approx(-1.0)  # max other (-2) - true (-1)
+    broken = torchattacks.CW(nn.Identity(), c=1).f(logits, y)
+    from racl.attacks import _fixed_cw_class
+
+    fixed = _fixed_cw_class()(nn.Identity(), c=1).f(logits, y)
+    # the true class wins by 1: the untargeted CW objective is clamp(real - other, -kappa) = 1
+    assert fixed.item() == pytest.approx(1.0)
+    assert broken.item() != pytest.approx(1.0)  # torchattacks #184: 0 beats every negative logit
+
+
+def test_cw_l2_attack_succeeds(model, data):
+    _, (x, y) = data
+    res = run_attack(model, make_attack("cw", 8 / 255, steps=50, lr=0.05), x[:32], y[:32])
+    assert res["acc"] < 0.5 and "in_eps_ball" not in res  # unbounded in l-inf
+
+
+def test_bad_epsilon_is_refused():
+    for bad in (8, -0.1, 1.5):
+        with pytest.raises(ValueError, match=r"epsilon must lie in \[0, 1\]"):
+            make_attack("pgd20", bad)
+    with pytest.raises(ValueError):
+        EvalConfig(epsilon=8).validate()
+    with pytest.raises(KeyError, match="unknown attack"):
+        make_attack("deepfool")
+
+
+def test_sweeps_and_transfer(model, data):
+    _, (x, y) = data
+    s = sweep(model, x[:64], y[:64], "eps", (0.0, 0.02, 0.05), "fgsm")
+    assert s[0]["acc"] >= s[-1]["acc"]
+    torch.manual_seed(1)
+    other = SmallCNN().eval()
+    m = transfer_matrix({"a": model, "b": other}, x[:64], y[:64], make_attack("pgd10", 8 / 255))
+    assert set(m) == {"a", "b"} and m["a"]["a"] < 0.1
+
+
+def test_sanity_checks_pass_on_a_normal_model(model, data):
+    _, (x, y) = data
+    cfg = get_eval_profile("smoke", attacks=("fgsm", "pgd20"), n=128)
+    rec = evaluate(model, x, y, cfg)
+    failed = [k for k, v in rec["sanity"].items() if not v["passed"]]
+    assert rec["sanity_passed"], failed
+
+
+def test_sanity_checks_catch_gradient_masking(model, data):
+    _, (x, y) = data
+    masked = SmallCNN(quantize=4).eval()
+    masked.load_state_dict(model.state_dict())
+    cfg = get_eval_profile("smoke", attacks=("fgsm", "pgd20"), n=128)
+    rec = evaluate(masked, x, y, cfg, source=model)
+    assert not rec["sanity_passed"]
+    assert not rec["sanity"]["gradients_nonzero"]["passed"]
+    assert not rec["sanity"]["white_box_beats_transfer"]["passed"]  # transfer from the clean twin works better

@@ -1,0 +1,106 @@
+"""Adversarial training: objectives, resume after a stop, bad input, evaluation CLI."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from racl.genotypes import GenotypeError
+from racl.networks import UnknownArchitectureError, build_model
+from racl.profiles import get_profile
+from racl.records import CheckpointError, NonFiniteLossError
+from racl.training import AdversarialTrainer, adversarial_loss, load_trained
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = dict(max_train_images=352, val_images=64, epochs=4, batch_size=32, checkpoint_every=2, layers=3, init_channels=4, lr=0.1)
+
+
+def tiny(**kw):
+    return get_profile("smoke", {**TINY, **kw}, kind="train")
+
+
+@pytest.mark.parametrize("method", ["pgd", "trades", "mart"])
+def test_objectives_are_finite_and_differentiable(method):
+    torch.manual_seed(0)
+    m = build_model("DARTS_V2", 10, 16, init_channels=4, layers=3).train()
+    x = torch.rand(8, 3, 16, 16)
+    y = torch.randint(0, 10, (8,))
+    x_adv = (x + 0.01 * torch.randn_like(x)).clamp(0, 1)
+    loss = adversarial_loss(method, m, x, y, x_adv, 6.0)
+    loss.backward()
+    assert torch.isfinite(loss) and any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
+
+
+def test_training_improves_and_resumes_to_the_same_weights(tmp_path):
+    cfg = tiny()
+    a = AdversarialTrainer(cfg, tmp_path / "a", progress=False)
+    res = a.fit()
+    assert res["final"]["val_clean_acc"] > 0.5  # synthetic is learnable (chance: 0.1)
+    b = AdversarialTrainer(cfg, tmp_path / "b", progress=False)
+    assert b.fit(stop_after_steps=3)["stopped"]
+    b = AdversarialTrainer(cfg, tmp_path / "b", progress=False)
+    assert b._resumed
+    b.fit()
+    for (k, va), (_, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert torch.equal(va, vb), k
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(a.history) == strip(b.history)
+    model, meta = load_trained(tmp_path / "a")
+    assert meta["complete"] and meta["n_params"] == a.n_params
+
+
+def test_bad_inputs_end_in_clear_errors(tmp_path):
+    with pytest.raises(UnknownArchitectureError, match="unknown architecture 'resnet9000'"):
+        AdversarialTrainer(tiny(arch="resnet9000"), None, progress=False)
+    with pytest.raises(ValueError, match=r"epsilon must lie in \[0, 1\]"):
+        tiny(epsilon=8)
+    t = AdversarialTrainer(tiny(epochs=1), tmp_path / "r", progress=False)
+    t.fit()
+    # a checkpoint of another architecture
+    with pytest.raises(CheckpointError, match="another config"):
+        AdversarialTrainer(tiny(epochs=1, arch="PC_DARTS"), tmp_path / "r", progress=False)
+    state = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)
+    state["config"]["arch"] = "resnet18"
+    torch.save(state, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="do not fit architecture 'resnet18'"):
+        load_trained(tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_trained(tmp_path / "nowhere")
+
+
+def test_nan_loss_stops_training():
+    t = AdversarialTrainer(tiny(), None, progress=False)
+    with torch.no_grad():
+        for p in t.model.parameters():
+            p.fill_(float("nan"))
+    _, x, y = next(t.train_loader.epoch(0))
+    with pytest.raises(NonFiniteLossError):
+        t.train_step(0, 0, x, y)
+
+
+def _cli(*args):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "racl", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_train_and_evaluate_cli(tmp_path):
+    over = sum((["--set", f"{k}={v}"] for k, v in TINY.items()), [])
+    r = _cli("train", "--genotype", "RACL", "--profile", "smoke", "--out", str(tmp_path / "t"), "--no-progress", *over)
+    assert r.returncode == 0, r.stderr
+    r = _cli("evaluate", "--checkpoint", str(tmp_path / "t"), "--attacks", "fgsm,pgd20", "--profile", "smoke",
+             "--n", "32", "--out", str(tmp_path / "eval.json"))
+    assert r.returncode == 0, r.stderr
+    rec = json.loads((tmp_path / "eval.json").read_text())
+    assert set(rec["attacks"]) == {"fgsm", "pgd20"} and rec["n"] == 32
+    assert rec["attacks"]["pgd20"]["params"]["steps"] == 20 and "sanity" in rec
+    assert rec["model"]["arch"] == "RACL" and rec["provenance"]["hardware"]["cpu"]
+    r = _cli("train", "--genotype", "NOPE", "--profile", "smoke", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "unknown genotype 'NOPE'" in r.stderr
+    r = _cli("evaluate", "--checkpoint", str(tmp_path / "t"), "--eps", "8", "--out", str(tmp_path / "e.json"))
+    assert r.returncode == 2 and "epsilon must lie in [0, 1]" in r.stderr
+    r = _cli("evaluate", "--checkpoint", str(tmp_path / "t"), "--attacks", "deepfool", "--out", str(tmp_path / "e.json"))
+    assert r.returncode == 2 and "unknown attack" in r.stderr
