@@ -79,7 +79,7 @@ EVAL_PROFILES = {
     "paper": EvalConfig(),
     # ~10 minutes per model on 2 CPU cores for a 5-cell mini network
     "mini": EvalConfig(profile="mini", n=256, n_slow=64, cw_steps=100, sanity_n=128),
-    "smoke": EvalConfig(profile="smoke", n=64, batch_size=64, cw_steps=30, sanity_n=64, sweep_steps=(1, 5, 10, 20)),
+    "smoke": EvalConfig(profile="smoke", n=64, n_slow=16, batch_size=64, cw_steps=30, sanity_n=64, sweep_steps=(1, 5, 10, 20)),
 }
 
 
@@ -257,6 +257,7 @@ def evaluate_run(run: str | Path, cfg: EvalConfig, out: Optional[str | Path] = N
     from .records import resolve_device
     from .training import load_trained
 
+    c0 = time.process_time()
     dev = resolve_device(device)
     model, meta = load_trained(run, dev)
     tcfg = meta["config"]
@@ -273,6 +274,7 @@ def evaluate_run(run: str | Path, cfg: EvalConfig, out: Optional[str | Path] = N
                    progress=progress)
     rec["provenance"] = provenance(cfg.profile, ds.name, cfg.seed, dev, data_source=ds.source)
     rec["provenance"]["wall_time_s"] = rec["seconds"]
+    rec["provenance"]["cpu_time_s"] = round(time.process_time() - c0, 2)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         write_json(Path(out), rec)

@@ -135,7 +135,17 @@ class RunDir:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
-        self.t0 = time.time()
+        self.t0, self.c0 = time.time(), time.process_time()
+
+    def account(self, prov: dict) -> dict:
+        """Add the wall and CPU seconds (this process, all threads) spent since the last call
+        to ``prov["wall_time_s"]`` and ``prov["cpu_time_s"]``. A run that was paused or
+        shared its machine shows it as CPU time well below threads x wall time."""
+        now, cpu = time.time(), time.process_time()
+        prov["wall_time_s"] = round(prov.get("wall_time_s", 0.0) + now - self.t0, 2)
+        prov["cpu_time_s"] = round(prov.get("cpu_time_s", 0.0) + cpu - self.c0, 2)
+        self.t0, self.c0 = now, cpu
+        return prov
 
     @property
     def checkpoint(self) -> Path:

@@ -419,8 +419,7 @@ class RACLSearch:
 
     def _save(self):
         save_checkpoint(self.run.checkpoint, self.state_dict())
-        self.prov["wall_time_s"] = round(self.prov.get("wall_time_s", 0.0) + (time.time() - self.run.t0), 2)
-        self.run.t0 = time.time()
+        self.run.account(self.prov)
         write_json(self.run.path / "provenance.json", self.prov)
 
     def finish(self, seconds: float) -> dict:
@@ -438,8 +437,7 @@ class RACLSearch:
         }
         if self.run:
             write_json(self.run.path / "genotype.json", result)
-            self.prov = finish_provenance(self.prov, self.prov.get("wall_time_s", 0.0) + (time.time() - self.run.t0))
-            self.run.t0 = time.time()
+            self.prov = finish_provenance(self.run.account(self.prov), self.prov["wall_time_s"])
             write_json(self.run.path / "provenance.json", self.prov)
         return result
 

@@ -310,15 +310,13 @@ class AdversarialTrainer:
             if callback:
                 callback(row)
         if self.run:
-            self.prov = finish_provenance(self.prov, self.prov.get("wall_time_s", 0.0) + (time.time() - self.run.t0))
-            self.run.t0 = time.time()
+            self.prov = finish_provenance(self.run.account(self.prov), self.prov["wall_time_s"])
             write_json(self.run.path / "provenance.json", self.prov)
         return {"final": self.history[-1] if self.history else None, "n_params": self.n_params}
 
     def _save(self):
         save_checkpoint(self.run.checkpoint, self.state_dict())
-        self.prov["wall_time_s"] = round(self.prov.get("wall_time_s", 0.0) + (time.time() - self.run.t0), 2)
-        self.run.t0 = time.time()
+        self.run.account(self.prov)
         write_json(self.run.path / "provenance.json", self.prov)
 
 

@@ -93,3 +93,18 @@ def test_estimator_state_round_trip():
     assert a.op_constant("k", op, SHAPE).item() == b.op_constant("k", op, SHAPE).item()
     with pytest.raises(ValueError, match="mode"):
         LipschitzEstimator("paper").load_state_dict(a.state_dict())
+
+
+def test_jacobian_norm_matches_the_exact_spectral_norm():
+    from torch.autograd.functional import jacobian
+
+    from racl.lipschitz import jacobian_norm
+
+    torch.manual_seed(0)
+    A = torch.randn(5, 12, dtype=torch.float64)
+    f = lambda z: torch.tanh(z.flatten(1) @ A.T)  # noqa: E731 - acts on each example separately
+    x = torch.randn(3, 3, 2, 2, dtype=torch.float64)
+    est = jacobian_norm(f, x, n_iter=100)
+    for i in range(3):
+        J = jacobian(lambda z: f(z[None])[0], x[i]).reshape(5, 12)
+        assert est[i].item() == pytest.approx(torch.linalg.matrix_norm(J, 2).item(), rel=1e-6)
