@@ -227,7 +227,7 @@ def sanity_checks(model, x, y, cfg: EvalConfig, attacks: dict, source: Optional[
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: EvalConfig, source: Optional[nn.Module] = None,
              meta: Optional[dict] = None, progress: bool = False) -> dict:
     """Evaluate ``model`` on (x, y): clean accuracy, every attack of ``cfg``, sanity checks."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     cfg.validate()
     t0 = time.time()

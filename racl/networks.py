@@ -307,6 +307,38 @@ class DenseNet(nn.Module):
         return self.linear(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
+# ---------------------------------------------------------------------- toy models
+class SmallCNN(nn.Module):
+    """A two-layer CNN for the book's demonstrations and the tests (seconds to train on
+    ``cifar10-mini``). ``quantize=k`` rounds the input to k+1 levels per channel first: a
+    non-differentiable "defence" that masks gradients, for the sanity checks to catch."""
+
+    def __init__(self, num_classes: int = 10, width: int = 16, quantize: int = 0, mean=CIFAR_MEAN, std=CIFAR_STD):
+        super().__init__()
+        self.quantize = quantize
+        self.normalize = Normalize(mean, std)
+        self.net = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                 nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                                 nn.Flatten(), nn.Linear(8 * width, num_classes))
+
+    def forward(self, x):
+        if self.quantize:
+            x = torch.round(x * self.quantize) / self.quantize
+        return self.net(self.normalize(x))
+
+
+class MLP(nn.Module):
+    """A one-hidden-layer perceptron on 32x32 images: a different architecture for transfer."""
+
+    def __init__(self, num_classes: int = 10, hidden: int = 256, image_size: int = 32, mean=CIFAR_MEAN, std=CIFAR_STD):
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(3 * image_size**2, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+    def forward(self, x):
+        return self.net(self.normalize(x))
+
+
 # ---------------------------------------------------------------------- factory
 HUMAN_ARCHS = {
     "resnet18": lambda nc, **kw: ResNet(BasicBlock, (2, 2, 2, 2), nc, **kw),

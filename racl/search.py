@@ -368,7 +368,7 @@ class RACLSearch:
     def fit(self, stop_after_steps: Optional[int] = None, callback: Optional[Callable[[dict], None]] = None) -> dict:
         """Run (or resume) the search. ``stop_after_steps`` stops early after that many
         iterations of this call, as a kill would (used by the resume tests)."""
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         cfg = self.cfg
         t_start = time.time()

@@ -138,6 +138,27 @@ def adversarial_loss(method: str, model: nn.Module, x, y, x_adv, beta: float) ->
     return bce + beta * kl
 
 
+def fit_toy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 4, batch_size: int = 64,
+            lr: float = 3e-3, seed: int = 0, fgsm_eps: float = 0.0) -> nn.Module:
+    """Train a small model on tensors (x in [0, 1]) with Adam, for demonstrations and tests.
+    ``fgsm_eps > 0`` trains on FGSM examples from a random start (one PGD step of 1.25 eps,
+    Wong et al.'s "fast" adversarial training). Every random draw is keyed by ``seed``."""
+    opt = torch.optim.Adam(model.parameters(), lr)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        perm = torch.randperm(len(y), generator=g)
+        for i in range(0, len(perm), batch_size):
+            xb, yb = x[perm[i : i + batch_size]], y[perm[i : i + batch_size]]
+            if fgsm_eps > 0:
+                model.eval()
+                xb = linf_pgd(model, xb, yb, fgsm_eps, 1.25 * fgsm_eps, steps=1, generator=g)
+                model.train()
+            opt.zero_grad()
+            F.cross_entropy(model(xb), yb).backward()
+            opt.step()
+    return model.eval()
+
+
 @torch.no_grad()
 def accuracy(model: nn.Module, loader: Loader, attack: Optional[Callable] = None) -> tuple[float, int]:
     model.eval()
@@ -269,7 +290,7 @@ class AdversarialTrainer:
         return {"val_clean_acc": clean, f"val_pgd{cfg.val_attack_steps}_acc": robust, "val_n": n}
 
     def fit(self, stop_after_steps: Optional[int] = None, callback=None) -> dict:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         cfg = self.cfg
         done = 0

@@ -8,24 +8,9 @@ import torch.nn.functional as F
 from racl.attacks import CW, cw_margin, linf_pgd, make_attack
 from racl.data import load_dataset
 from racl.evaluation import EvalConfig, evaluate, get_eval_profile, run_attack, sweep, transfer_matrix
-from racl.supernet import Normalize
+from racl.networks import SmallCNN
 
 BOUNDED = ["fgsm", "rfgsm", "mim20", "pgd20", "cw_inf", "noise"]
-
-
-class SmallCNN(nn.Module):
-    def __init__(self, quantize: int = 0):
-        super().__init__()
-        self.quantize = quantize
-        self.normalize = Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
-        self.net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                                 nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
-                                 nn.Flatten(), nn.Linear(128, 10))
-
-    def forward(self, x):
-        if self.quantize:  # non-differentiable input quantisation: a gradient-masking "defence"
-            x = torch.round(x * self.quantize) / self.quantize
-        return self.net(self.normalize(x))
 
 
 @pytest.fixture(scope="module")

@@ -165,3 +165,34 @@ def test_everything_not_run_without_records(empty):
     s = report.sanity_table()
     assert len(s) == 1 and (s.drop(columns=["model"]) == report.NOT_RUN).all().all()
     assert isinstance(report.sanity_details({}), pd.DataFrame)
+
+
+def test_rho_ablations_are_relative_to_the_profile():
+    from racl.reproduce import ABLATIONS, ablation_config
+
+    paper_rho, mini_rho = ablation_config("paper", {}).rho, ablation_config("mini", {}).rho
+    assert ablation_config("paper", ABLATIONS["RACL rho=1e-4"]).rho == pytest.approx(1e-4)
+    assert ablation_config("paper", ABLATIONS["RACL rho=1e-2"]).rho == pytest.approx(1e-2)
+    assert ablation_config("mini", ABLATIONS["RACL rho=1e-4"]).rho == pytest.approx(0.1 * mini_rho)
+    assert ablation_config("mini", ABLATIONS["RACL rho=1e-2"]).rho == pytest.approx(10 * mini_rho)
+    assert paper_rho == pytest.approx(1e-3)
+    assert ablation_config("mini", ABLATIONS["RACL w/o confidence learning"]).sample is False
+
+
+def test_toy_models_train_and_can_be_masked():
+    import torch
+
+    from racl.data import synthetic
+    from racl.networks import MLP, SmallCNN
+    from racl.training import fit_toy
+
+    d = synthetic("train", size=32, n=128)
+    x, y = d.x.float() / 255, d.y
+    torch.manual_seed(0)
+    m = fit_toy(SmallCNN(), x, y, epochs=2, seed=0, fgsm_eps=2 / 255)
+    assert not m.training and m(x[:4]).shape == (4, 10)
+    masked = SmallCNN(quantize=4)
+    xq = x[:4].clone().requires_grad_(True)
+    masked(xq).sum().backward()
+    assert xq.grad.abs().max() == 0  # the quantisation hides every input gradient
+    assert MLP()(x[:2]).shape == (2, 10)
