@@ -92,6 +92,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def write_json(path: Path, obj: Any) -> None:
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
     os.replace(tmp, path)
