@@ -168,7 +168,8 @@ def bench_train(args, dev, variant):
     size, bs = 32, args.train_batch
     x = to_variant(torch.rand(bs, 3, size, size, device=dev), variant)
     y = torch.randint(0, 10, (bs,), device=dev)
-    for name, kw in (("racl_20cell", dict(arch="RACL", init_channels=args.channels, layers=args.cells)), ("resnet18", dict(arch="resnet18"))):
+    cells = f"racl_{args.cells}cell"
+    for name, kw in ((cells, dict(arch="RACL", init_channels=args.channels, layers=args.cells)), ("resnet18", dict(arch="resnet18"))):
         m = build_model(kw.pop("arch"), 10, size, **kw).to(dev)
         if variant in ("channels_last", "bf16"):
             m.to(memory_format=torch.channels_last)
@@ -189,20 +190,23 @@ def bench_train(args, dev, variant):
         r[f"{name}_pgd{args.pgd_steps}_step_s"] = t
         r[f"{name}_images_per_s"] = bs / t
         r[f"{name}_params_M"] = count_parameters(m) / 1e6
-        if name == "racl_20cell":
+        if name == cells:
             r["racl_100_epochs_estimate_h"] = 100 * (50000 / bs) * t / 3600
     return r
 
 
 def bench_attacks(args, dev, variant):
     m = build_model("RACL", 10, 32, init_channels=args.channels, layers=args.cells).to(dev).eval()
-    x = torch.rand(args.attack_batch, 3, 32, 32, device=dev)
+    if variant in ("channels_last", "bf16"):
+        m.to(memory_format=torch.channels_last)
+    x = to_variant(torch.rand(args.attack_batch, 3, 32, 32, device=dev), variant)
     y = torch.randint(0, 10, (args.attack_batch,), device=dev)
     r = {}
     for name in args.attacks.split(","):
         kw = {"steps": args.cw_steps} if name == "cw" else {}
         a = make_attack(name, 8 / 255, **kw)
-        r[f"{name}_s"] = timeit(lambda: a(m, x, y), dev, 1, 0)
+        with autocast(dev, variant):
+            r[f"{name}_s"] = timeit(lambda: a(m, x, y), dev, args.repeat, args.warmup)
     return r
 
 
@@ -246,7 +250,9 @@ def main():
             if isinstance(val, dict):
                 print(f"  {k:34s} {val}")
                 continue
-            ratio = f"   x{base[k] / val:5.2f} vs baseline" if v != "baseline" and k.endswith("_s") and base.get(k) else ""
+            # speed-up: baseline time / this time (for times, keys ending in _s, not rates)
+            is_time = k.endswith("_s") and not k.endswith("per_s")
+            ratio = f"   x{base[k] / val:5.2f} speed-up vs baseline" if v != "baseline" and is_time and base.get(k) else ""
             print(f"  {k:34s} {val:12.4f}{ratio}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
