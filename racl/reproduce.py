@@ -4,9 +4,9 @@
     python -m racl reproduce --profile mini --dry-run                             # the plan only
 
 Each target needs runs: searches, adversarial trainings, evaluations, transfer matrices.
-:func:`plan` lists them; :func:`run_plan` runs the missing ones in order, each resumable
-(a killed job resumes from its checkpoint when the command is run again), and writes the
-records under ``data/runs`` where the book reads them.
+:func:`plan` lists them; the ``reproduce`` command runs the missing ones in order with
+:func:`run_job`, each resumable (a killed job resumes from its checkpoint when the command
+is run again), and writes the records under ``data/runs`` where the book reads them.
 
 Targets: table1 (CIFAR-10 white-box), table2 (CIFAR-100), table3 (Tiny-ImageNet), table4
 (transfer from ResNet-110), table5 / table6 (transferability under PGD-10 / RFGSM), table7
