@@ -15,16 +15,21 @@ What it measures (medians over --repeat timed runs after --warmup untimed ones):
   in images/s.
 * attacks: the time of each attack on the same batch.
 
-Every optimisation is measured against a straightforward baseline in the same run: the
-``--variant`` flag picks ``baseline`` (fp32, channels-first), ``channels_last`` or, on CUDA,
-``bf16`` (autocast); ``--variant all`` runs each and prints the ratios. Results carry the
-device, PyTorch version and date.
+Every optimisation is measured against a straightforward baseline in the same run, through
+the same code the search and the training run (the ``precision``, ``channels_last`` and
+``fused_optimizer`` fields of their configs, see ``racl.speed``): ``--variant`` picks
+``baseline`` (fp32, channels-first, unfused optimisers), ``channels_last``, ``fused``,
+``bf16``, or ``auto`` (what a run gets by default on this device); ``--variant all`` runs
+each (bf16 only on CUDA, where it has fast kernels) and prints the ratios against the
+baseline. Each part also reports its peak memory and, from PyTorch's FLOP counter, the
+achieved FLOP rate against the device's measured matrix-multiply rate (bf16 on CUDA, fp32 on
+the CPU). The data are resident on the device as uint8 with augmentation there
+(``racl.data.Loader``) in every variant. Results carry the device, PyTorch version and date.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import platform
@@ -38,10 +43,20 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from racl.attacks import linf_pgd, make_attack  # noqa: E402
-from racl.networks import build_model, count_parameters  # noqa: E402
+from racl import speed  # noqa: E402
+from racl.attacks import make_attack  # noqa: E402
+from racl.networks import build_model  # noqa: E402
 from racl.profiles import get_profile  # noqa: E402
-from racl.records import hardware  # noqa: E402
+from racl.records import code_version, hardware  # noqa: E402
+
+BASELINE = {"precision": "fp32", "channels_last": False, "fused_optimizer": False}
+VARIANTS = {
+    "baseline": BASELINE,
+    "channels_last": {**BASELINE, "channels_last": True},
+    "fused": {**BASELINE, "fused_optimizer": True},
+    "bf16": {**BASELINE, "precision": "bf16"},
+    "auto": {"precision": "auto", "channels_last": "auto", "fused_optimizer": "auto"},
+}
 
 
 def sync(dev):
@@ -62,38 +77,77 @@ def timeit(fn, dev, repeat=3, warmup=1):
     return statistics.median(ts)
 
 
-def autocast(dev, variant):
-    if variant == "bf16" and dev.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def flops_of(fn) -> float:
+    """FLOPs of one call of ``fn``: PyTorch's FLOP formulas (matmuls and convolutions, their
+    backward included) applied at the dispatcher. FlopCounterMode itself cannot be used: its
+    module hooks break ``autograd.grad`` inside double back-propagation."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    class Count(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            formula = flop_registry.get(func._overloadpacket)
+            if formula is not None:
+                Count.total += formula(*args, **kwargs, out_val=out)
+            return out
+
+    with Count():
+        fn()
+    return float(Count.total)
 
 
-def to_variant(t, variant):
-    return t.to(memory_format=torch.channels_last) if variant in ("channels_last", "bf16") and t.dim() == 4 else t
+def matmul_rate(dev) -> float:
+    """The device's measured dense matrix-multiply rate in FLOP/s (bf16 on CUDA, fp32 on CPU)."""
+    n, dtype = (8192, torch.bfloat16) if dev.type == "cuda" else (1024, torch.float32)
+    a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
+    t = timeit(lambda: a @ b, dev, repeat=5, warmup=2)
+    return 2 * n ** 3 / t
 
 
-def bench_search(args, dev, variant):
+def reset_memory(dev):
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+
+
+def peak_memory_mb(dev) -> float:
+    """Peak memory of the part: CUDA allocator peak, or the process's peak RSS on the CPU
+    (which only grows, so later CPU parts include earlier ones)."""
+    if dev.type == "cuda":
+        return torch.cuda.max_memory_allocated(dev) / 2 ** 20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rate(r, key, flops, t, peak):
+    r[f"{key}_gflop"] = flops / 1e9
+    r[f"{key}_achieved_tflops"] = flops / t / 1e12
+    r[f"{key}_fraction_of_matmul_rate"] = flops / t / peak
+
+
+def bench_search(args, dev, variant, peak):
     from racl.search import RACLSearch
 
-    over = {"device": str(dev), "arch_warmup_epochs": 0, "batch_size": args.batch}
+    over = {"device": str(dev), "arch_warmup_epochs": 0, "batch_size": args.batch, **VARIANTS[variant]}
     if args.dataset:
         over["dataset"] = args.dataset
     cfg = get_profile(args.profile, over)
     s = RACLSearch(cfg, None, progress=False)
-    if variant in ("channels_last", "bf16"):
-        s.model.to(memory_format=torch.channels_last)
     (_, xw, yw), (_, xa, ya) = next(zip(s.train_loader.epoch(0), s.arch_loader.epoch(0)))
-    xw, xa = to_variant(xw, variant), to_variant(xa, variant)
-    with autocast(dev, variant):
-        s.train_step(0, 0, xw, yw, xa, ya)  # shapes, lambda*, everything initialised
+    reset_memory(dev)
+    s.train_step(0, 0, xw, yw, xa, ya)  # shapes, lambda*, everything initialised
     eps = s._eps(0, 1)
     mu = s.dist.mu_parameters()
     r = {}
 
     def weight_step():
-        with autocast(dev, variant):
-            arch = s.arch_weights(eps).detach()
-            tot, _, _, _ = s.loss(xw, yw, arch)
+        s.model.train()
+        arch = s.arch_weights(eps).detach()
+        tot, _, _, _ = s.loss(xw, yw, arch)
         s.w_opt.zero_grad()
         tot.backward()
         s.w_opt.step()
@@ -101,8 +155,7 @@ def bench_search(args, dev, variant):
     def arch_forward_backward(gn: bool):
         g = s.cfg.grad_norm_weight
         s.cfg.grad_norm_weight = g if gn else 0.0
-        with autocast(dev, variant):
-            tot, _, _, _ = s.loss(xa, ya, s.arch_weights(eps))
+        tot, _, _, _ = s.loss(xa, ya, s.arch_weights(eps))
         torch.autograd.grad(tot, mu)
         s.cfg.grad_norm_weight = g
 
@@ -114,27 +167,24 @@ def bench_search(args, dev, variant):
         torch.autograd.grad(c, mu)
 
     def racl_arch_step():
-        s.cfg.lipschitz_every = 1
-        s._arch_steps = 0
-        e0 = s.cfg.arch_warmup_epochs
-        # the full architecture + dual step of Algorithm 1 (mu step, sigma step, theta)
-        with autocast(dev, variant):
-            s.model.train()
-            s.refresh_lipschitz()
-            s.model.train()
-            for group, params, opt in [("mu", s.dist.mu_parameters(), s.mu_opt), ("sigma", s.dist.sigma_parameters(), s.sigma_opt)]:
-                tot, _, _, _ = s.loss(xa, ya, s.arch_weights(eps))
-                obj = tot + s.dual.penalty(s.constraint(s.propagation().network)) + s.cfg.arch_weight_decay * s.dist.decay(group)
-                grads = torch.autograd.grad(obj, params)
-                for p, g in zip(params, grads):
-                    p.grad = g
-                opt.step()
+        # the full architecture + dual step of Algorithm 1 (mu step, sigma step, theta), with
+        # the op constants refreshed every step (the paper profile's lipschitz_every = 1)
+        s.model.train()
+        s.refresh_lipschitz()
+        s.model.train()
+        for group, params, opt in [("mu", s.dist.mu_parameters(), s.mu_opt), ("sigma", s.dist.sigma_parameters(), s.sigma_opt)]:
+            tot, _, _, _ = s.loss(xa, ya, s.arch_weights(eps))
+            obj = tot + s.dual.penalty(s.constraint(s.propagation().network)) + s.cfg.arch_weight_decay * s.dist.decay(group)
+            grads = torch.autograd.grad(obj, params)
+            for p, g in zip(params, grads):
+                p.grad = g
+            opt.step()
+        s.dual.update(s.constraint(s.propagation().network).item())
 
     def pcdarts_arch_step():
-        # plain PC-DARTS: deterministic (softmax-like) weights, CE only, one step of Adam on mu
-        with autocast(dev, variant):
-            logits = s.model(xa, s.arch_weights(None))
-            loss = F.cross_entropy(logits, ya)
+        # plain PC-DARTS: deterministic weights, CE only, one step of Adam on mu
+        s.model.train()
+        loss = F.cross_entropy(s.forward(xa, s.arch_weights(None)), ya)
         grads = torch.autograd.grad(loss, mu)
         for p, g in zip(mu, grads):
             p.grad = g
@@ -150,63 +200,61 @@ def bench_search(args, dev, variant):
     r["pcdarts_arch_step_s"] = timeit(pcdarts_arch_step, dev, rep, wu)
     r["racl_over_pcdarts"] = r["racl_arch_step_s"] / r["pcdarts_arch_step_s"]
     r["lipschitz_share_of_racl_step"] = (r["lipschitz_power_iteration_s"] + 2 * r["lognormal_propagation_s"]) / r["racl_arch_step_s"]
-    # one paper-profile epoch: (train images / 2) / batch iterations of weight step + arch step
+    r["peak_memory_mb"] = peak_memory_mb(dev)
+    rate(r, "weight_step", flops_of(weight_step), r["weight_step_s"], peak)
+    rate(r, "racl_arch_step", flops_of(racl_arch_step), r["racl_arch_step_s"], peak)
+    # one epoch: (train images / 2) / batch iterations of weight step + arch step
     n_train = 50000 if args.profile == "paper" else len(s.data)
     steps = int(n_train * cfg.train_portion) // cfg.batch_size
     r["epoch_steps"] = steps
     r["epoch_estimate_s"] = steps * (r["weight_step_s"] + r["racl_arch_step_s"])
-    warm = get_profile(args.profile).arch_warmup_epochs  # the profile's own warm-up (cfg's is 0 here)
-    r["search_estimate_h"] = ((cfg.epochs - warm) * r["epoch_estimate_s"] + warm * steps * r["weight_step_s"]) / 3600
+    prof = get_profile(args.profile)  # the profile's own warm-up and Lipschitz refresh rate
+    warm = prof.arch_warmup_epochs
+    arch_s = r["racl_arch_step_s"] - r["lipschitz_power_iteration_s"] * (1 - 1 / prof.lipschitz_every)
+    r["search_estimate_h"] = ((cfg.epochs - warm) * steps * (r["weight_step_s"] + arch_s) + warm * steps * r["weight_step_s"]) / 3600
     r["images_per_s_weight_step"] = cfg.batch_size / r["weight_step_s"]
     r["config"] = {"profile": args.profile, "batch": cfg.batch_size, "C": cfg.init_channels, "layers": cfg.layers,
-                   "K": cfg.partial_channels, "dataset": cfg.dataset}
+                   "K": cfg.partial_channels, "dataset": cfg.dataset, **{k: str(v) for k, v in VARIANTS[variant].items()},
+                   "resolved": {"precision": s.precision, "channels_last": s.channels_last}}
     return r
 
 
-def bench_train(args, dev, variant):
+def bench_train(args, dev, variant, peak):
+    """One adversarial-training step (PGD-k crafting, loss, clipping, SGD) of the trainer
+    itself, for the 20-cell network and ResNet-18, on a resident batch of 32x32 images."""
+    from racl.training import AdversarialTrainer
+
     r = {}
-    size, bs = 32, args.train_batch
-    x = to_variant(torch.rand(bs, 3, size, size, device=dev), variant)
-    y = torch.randint(0, 10, (bs,), device=dev)
     cells = f"racl_{args.cells}cell"
+    base = {"device": str(dev), "dataset": "synthetic-32", "batch_size": args.train_batch, "attack_steps": args.pgd_steps,
+            "max_train_images": 2 * args.train_batch + 8, "val_images": 8, **VARIANTS[variant]}
     for name, kw in ((cells, dict(arch="RACL", init_channels=args.channels, layers=args.cells)), ("resnet18", dict(arch="resnet18"))):
-        m = build_model(kw.pop("arch"), 10, size, **kw).to(dev)
-        if variant in ("channels_last", "bf16"):
-            m.to(memory_format=torch.channels_last)
-        opt = torch.optim.SGD(m.parameters(), 0.1, momentum=0.9)
-
-        def step():
-            m.eval()
-            with autocast(dev, variant):
-                xa = linf_pgd(m, x, y, 8 / 255, 2 / 255, args.pgd_steps)
-            m.train()
-            with autocast(dev, variant):
-                loss = F.cross_entropy(m(xa), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        t = timeit(step, dev, args.repeat, args.warmup)
-        r[f"{name}_pgd{args.pgd_steps}_step_s"] = t
-        r[f"{name}_images_per_s"] = bs / t
-        r[f"{name}_params_M"] = count_parameters(m) / 1e6
+        t = AdversarialTrainer(get_profile("paper", {**base, **kw}, kind="train"), None, progress=False)
+        _, x, y = next(iter(t.train_loader.epoch(0)))
+        reset_memory(dev)
+        step = lambda: t.train_step(0, 0, x, y)  # noqa: E731
+        sec = timeit(step, dev, args.repeat, args.warmup)
+        r[f"{name}_pgd{args.pgd_steps}_step_s"] = sec
+        r[f"{name}_images_per_s"] = args.train_batch / sec
+        r[f"{name}_params_M"] = t.n_params / 1e6
+        r[f"{name}_peak_memory_mb"] = peak_memory_mb(dev)
+        rate(r, name, flops_of(step), sec, peak)
         if name == cells:
-            r["racl_100_epochs_estimate_h"] = 100 * (50000 / bs) * t / 3600
+            r["racl_100_epochs_estimate_h"] = 100 * (50000 / args.train_batch) * sec / 3600
     return r
 
 
-def bench_attacks(args, dev, variant):
-    m = build_model("RACL", 10, 32, init_channels=args.channels, layers=args.cells).to(dev).eval()
-    if variant in ("channels_last", "bf16"):
-        m.to(memory_format=torch.channels_last)
-    x = to_variant(torch.rand(args.attack_batch, 3, 32, 32, device=dev), variant)
+def bench_attacks(args, dev, variant, peak):
+    """Attacks run in fp32 always (racl.speed); only the memory format varies."""
+    cl = speed.resolve_flag(VARIANTS[variant]["channels_last"], dev)
+    m = speed.memory_format(build_model("RACL", 10, 32, init_channels=args.channels, layers=args.cells).to(dev).eval(), cl)
+    x = speed.as_input(torch.rand(args.attack_batch, 3, 32, 32, device=dev), cl)
     y = torch.randint(0, 10, (args.attack_batch,), device=dev)
     r = {}
     for name in args.attacks.split(","):
         kw = {"steps": args.cw_steps} if name == "cw" else {}
         a = make_attack(name, 8 / 255, **kw)
-        with autocast(dev, variant):
-            r[f"{name}_s"] = timeit(lambda: a(m, x, y), dev, args.repeat, args.warmup)
+        r[f"{name}_s"] = timeit(lambda: a(m, x, y), dev, args.repeat, args.warmup)
     return r
 
 
@@ -216,7 +264,7 @@ PARTS = {"search": bench_search, "train": bench_train, "attacks": bench_attacks}
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--part", default="search,train,attacks")
-    ap.add_argument("--variant", default="baseline", help="baseline | channels_last | bf16 | all")
+    ap.add_argument("--variant", default="all", help=f"{' | '.join(VARIANTS)} | all | a comma list")
     ap.add_argument("--profile", default="smoke", help="search profile whose supernet is timed")
     ap.add_argument("--dataset")
     ap.add_argument("--batch", type=int, default=32)
@@ -233,15 +281,26 @@ def main():
     ap.add_argument("--json")
     args = ap.parse_args()
     dev = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
-    variants = ["baseline", "channels_last"] + (["bf16"] if dev.type == "cuda" else []) if args.variant == "all" else [args.variant]
+    if args.variant == "all":
+        variants = ["baseline", "channels_last", "fused"] + (["bf16"] if dev.type == "cuda" else []) + ["auto"]
+    else:
+        variants = args.variant.split(",")
+    for v in variants:
+        if v not in VARIANTS:
+            ap.error(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)} or all")
+    if "baseline" not in variants:
+        variants.insert(0, "baseline")  # every ratio is against the baseline of the same run
+    peak = matmul_rate(dev)
     out = {"device": hardware(dev), "torch": torch.__version__, "date": dt.date.today().isoformat(),
-           "python": platform.python_version(), "results": {}}
+           "python": platform.python_version(), "code": code_version(), "matmul_tflops": peak / 1e12,
+           "argv": sys.argv[1:], "results": {}}
     for part in args.part.split(","):
         for v in variants:
             torch.manual_seed(0)
-            out["results"][f"{part}/{v}"] = PARTS[part](args, dev, v)
+            out["results"][f"{part}/{v}"] = PARTS[part](args, dev, v, peak)
     # table, with ratios against the baseline
-    print(f"device: {out['device'].get('gpu', out['device']['cpu'])}  torch {out['torch']}  {out['date']}")
+    print(f"device: {out['device'].get('gpu', out['device']['cpu'])}  torch {out['torch']}  {out['date']}  "
+          f"measured matmul rate {out['matmul_tflops']:.3f} TFLOP/s")
     for key, res in out["results"].items():
         part, v = key.split("/")
         base = out["results"].get(f"{part}/baseline", {})

@@ -31,7 +31,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -64,6 +64,8 @@ class EvalConfig:
     near_zero: float = 0.1
     tolerance: float = 0.01
     seed: int = 0
+    # attacks always run in fp32 (racl.speed); the memory format only reorders the sums
+    channels_last: Any = "auto"
 
     def validate(self) -> "EvalConfig":
         check_epsilon(self.epsilon)
@@ -72,6 +74,9 @@ class EvalConfig:
             check_epsilon(e)
         if self.n < 1 or (self.n_slow is not None and self.n_slow < 1):
             raise ValueError("n and n_slow must be positive")
+        from .speed import resolve_flag
+
+        resolve_flag(self.channels_last, "cpu")
         return self
 
 
@@ -259,14 +264,18 @@ def evaluate_run(run: str | Path, cfg: EvalConfig, out: Optional[str | Path] = N
 
     c0 = time.process_time()
     dev = resolve_device(device)
+    from . import speed
+
+    cl = speed.resolve_flag(cfg.channels_last, dev)
     model, meta = load_trained(run, dev)
+    speed.memory_format(model, cl)
     tcfg = meta["config"]
     ds = load_dataset(dataset or tcfg["dataset"], "test", data_root)
-    x = ds.x[: cfg.n].float().div(255).to(dev)
+    x = speed.as_input(ds.x[: cfg.n].float().div(255).to(dev), cl)
     y = ds.y[: cfg.n].to(dev)
     if tcfg["dataset"] in ("tinyimagenet", "tiny-imagenet") and cfg.epsilon == 8 / 255:
         cfg = dataclasses.replace(cfg, epsilon=4 / 255)
-    source = load_trained(source_run, dev)[0] if source_run else None
+    source = speed.memory_format(load_trained(source_run, dev)[0], cl) if source_run else None
     rec = evaluate(model, x, y, cfg, source, meta={"run": str(run), "arch": tcfg["arch"], "train_profile": tcfg["profile"],
                                                     "method": tcfg["method"], "epochs_trained": meta["epoch"],
                                                     "complete": meta["complete"], "dataset": ds.name,

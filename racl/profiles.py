@@ -74,6 +74,10 @@ class SearchConfig:
     checkpoint_every: int = 0  # steps; 0: only at the end of each epoch
     max_steps_per_epoch: Optional[int] = None
     device: str = "auto"
+    # how it runs (racl.speed): fp32 | bf16 | auto; true | false | auto (on for CUDA)
+    precision: str = "fp32"
+    channels_last: Any = "auto"
+    fused_optimizer: Any = "auto"
 
     def validate(self) -> "SearchConfig":
         _check_choice("cell_sampling", self.cell_sampling, ("per_cell", "shared"))
@@ -96,6 +100,9 @@ class SearchConfig:
             raise ValueError("layers must be at least 3")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
+        from .speed import check
+
+        check(self.precision, self.channels_last, self.fused_optimizer)
         return self
 
 

@@ -152,6 +152,40 @@ class RunDir:
     def checkpoint(self) -> Path:
         return self.path / "checkpoint.pt"
 
+    def resume_state(self, kind: str, cfg, resumable=("checkpoint_every", "device"), device="cpu") -> Optional[dict]:
+        """The checkpoint of this directory when it holds a ``kind`` run of the same config
+        (the fields in ``resumable`` may differ), None when there is no checkpoint, and a
+        :class:`CheckpointError` naming the differing fields otherwise. A config written
+        before a field existed compares with that field's default."""
+        if not self.checkpoint.exists():
+            return None
+        from .profiles import from_dict, to_dict
+
+        state = load_checkpoint(self.checkpoint, device)
+        if state.get("kind") != kind:
+            raise CheckpointError(f"{self.checkpoint} is a {state.get('kind')!r} checkpoint, not a {kind!r} run")
+        try:
+            old = to_dict(from_dict(type(cfg), state["config"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{self.checkpoint}: its config cannot be read by this version ({e})") from e
+        new = to_dict(cfg)
+        diff = sorted(k for k in set(old) | set(new) if k not in resumable and old.get(k) != new.get(k))
+        if diff:
+            raise CheckpointError(f"{self.path} holds a {kind!r} run with another config (differs in: {', '.join(diff)}); "
+                                  f"use another --out or delete the directory")
+        return state
+
+    def start_provenance(self, resumed: bool, make) -> dict:
+        """The run's provenance: the one on disk when resuming, else ``make()`` with a zero
+        wall time. Also writes it."""
+        path = self.path / "provenance.json"
+        prov = read_json(path) if resumed and path.exists() else None
+        if prov is None:
+            prov = make()
+            prov["wall_time_s"] = 0.0
+        write_json(path, prov)
+        return prov
+
     def append_metrics(self, row: dict) -> None:
         with open(self.path / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row, default=_json_default) + "\n")

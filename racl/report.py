@@ -543,3 +543,59 @@ def ablation_configs(profiles=("mini", "paper")) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     df.columns = pd.MultiIndex.from_tuples(df.columns)
     return df
+
+
+# ---------------------------------------------------------------------- speed (benchmarks/bench.py)
+def bench_records() -> list[dict]:
+    """The committed benchmark results, newest first."""
+    return sorted(json_records("bench"), key=lambda r: (r.get("date", ""), r["_file"]), reverse=True)
+
+
+def bench_label(rec: dict) -> str:
+    code = rec.get("code", {}) or {}
+    commit = (code.get("git_commit") or "?")[:7]
+    return f"{hardware_label(rec.get('device', {}))} · torch {rec.get('torch', '?')} · {rec.get('date', '?')} · {commit}"
+
+
+def bench_table(rec: dict) -> pd.DataFrame:
+    """Seconds per measured piece for each variant of one benchmark run, and each variant's
+    speed-up over the baseline of the same run (baseline time / variant time)."""
+    res = rec["results"]
+    variants = list(dict.fromkeys(k.split("/", 1)[1] for k in res))
+    rows = []
+    for part in dict.fromkeys(k.split("/", 1)[0] for k in res):
+        base = res.get(f"{part}/baseline", {})
+        for key, val in base.items():
+            if not (isinstance(val, (int, float)) and key.endswith("_s") and not key.endswith("per_s")):
+                continue
+            row = {"part": part, "measure": key[:-2], "baseline (s)": f"{val:.4g}"}
+            for v in variants:
+                if v == "baseline":
+                    continue
+                other = res.get(f"{part}/{v}", {}).get(key)
+                row[f"{v} speed-up"] = f"×{val / other:.2f}" if other else "—"
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["part", "measure"])
+
+
+def bench_summary(rec: dict) -> pd.DataFrame:
+    """The headline figures of one benchmark run, per variant: the projected search time
+    of the benchmarked profile, RACL's architecture step over PC-DARTS', the Lipschitz
+    share, and adversarial-training throughput."""
+    res = rec["results"]
+    rows = {}
+    for key, r in res.items():
+        part, v = key.split("/", 1)
+        row = rows.setdefault(v, {})
+        if part == "search":
+            cfg = r.get("config", {})
+            row[f"search ({cfg.get('profile', '?')} profile) estimate (h)"] = f"{r['search_estimate_h']:.3g}"
+            row["RACL arch step / PC-DARTS arch step"] = f"{r['racl_over_pcdarts']:.2f}"
+            row["Lipschitz share of the RACL step"] = f"{100 * r['lipschitz_share_of_racl_step']:.0f}%"
+        elif part == "train":
+            for k, val in r.items():
+                if k.endswith("_images_per_s"):
+                    row[f"adv. training {k[:-len('_images_per_s')]} (images/s)"] = f"{val:.3g}"
+                if k == "racl_100_epochs_estimate_h":
+                    row["100 epochs of the cell network, estimate (h)"] = f"{val:.3g}"
+    return pd.DataFrame(rows).T.rename_axis("variant")

@@ -32,17 +32,18 @@ import torch.nn.functional as F
 
 from .constraint import ADMMDual, calibrate_log_lambda_star, confidence_constraint, input_gradient_norm
 from .data import Loader, batch_seed, load_dataset, split_indices
+from . import speed
 from .genotypes import Genotype, agreement, derive
 from .lipschitz import LipschitzEstimator
 from .lognormal import LogNormal, propagate, sample_bound
 from .profiles import SearchConfig, from_dict, to_dict
 from .records import (CheckpointError, NonFiniteLossError, RunDir, finish_provenance, load_checkpoint, provenance,
-                      read_json, resolve_device, save_checkpoint, write_json)
+                      resolve_device, save_checkpoint, write_json)
 from .sampler import CELL_TYPES, ArchDistribution
 from .supernet import SuperNet
 
 # Config fields that may change between a run and its resumption without changing results.
-_RESUMABLE_FIELDS = {"checkpoint_every", "device"}
+_RESUMABLE_FIELDS = {"checkpoint_every", "device", "channels_last", "fused_optimizer"}
 
 
 @dataclass
@@ -73,18 +74,22 @@ class RACLSearch:
         if len(self.train_loader) == 0 or len(self.arch_loader) == 0:
             raise ValueError(f"batch size {cfg.batch_size} is larger than a half of the {len(train)} training images")
 
+        self.precision = speed.resolve_precision(cfg.precision, self.device)
+        self.channels_last = speed.resolve_flag(cfg.channels_last, self.device)
+        fused = speed.resolve_flag(cfg.fused_optimizer, self.device)
         self.model = SuperNet(cfg.init_channels, train.num_classes, cfg.layers, cfg.steps, cfg.multiplier,
                               cfg.stem_multiplier, cfg.partial_channels, cfg.primitives, train.mean, train.std).to(self.device)
+        speed.memory_format(self.model, self.channels_last)
         self.dist = ArchDistribution(cfg.steps, len(cfg.primitives), cfg.sigma_init if cfg.sample else 0.0,
                                      learn_sigma=cfg.sample, generator=torch.Generator().manual_seed(cfg.seed),
                                      mu_init=cfg.mu_init).to(self.device)
         self.types = self.model.cell_types
         self.cell_group = None if cfg.cell_sampling == "per_cell" else [CELL_TYPES.index(t) for t in self.types]
         self.lip = LipschitzEstimator(cfg.op_constants, cfg.power_iterations, cfg.power_iterations_init, seed=cfg.seed)
-        self.w_opt = torch.optim.SGD(self.model.parameters(), cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        self.w_opt = speed.sgd(self.model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay, fused)
         # weight decay enters the objectives (mu towards its initial value, sigma towards 0)
-        self.mu_opt = torch.optim.Adam(self.dist.mu_parameters(), cfg.arch_lr, betas=cfg.arch_betas)
-        self.sigma_opt = torch.optim.Adam(self.dist.sigma_parameters(), cfg.arch_lr, betas=cfg.arch_betas) if cfg.sample else None
+        self.mu_opt = speed.adam(self.dist.mu_parameters(), cfg.arch_lr, cfg.arch_betas, fused)
+        self.sigma_opt = speed.adam(self.dist.sigma_parameters(), cfg.arch_lr, cfg.arch_betas, fused) if cfg.sample else None
         self.dual = ADMMDual(cfg.rho, cfg.admm)
         self.log_lambda_star: Optional[float] = None if cfg.lambda_star is None else math.log(cfg.lambda_star)
         self.log_lambda: Optional[torch.Tensor] = None
@@ -99,26 +104,14 @@ class RACLSearch:
 
     # ------------------------------------------------------------------ run directory
     def _prepare_run_dir(self):
-        cfg_path = self.run.path / "config.json"
-        if self.run.checkpoint.exists():
-            state = load_checkpoint(self.run.checkpoint, self.device)
-            if state.get("kind") != "racl-search":
-                raise CheckpointError(f"{self.run.checkpoint} is a {state.get('kind')!r} checkpoint, not a search")
-            old = {k: v for k, v in state["config"].items() if k not in _RESUMABLE_FIELDS}
-            new = {k: v for k, v in to_dict(self.cfg).items() if k not in _RESUMABLE_FIELDS}
-            if old != new:
-                diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-                raise CheckpointError(f"{self.run.path} holds a run with another config (differs in: {', '.join(diff)}); "
-                                      f"use another --out or delete the directory")
+        state = self.run.resume_state("racl-search", self.cfg, _RESUMABLE_FIELDS, self.device)
+        if state is not None:
             self.load_state_dict(state)
             self._resumed = True
-            self.prov = read_json(self.run.path / "provenance.json") if (self.run.path / "provenance.json").exists() else None
-        if not self._resumed or self.prov is None:
-            self.prov = provenance(self.cfg.profile, self.cfg.dataset, self.cfg.seed, self.device,
-                                   data_source=self.data.source, n_train_images=len(self.data))
-            self.prov["wall_time_s"] = 0.0
-        write_json(cfg_path, to_dict(self.cfg))
-        write_json(self.run.path / "provenance.json", self.prov)
+        self.prov = self.run.start_provenance(self._resumed, lambda: provenance(
+            self.cfg.profile, self.cfg.dataset, self.cfg.seed, self.device, data_source=self.data.source,
+            n_train_images=len(self.data)))
+        write_json(self.run.path / "config.json", to_dict(self.cfg))
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
@@ -189,13 +182,18 @@ class RACLSearch:
         gamma = self.cfg.grad_norm_weight
         if gamma > 0:
             x = x.detach().requires_grad_(True)
-        logits = self.model(x, arch)
+        logits = self.forward(x, arch)
         ce_i = F.cross_entropy(logits, y, reduction="none")
         ce = ce_i.mean()
         if gamma > 0:
             gn = input_gradient_norm(ce_i, x, create_graph=True).mean()
             return ce + gamma * gn, ce, gn, logits
         return ce, ce, ce.new_zeros(()), logits
+
+    def forward(self, x, arch):
+        """The supernet's logits (fp32) under the run's precision and memory format."""
+        with speed.autocast(self.precision, self.device):
+            return speed.full(self.model(speed.as_input(x, self.channels_last), arch))
 
     def propagation(self):
         mu_a, s2_a, mu_b, s2_b = self.dist.stacked(self.types)
@@ -210,9 +208,10 @@ class RACLSearch:
         scale of alpha, so a constraint that includes a live C chases itself. By default
         (``freeze_C``) it is measured once, when lambda* is set, and kept."""
         self.model.eval()  # inference-mode BN for the constants; restored by the caller
-        self.log_lambda = self.model.log_lambdas(self.lip)
-        if self.log_C is None or not self.cfg.freeze_C:
-            self.log_C = self.model.log_C(self.lip)
+        with speed.fp32():
+            self.log_lambda = self.model.log_lambdas(self.lip)
+            if self.log_C is None or not self.cfg.freeze_C:
+                self.log_C = self.model.log_C(self.lip)
 
     def constraint(self, net: LogNormal) -> torch.Tensor:
         return confidence_constraint(net, self.cfg.eta, self.log_lambda_star, self.cfg.constraint_form)
@@ -303,7 +302,7 @@ class RACLSearch:
         for i, (x, y) in enumerate(self.eval_loader):
             if self.cfg.eval_batches is not None and i >= self.cfg.eval_batches:
                 break
-            logits = self.model(x, arch)
+            logits = self.forward(x, arch)
             loss += F.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(1) == y).sum().item()
             n += len(y)

@@ -26,18 +26,19 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import speed
 from .attacks import check_epsilon, linf_pgd
 from .data import Loader, batch_seed, load_dataset, split_indices
 from .networks import build_model, count_parameters
 from .profiles import TRAIN_PROFILES, _check_choice, from_dict, to_dict
 from .records import (CheckpointError, NonFiniteLossError, RunDir, finish_provenance, load_checkpoint, provenance,
-                      read_json, resolve_device, save_checkpoint, write_json)
+                      resolve_device, save_checkpoint, write_json)
 
 
 @dataclass
@@ -71,6 +72,10 @@ class TrainConfig:
     val_attack_steps: int = 10
     checkpoint_every: int = 0
     device: str = "auto"
+    # how it runs (racl.speed): fp32 | bf16 | auto; true | false | auto (on for CUDA)
+    precision: str = "fp32"
+    channels_last: Any = "auto"
+    fused_optimizer: Any = "auto"
 
     def validate(self) -> "TrainConfig":
         _check_choice("method", self.method, ("pgd", "trades", "mart"))
@@ -81,6 +86,7 @@ class TrainConfig:
             raise ValueError("epochs and batch_size must be positive and attack_steps non-negative")
         if self.val_images < 0:
             raise ValueError("val_images must be non-negative")
+        speed.check(self.precision, self.channels_last, self.fused_optimizer)
         return self
 
     def for_dataset(self) -> "TrainConfig":
@@ -172,6 +178,9 @@ def accuracy(model: nn.Module, loader: Loader, attack: Optional[Callable] = None
     return correct / max(n, 1), n
 
 
+_RESUMABLE_FIELDS = ("checkpoint_every", "device", "channels_last", "fused_optimizer")
+
+
 class AdversarialTrainer:
     def __init__(self, cfg: TrainConfig, out: Optional[str | Path] = None, data_root=None, progress: bool = True):
         self.cfg = cfg.validate()
@@ -191,7 +200,11 @@ class AdversarialTrainer:
         self.model = build_model(cfg.arch, train.num_classes, train.image_size, cfg.init_channels, cfg.layers,
                                  cfg.auxiliary, cfg.drop_path_prob, train.mean, train.std).to(self.device)
         self.n_params = count_parameters(self.model)
-        self.opt = torch.optim.SGD(self.model.parameters(), cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        self.precision = speed.resolve_precision(cfg.precision, self.device)
+        self.channels_last = speed.resolve_flag(cfg.channels_last, self.device)
+        speed.memory_format(self.model, self.channels_last)
+        self.opt = speed.sgd(self.model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay,
+                             speed.resolve_flag(cfg.fused_optimizer, self.device))
         self.epoch, self.step, self.history, self._acc = 0, 0, [], {}
         self._resumed = False
         if self.run is not None:
@@ -199,27 +212,14 @@ class AdversarialTrainer:
 
     # ---------------------------------------------------------------- run directory
     def _prepare_run_dir(self):
-        if self.run.checkpoint.exists():
-            state = load_checkpoint(self.run.checkpoint, self.device)
-            if state.get("kind") != "racl-train":
-                raise CheckpointError(f"{self.run.checkpoint} is a {state.get('kind')!r} checkpoint, not a training run")
-            skip = {"checkpoint_every", "device"}
-            old = {k: v for k, v in state["config"].items() if k not in skip}
-            new = {k: v for k, v in to_dict(self.cfg).items() if k not in skip}
-            if old != new:
-                diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-                raise CheckpointError(f"{self.run.path} holds a training run with another config (differs in: "
-                                      f"{', '.join(diff)}); use another --out or delete the directory")
+        state = self.run.resume_state("racl-train", self.cfg, _RESUMABLE_FIELDS, self.device)
+        if state is not None:
             self.load_state_dict(state)
             self._resumed = True
-        prov_path = self.run.path / "provenance.json"
-        self.prov = read_json(prov_path) if (self._resumed and prov_path.exists()) else None
-        if self.prov is None:
-            self.prov = provenance(self.cfg.profile, self.cfg.dataset, self.cfg.seed, self.device, arch=self.cfg.arch,
-                                   n_params=self.n_params, data_source=self.data.source, n_train_images=len(self.data))
-            self.prov["wall_time_s"] = 0.0
+        self.prov = self.run.start_provenance(self._resumed, lambda: provenance(
+            self.cfg.profile, self.cfg.dataset, self.cfg.seed, self.device, arch=self.cfg.arch, n_params=self.n_params,
+            data_source=self.data.source, n_train_images=len(self.data)))
         write_json(self.run.path / "config.json", to_dict(self.cfg))
-        write_json(prov_path, self.prov)
 
     def state_dict(self) -> dict:
         return {"kind": "racl-train", "config": to_dict(self.cfg), "epoch": self.epoch, "step": self.step,
@@ -263,11 +263,14 @@ class AdversarialTrainer:
         key = batch_seed(cfg.seed, 6, epoch, step)
         gen = torch.Generator().manual_seed(key)
         torch.manual_seed(key)  # drop-path masks
-        x_adv = self.craft(x, y, gen)
-        self.model.train()
-        loss = adversarial_loss(cfg.method, self.model, x, y, x_adv, cfg.beta)
-        if cfg.auxiliary and getattr(self.model, "aux_logits", None) is not None:
-            loss = loss + cfg.auxiliary_weight * F.cross_entropy(self.model.aux_logits, y)
+        x = speed.as_input(x, self.channels_last)
+        with speed.autocast(self.precision, self.device):
+            x_adv = self.craft(x, y, gen)
+            self.model.train()
+            loss = adversarial_loss(cfg.method, self.model, x, y, x_adv, cfg.beta)
+            if cfg.auxiliary and getattr(self.model, "aux_logits", None) is not None:
+                loss = loss + cfg.auxiliary_weight * F.cross_entropy(self.model.aux_logits, y)
+        loss = speed.full(loss)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"non-finite training loss {loss.item()} at epoch {epoch}, step {step}; "
                                      f"the last good checkpoint is kept")

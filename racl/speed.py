@@ -1,0 +1,99 @@
+"""How the computations run, not what they compute: precision, memory format, optimisers.
+
+Three switches, each a field of the search and training configs and each off in the
+baseline (``benchmarks/bench.py`` measures every one against it, side by side):
+
+* ``precision="bf16"``: the network's forward and backward passes under bf16 autocast
+  (CUDA, and CPU where PyTorch supports it). Only the network runs in bf16; the logits are
+  cast back to fp32 before the loss, and the Lipschitz machinery (power iteration, log-normal
+  propagation, the constraint) always runs in fp32 outside autocast, because ln lambda sums
+  hundreds of terms whose rounding would move the constraint. bf16 keeps fp32's exponent
+  range, so no loss scaling is needed, and the double back-propagation of the gradient-norm
+  term (Eq. 16) works unchanged. Evaluation (the attacks behind the tables) always runs in
+  fp32: a low-precision gradient can mask a model's weakness.
+* ``channels_last=True``: model and inputs in NHWC memory order. The same arithmetic,
+  summed in another order (results equal to fp32 rounding).
+* ``fused_optimizer=True``: the fused SGD / Adam kernels (one kernel for all parameters).
+
+``channels_last`` and ``fused_optimizer`` default to ``"auto"``: on for CUDA, off on the CPU
+(where the benchmark shows channels_last slowing the supernet). ``precision`` defaults to
+``"fp32"``: bf16 is opt-in (``--set precision=bf16``, or ``auto`` for bf16 on CUDA) until a
+GPU run has shown that it leaves the searched cells and the robust accuracy unchanged
+within seed noise; the tests check that it leaves every computed quantity within bf16
+tolerance of fp32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn as nn
+
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision == "auto":
+        return "bf16" if torch.device(device).type == "cuda" else "fp32"
+    return precision
+
+
+def resolve_flag(value, device: torch.device) -> bool:
+    """``True`` / ``False`` as given; ``"auto"``: on for CUDA, off otherwise."""
+    if value == "auto":
+        return torch.device(device).type == "cuda"
+    if isinstance(value, str):
+        if value.lower() in ("true", "1", "yes"):
+            return True
+        if value.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(f"expected true, false or auto; got {value!r}")
+    return bool(value)
+
+
+def autocast(precision: str, device: torch.device):
+    """bf16 autocast for ``precision="bf16"``, nothing for fp32."""
+    dev = torch.device(device)
+    if resolve_precision(precision, dev) == "bf16":
+        return torch.autocast(dev.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def fp32() -> contextlib.ExitStack:
+    """Leave any enclosing autocast (for the Lipschitz machinery)."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.autocast("cpu", enabled=False))
+    if torch.cuda.is_available():
+        stack.enter_context(torch.autocast("cuda", enabled=False))
+    return stack
+
+
+def check(precision, channels_last, fused_optimizer) -> None:
+    """Validate the three config fields (a clear error for a typo on the command line)."""
+    resolve_precision(precision, torch.device("cpu"))
+    resolve_flag(channels_last, torch.device("cpu"))
+    resolve_flag(fused_optimizer, torch.device("cpu"))
+
+
+def full(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in fp32 when autocast left it in a 16-bit type (fp64 stays fp64)."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
+def memory_format(model: nn.Module, channels_last: bool) -> nn.Module:
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def as_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
+def sgd(params, lr, momentum, weight_decay, fused: bool) -> torch.optim.SGD:
+    return torch.optim.SGD(params, lr, momentum=momentum, weight_decay=weight_decay, **({"fused": True} if fused else {}))
+
+
+def adam(params, lr, betas, fused: bool) -> torch.optim.Adam:
+    return torch.optim.Adam(params, lr, betas=betas, **({"fused": True} if fused else {}))
