@@ -14,6 +14,8 @@ What it measures (medians over --repeat timed runs after --warmup untimed ones):
 * train: adversarial-training (PGD-k) steps of the evaluation network and of ResNet-18,
   in images/s.
 * attacks: the time of each attack on the same batch.
+* data: an epoch of augmented batches from the device-resident loader against a host-side
+  DataLoader with per-image transforms.
 
 Every optimisation is measured against a straightforward baseline in the same run, through
 the same code the search and the training run (the ``precision``, ``channels_last`` and
@@ -258,12 +260,52 @@ def bench_attacks(args, dev, variant, peak):
     return r
 
 
-PARTS = {"search": bench_search, "train": bench_train, "attacks": bench_attacks}
+def bench_data(args, dev, variant, peak):
+    """One pass over CIFAR-sized training batches with crop + flip augmentation: the images
+    resident on the device as uint8 and augmented there (racl.data.Loader, every variant),
+    against a host-side torch DataLoader with per-image torchvision transforms and a copy to
+    the device per batch (the usual pipeline, the baseline)."""
+    from torchvision.transforms import v2
+
+    from racl.data import Loader, synthetic
+
+    data = synthetic("train", size=32, n=args.data_images)
+    bs = args.train_batch
+
+    def resident():
+        loader = Loader(data, bs, True, True, 0, dev, True)
+        for _, x, y in loader.epoch(0):
+            pass
+        sync(dev)
+
+    tf = v2.Compose([v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True)])
+
+    class HostSet(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(data.y)
+
+        def __getitem__(self, i):
+            return tf(data.x[i]), data.y[i]
+
+    def host():
+        for x, y in torch.utils.data.DataLoader(HostSet(), bs, shuffle=True, drop_last=True, num_workers=0):
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+        sync(dev)
+
+    r = {"images": len(data.y), "host_loader_epoch_s": timeit(host, dev, args.repeat, args.warmup),
+         "resident_loader_epoch_s": timeit(resident, dev, args.repeat, args.warmup)}
+    r["resident_over_host_speed_up"] = r["host_loader_epoch_s"] / r["resident_loader_epoch_s"]
+    r["resident_images_per_s"] = len(data.y) / r["resident_loader_epoch_s"]
+    return r
+
+
+PARTS = {"search": bench_search, "train": bench_train, "attacks": bench_attacks, "data": bench_data}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", default="search,train,attacks")
+    ap.add_argument("--part", default="search,train,attacks,data")
+    ap.add_argument("--data-images", type=int, default=10000, help="images in the data part's pass")
     ap.add_argument("--variant", default="all", help=f"{' | '.join(VARIANTS)} | all | a comma list")
     ap.add_argument("--profile", default="smoke", help="search profile whose supernet is timed")
     ap.add_argument("--dataset")
@@ -295,7 +337,10 @@ def main():
            "python": platform.python_version(), "code": code_version(), "matmul_tflops": peak / 1e12,
            "argv": sys.argv[1:], "results": {}}
     for part in args.part.split(","):
-        for v in variants:
+        if part not in PARTS:
+            ap.error(f"unknown part {part!r}; choose from {', '.join(PARTS)}")
+        # the data part has no variants: both pipelines are timed in one go
+        for v in (["baseline"] if part == "data" else variants):
             torch.manual_seed(0)
             out["results"][f"{part}/{v}"] = PARTS[part](args, dev, v, peak)
     # table, with ratios against the baseline

@@ -13,13 +13,15 @@ def test_benchmark_runs_every_part_against_its_baseline(tmp_path):
     out = tmp_path / "bench.json"
     cmd = [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--variant", "channels_last", "--cells", "3",
            "--channels", "4", "--batch", "8", "--train-batch", "4", "--attack-batch", "4", "--pgd-steps", "1",
-           "--attacks", "fgsm,pgd20", "--repeat", "1", "--warmup", "0", "--device", "cpu", "--json", str(out)]
+           "--attacks", "fgsm,pgd20", "--data-images", "64", "--repeat", "1", "--warmup", "0", "--device", "cpu", "--json", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "speed-up vs baseline" in res.stdout
     rec = json.loads(out.read_text())
     assert rec["device"]["device"] == "cpu" and rec["matmul_tflops"] > 0
-    assert set(rec["results"]) == {f"{p}/{v}" for p in ("search", "train", "attacks") for v in ("baseline", "channels_last")}
+    assert set(rec["results"]) == {f"{p}/{v}" for p in ("search", "train", "attacks")
+                                   for v in ("baseline", "channels_last")} | {"data/baseline"}
+    assert rec["results"]["data/baseline"]["resident_over_host_speed_up"] > 0
     search = rec["results"]["search/baseline"]
     assert search["racl_over_pcdarts"] > 1  # RACL's step does strictly more work
     assert 0 < search["lipschitz_share_of_racl_step"] < 1
