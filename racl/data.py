@@ -66,6 +66,10 @@ class ArrayData:
         idx = torch.as_tensor(idx, dtype=torch.long)
         return ArrayData(self.x[idx], self.y[idx], self.num_classes, self.name, self.source, self.mean, self.std, self.classes)
 
+    def head(self, n: Optional[int]) -> "ArrayData":
+        """The first ``n`` examples (all of them for None)."""
+        return self if not n else self.subset(torch.arange(min(n, len(self))))
+
 
 def _from_hwc(x: np.ndarray, y, **kw) -> ArrayData:
     x = np.asarray(x)

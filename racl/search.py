@@ -63,9 +63,7 @@ class RACLSearch:
         self.run = RunDir(out) if out else None
         torch.manual_seed(cfg.seed)
 
-        train = load_dataset(cfg.dataset, "train", data_root)
-        if cfg.max_train_images:
-            train = train.subset(torch.arange(min(cfg.max_train_images, len(train))))
+        train = load_dataset(cfg.dataset, "train", data_root).head(cfg.max_train_images)
         w_idx, a_idx = split_indices(len(train), cfg.train_portion, cfg.seed)
         self.data = train
         self.train_loader = Loader(train.subset(w_idx), cfg.batch_size, True, cfg.augment, cfg.seed, self.device, True, stream=1)

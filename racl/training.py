@@ -188,9 +188,7 @@ class AdversarialTrainer:
         self.progress = progress
         self.run = RunDir(out) if out else None
         torch.manual_seed(cfg.seed)
-        train = load_dataset(cfg.dataset, "train", data_root)
-        if cfg.max_train_images:
-            train = train.subset(torch.arange(min(cfg.max_train_images, len(train))))
+        train = load_dataset(cfg.dataset, "train", data_root).head(cfg.max_train_images)
         if cfg.val_images >= len(train):
             raise ValueError(f"val_images={cfg.val_images} leaves nothing to train on ({len(train)} images)")
         val_idx, tr_idx = split_indices(len(train), cfg.val_images / len(train), cfg.seed)
