@@ -1,7 +1,7 @@
 """How the computations run, not what they compute: precision, memory format, optimisers.
 
-Three switches, each a field of the search and training configs and each off in the
-baseline (``benchmarks/bench.py`` measures every one against it, side by side):
+Three switches, each a field of the search and training configs (the evaluation config has
+``channels_last`` only) and each off in the baseline (``benchmarks/bench.py`` measures every one against it, side by side):
 
 * ``precision="bf16"``: the network's forward and backward passes under bf16 autocast
   (CUDA, and CPU where PyTorch supports it). Only the network runs in bf16; the logits are
@@ -9,7 +9,8 @@ baseline (``benchmarks/bench.py`` measures every one against it, side by side):
   propagation, the constraint) always runs in fp32 outside autocast, because ln lambda sums
   hundreds of terms whose rounding would move the constraint. bf16 keeps fp32's exponent
   range, so no loss scaling is needed, and the double back-propagation of the gradient-norm
-  term (Eq. 16) works unchanged. Evaluation (the attacks behind the tables) always runs in
+  term (Eq. 16) works unchanged. In adversarial training the PGD examples are crafted
+  under the same autocast as the weight step. Evaluation (the attacks behind the tables) always runs in
   fp32: a low-precision gradient can mask a model's weakness.
 * ``channels_last=True``: model and inputs in NHWC memory order. The same arithmetic,
   summed in another order (results equal to fp32 rounding).
