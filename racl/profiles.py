@@ -113,8 +113,9 @@ def _check_choice(name, value, choices):
 
 SEARCH_PROFILES: dict[str, SearchConfig] = {
     "paper": SearchConfig(),
-    # ~35 minutes on 2 CPU cores: 2,560 real CIFAR-10 images (1,280 for the weights, 1,280
-    # for the architecture), a 5-cell supernet, 7 epochs of which 2 warm-up. The paper makes
+    # 23 minutes wall (45 CPU-minutes) measured on 2 idle CPU cores: 2,560 real CIFAR-10
+    # images (1,280 for the weights, 1,280 for the architecture), a 5-cell supernet, 7 epochs
+    # of which 2 warm-up. The paper makes
     # ~6,800 architecture steps, mini ~100, so rho and the distribution's learning rate are
     # scaled up by about the ratio of step counts (10x and 50x, capped) to let the dual and
     # the architecture move as far as they do in a paper run.
