@@ -25,7 +25,7 @@ the same code the search and the training run (the ``precision``, ``channels_las
 each (bf16 only on CUDA, where it has fast kernels) and prints the ratios against the
 baseline. Each part also reports its peak memory and, from PyTorch's FLOP counter, the
 achieved FLOP rate against the device's measured matrix-multiply rate (bf16 on CUDA, fp32 on
-the CPU). The data are resident on the device as uint8 with augmentation there
+the CPU; a fraction above 1 means the convolutions ran faster than that reference). The data are resident on the device as uint8 with augmentation there
 (``racl.data.Loader``) in every variant. Results carry the device, PyTorch version and date.
 """
 
@@ -104,7 +104,7 @@ def flops_of(fn) -> float:
 
 def matmul_rate(dev) -> float:
     """The device's measured dense matrix-multiply rate in FLOP/s (bf16 on CUDA, fp32 on CPU)."""
-    n, dtype = (8192, torch.bfloat16) if dev.type == "cuda" else (1024, torch.float32)
+    n, dtype = (8192, torch.bfloat16) if dev.type == "cuda" else (2048, torch.float32)
     a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
     t = timeit(lambda: a @ b, dev, repeat=5, warmup=2)
     return 2 * n ** 3 / t
@@ -334,6 +334,7 @@ def main():
         variants.insert(0, "baseline")  # every ratio is against the baseline of the same run
     peak = matmul_rate(dev)
     out = {"device": hardware(dev), "torch": torch.__version__, "date": dt.date.today().isoformat(),
+           "datetime": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "python": platform.python_version(), "code": code_version(), "matmul_tflops": peak / 1e12,
            "argv": sys.argv[1:], "results": {}}
     for part in args.part.split(","):

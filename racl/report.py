@@ -548,7 +548,7 @@ def ablation_configs(profiles=("mini", "paper")) -> pd.DataFrame:
 # ---------------------------------------------------------------------- speed (benchmarks/bench.py)
 def bench_records() -> list[dict]:
     """The committed benchmark results, newest first."""
-    return sorted(json_records("bench"), key=lambda r: (r.get("date", ""), r["_file"]), reverse=True)
+    return sorted(json_records("bench"), key=lambda r: (r.get("datetime") or r.get("date", ""), r["_file"]), reverse=True)
 
 
 def bench_label(rec: dict) -> str:
