@@ -37,6 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import speed
 from .attacks import Attack, PGD, check_epsilon, linf_pgd, make_attack
 from .networks import count_parameters
 from .records import provenance, write_json
@@ -74,9 +75,7 @@ class EvalConfig:
             check_epsilon(e)
         if self.n < 1 or (self.n_slow is not None and self.n_slow < 1):
             raise ValueError("n and n_slow must be positive")
-        from .speed import resolve_flag
-
-        resolve_flag(self.channels_last, "cpu")
+        speed.resolve_flag(self.channels_last, "cpu")
         return self
 
 
@@ -264,8 +263,6 @@ def evaluate_run(run: str | Path, cfg: EvalConfig, out: Optional[str | Path] = N
 
     c0 = time.process_time()
     dev = resolve_device(device)
-    from . import speed
-
     cl = speed.resolve_flag(cfg.channels_last, dev)
     model, meta = load_trained(run, dev)
     speed.memory_format(model, cl)

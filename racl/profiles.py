@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
+from . import speed
 from .operations import PRIMITIVES
 
 
@@ -100,9 +101,7 @@ class SearchConfig:
             raise ValueError("layers must be at least 3")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
-        from .speed import check
-
-        check(self.precision, self.channels_last, self.fused_optimizer)
+        speed.check(self.precision, self.channels_last, self.fused_optimizer)
         return self
 
 

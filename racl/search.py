@@ -30,9 +30,9 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from . import speed
 from .constraint import ADMMDual, calibrate_log_lambda_star, confidence_constraint, input_gradient_norm
 from .data import Loader, batch_seed, load_dataset, split_indices
-from . import speed
 from .genotypes import Genotype, agreement, derive
 from .lipschitz import LipschitzEstimator
 from .lognormal import LogNormal, propagate, sample_bound
@@ -43,7 +43,7 @@ from .sampler import CELL_TYPES, ArchDistribution
 from .supernet import SuperNet
 
 # Config fields that may change between a run and its resumption without changing results.
-_RESUMABLE_FIELDS = {"checkpoint_every", "device", "channels_last", "fused_optimizer"}
+_RESUMABLE_FIELDS = ("checkpoint_every", "device", *speed.RESUMABLE)
 
 
 @dataclass

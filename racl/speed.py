@@ -35,6 +35,8 @@ import torch
 import torch.nn as nn
 
 PRECISIONS = ("fp32", "bf16", "auto")
+#: switches that only reorder or fuse the arithmetic: a run may resume with them changed
+RESUMABLE = ("channels_last", "fused_optimizer")
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -178,7 +178,7 @@ def accuracy(model: nn.Module, loader: Loader, attack: Optional[Callable] = None
     return correct / max(n, 1), n
 
 
-_RESUMABLE_FIELDS = ("checkpoint_every", "device", "channels_last", "fused_optimizer")
+_RESUMABLE_FIELDS = ("checkpoint_every", "device", *speed.RESUMABLE)
 
 
 class AdversarialTrainer:
