@@ -299,12 +299,198 @@ def bench_data(args, dev, variant, peak):
     return r
 
 
-PARTS = {"search": bench_search, "train": bench_train, "attacks": bench_attacks, "data": bench_data}
+# ---------------------------------------------------------------------------- search epochs
+#: supernet sizes of the epoch part: the mini profile's, the paper's (Sec. 4.1: 8 cells, C = 16,
+#: K = 4, batch 128, 32x32 images, 25,000 images per half), and a tiny one for tests
+EPOCH_SIZES = {
+    "mini": {"profile": "mini"},
+    "paper": {"profile": "paper", "images_per_half": 25000},
+    "tiny": {"profile": "smoke", "dataset": "synthetic-8", "max_train_images": 64, "batch_size": 8},
+}
+#: what an epoch part times: plain PC-DARTS, RACL as the paper writes it, and RACL with the fast paths
+FAST = {"arch_update": "joint", "grad_norm_grad": "finite_difference", "power_iteration_fused": True}
+EPOCH_MODES = {
+    "pcdarts": {},
+    "racl": {},
+    "racl_fast": FAST,
+    "racl_joint": {"arch_update": "joint"},
+    "racl_fd": {"grad_norm_grad": "finite_difference"},
+    "racl_pi_fused": {"power_iteration_fused": True},
+}
+
+
+def pcdarts_step(s, xw, yw, xa, ya):
+    """One iteration of plain (first-order) PC-DARTS on the same supernet and batches: a weight
+    step on CE (SGD, clipping) and an architecture step on CE (Adam on the deterministic
+    weights' mu); no sampling, no Lipschitz terms, no gradient-norm term."""
+    s.model.train()
+    loss = F.cross_entropy(s.forward(xw, s.arch_weights(None).detach()), yw)
+    s.w_opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.cfg.grad_clip)
+    s.w_opt.step()
+    mu = s.dist.mu_parameters()
+    grads = torch.autograd.grad(F.cross_entropy(s.forward(xa, s.arch_weights(None)), ya), mu)
+    for p, g in zip(mu, grads):
+        p.grad = g
+    s.mu_opt.step()
+
+
+def epoch_breakdown(s, xw, yw, xa, ya, dev, repeat, warmup, mode):
+    """The pieces of one iteration, each timed alone on the same state: the supernet's
+    forward passes, the back-propagation (for RACL's exact path the double
+    back-propagation, for the finite-difference path its two first-order passes), the power
+    iteration (times 1 / lipschitz_every), the log-normal propagation with the constraint
+    and its gradient, and the optimisers. ``other`` is the step's time minus their sum."""
+    cfg = s.cfg
+    eps = s._eps(0, 1)
+    w_params = list(s.model.parameters())
+    mu, sigma = s.dist.mu_parameters(), s.dist.sigma_parameters()
+    if mode == "pcdarts":
+        passes = [(xw, yw, lambda: s.arch_weights(None).detach(), w_params), (xa, ya, lambda: s.arch_weights(None), mu)]
+    else:
+        arch_passes = [mu + sigma] if cfg.arch_update == "joint" else [mu, sigma]
+        passes = [(xw, yw, lambda: s.arch_weights(eps).detach(), w_params)] + [
+            (xa, ya, lambda: s.arch_weights(eps), ps) for ps in arch_passes]
+    n_fwd = 2 if mode != "pcdarts" and cfg.grad_norm_grad == "finite_difference" and cfg.grad_norm_weight > 0 else 1
+
+    def forwards():
+        for x, y, arch, _ in passes:
+            x = x.detach().requires_grad_(mode != "pcdarts")
+            F.cross_entropy(s.forward(x, arch()), y)
+
+    def network_passes():
+        for x, y, arch, ps in passes:
+            if mode == "pcdarts":
+                torch.autograd.grad(F.cross_entropy(s.forward(x, arch()), y), ps, allow_unused=True)
+            else:
+                s.loss_grads(x, y, arch, ps)
+
+    def optimisers():
+        torch.nn.utils.clip_grad_norm_(s.model.parameters(), cfg.grad_clip)
+        s.w_opt.step()
+        s.mu_opt.step()
+        if mode != "pcdarts" and s.sigma_opt is not None:
+            s.sigma_opt.step()
+
+    def propagation():
+        for _ in range(len(passes)):  # one per architecture pass, one for the dual step
+            c = s.constraint(s.propagation().network)
+            torch.autograd.grad(c, mu + sigma)
+
+    for p in w_params + mu + sigma:  # the optimisers step on gradients of the right shapes
+        p.grad = torch.zeros_like(p)
+    state = {k: v.clone() for k, v in s.model.state_dict().items()}
+    out = {"forward_s": n_fwd * timeit(forwards, dev, repeat, warmup)}
+    out["backward_s"] = timeit(network_passes, dev, repeat, warmup) - out["forward_s"]
+    if mode != "pcdarts":
+        refresh = timeit(s.refresh_lipschitz, dev, repeat, warmup)
+        out["power_iteration_s"] = refresh / cfg.lipschitz_every
+        s.model.train()
+        out["propagation_s"] = timeit(propagation, dev, repeat, warmup)
+    out["optimiser_s"] = timeit(optimisers, dev, repeat, warmup)
+    s.model.load_state_dict(state)
+    return out
+
+
+def bench_epoch(args, dev, variant, peak):
+    """One search epoch after the warm-up (a weight step and an architecture step per
+    iteration) of plain PC-DARTS and of RACL, exact and fast, on the same data, supernet and
+    device, at each size of ``--epoch-sizes``. Each mode's first iteration (lambda*, BN
+    recalibration, the power iteration's initial vectors) and ``--epoch-warmup`` more are
+    not timed; the next ``--epoch-steps`` iterations are, and their mean is scaled to the
+    epoch's number of iterations (the whole epoch is timed only where --epoch-steps covers
+    it)."""
+    from racl.search import RACLSearch
+
+    r = {}
+    for size in args.epoch_sizes.split(","):
+        if size not in EPOCH_SIZES:
+            raise SystemExit(f"unknown epoch size {size!r}; choose from {', '.join(EPOCH_SIZES)}")
+        spec = dict(EPOCH_SIZES[size])
+        prof, per_half = spec.pop("profile"), spec.pop("images_per_half", None)
+        over = {"device": str(dev), "arch_warmup_epochs": 0, **VARIANTS[variant], **spec}
+        if prof != "smoke":
+            over["dataset"] = args.epoch_dataset  # real 32x32 images; the paper's sizes on the mini subset
+            n_iter = args.epoch_steps + args.epoch_warmup + 1
+            over["max_train_images"] = max(2 * n_iter * get_profile(prof).batch_size, get_profile(prof).max_train_images or 0)
+        res = {}
+        for mode in args.epoch_modes.split(","):
+            if mode not in EPOCH_MODES:
+                raise SystemExit(f"unknown epoch mode {mode!r}; choose from {', '.join(EPOCH_MODES)}")
+            torch.manual_seed(0)
+            cfg = get_profile(prof, {**over, **EPOCH_MODES[mode]})
+            s = RACLSearch(cfg, None, progress=False)
+            per_epoch = (per_half or len(s.train_loader) * cfg.batch_size) // cfg.batch_size
+            batches = zip(s.train_loader.epoch(0), s.arch_loader.epoch(0))
+            times = []
+            for i, ((_, xw, yw), (_, xa, ya)) in enumerate(batches):
+                if i >= args.epoch_steps + args.epoch_warmup + 1:
+                    break
+                sync(dev)
+                t0 = time.perf_counter()
+                if mode == "pcdarts":
+                    pcdarts_step(s, xw, yw, xa, ya)
+                else:
+                    s.train_step(0, i, xw, yw, xa, ya)
+                sync(dev)
+                if i > args.epoch_warmup:
+                    times.append(time.perf_counter() - t0)
+            if not times:
+                raise SystemExit(f"{size}: too few batches for {args.epoch_steps} timed steps")
+            step = statistics.mean(times)
+            m = {"step_s": step, "step_times_s": times, "steps_per_epoch": per_epoch, "epoch_s": step * per_epoch,
+                 "timed_steps": len(times), "scaled": len(times) < per_epoch}
+            if args.epoch_breakdown and mode in ("pcdarts", "racl", "racl_fast"):
+                b = epoch_breakdown(s, xw, yw, xa, ya, dev, 1, 0, mode)
+                b["other_s"] = step - sum(b.values())
+                m["breakdown"] = b
+            res[mode] = m
+        base = res.get("pcdarts")
+        for mode, m in res.items():
+            if base and mode != "pcdarts":
+                m["over_pcdarts"] = m["epoch_s"] / base["epoch_s"]
+        res["config"] = {"profile": prof, "batch": cfg.batch_size, "C": cfg.init_channels, "layers": cfg.layers,
+                         "K": cfg.partial_channels, "dataset": cfg.dataset, "lipschitz_every": cfg.lipschitz_every,
+                         "grad_norm_fd_h": cfg.grad_norm_fd_h, "images_per_half": per_half or len(s.train_loader) * cfg.batch_size}
+        r[size] = res
+    return r
+
+
+def print_epochs(res: dict) -> None:
+    """The epoch part side by side: each mode's epoch time and its ratio to PC-DARTS."""
+    for size, by_mode in res.items():
+        c = by_mode["config"]
+        print(f"  {size}: {c['layers']} cells, C={c['C']}, K={c['K']}, batch {c['batch']}, {c['dataset']}, "
+              f"{c['images_per_half']} images per half")
+        modes = [m for m in by_mode if m != "config"]
+        print("    " + "".join(f"{m:>16s}" for m in modes))
+        row = lambda f: "    " + "".join(f(by_mode[m]) for m in modes)  # noqa: E731
+        print(row(lambda m: f"{m['epoch_s']:>15.1f}s") + "   epoch" + (" (scaled from timed steps)" if any(
+            by_mode[m]["scaled"] for m in modes) else ""))
+        print(row(lambda m: f"{'x' + format(m['over_pcdarts'], '.2f') if 'over_pcdarts' in m else '1':>16s}") + "   over PC-DARTS")
+        for piece in ("forward_s", "backward_s", "power_iteration_s", "propagation_s", "optimiser_s", "other_s"):
+            if any(piece in by_mode[m].get("breakdown", {}) for m in modes):
+                print(row(lambda m: f"{by_mode_piece(m, piece):>16s}") + f"   step: {piece[:-2]}")
+
+
+def by_mode_piece(m: dict, piece: str) -> str:
+    b = m.get("breakdown", {})
+    return f"{b[piece]:.3f}s" if piece in b else ""
+
+
+PARTS = {"search": bench_search, "train": bench_train, "attacks": bench_attacks, "data": bench_data, "epoch": bench_epoch}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", default="search,train,attacks,data")
+    ap.add_argument("--part", default="search,train,attacks,data,epoch")
+    ap.add_argument("--epoch-sizes", default="mini,paper", help=f"{' | '.join(EPOCH_SIZES)} (comma list)")
+    ap.add_argument("--epoch-modes", default="pcdarts,racl,racl_fast", help=f"{' | '.join(EPOCH_MODES)} (comma list)")
+    ap.add_argument("--epoch-steps", type=int, default=2, help="timed iterations per mode (scaled to an epoch)")
+    ap.add_argument("--epoch-warmup", type=int, default=1, help="untimed iterations after the first")
+    ap.add_argument("--epoch-dataset", default="cifar10-mini", help="images for the mini and paper sizes")
+    ap.add_argument("--no-epoch-breakdown", dest="epoch_breakdown", action="store_false")
     ap.add_argument("--data-images", type=int, default=10000, help="images in the data part's pass")
     ap.add_argument("--variant", default="all", help=f"{' | '.join(VARIANTS)} | all | a comma list")
     ap.add_argument("--profile", default="smoke", help="search profile whose supernet is timed")
@@ -340,8 +526,9 @@ def main():
     for part in args.part.split(","):
         if part not in PARTS:
             ap.error(f"unknown part {part!r}; choose from {', '.join(PARTS)}")
-        # the data part has no variants: both pipelines are timed in one go
-        for v in (["baseline"] if part == "data" else variants):
+        # the data part has no variants: both pipelines are timed in one go; the epoch part
+        # compares algorithms, on the baseline switches
+        for v in (["baseline"] if part in ("data", "epoch") else variants):
             torch.manual_seed(0)
             out["results"][f"{part}/{v}"] = PARTS[part](args, dev, v, peak)
     # table, with ratios against the baseline
@@ -351,6 +538,9 @@ def main():
         part, v = key.split("/")
         base = out["results"].get(f"{part}/baseline", {})
         print(f"\n[{part}] variant={v}")
+        if part == "epoch":
+            print_epochs(res)
+            continue
         for k, val in res.items():
             if isinstance(val, dict):
                 print(f"  {k:34s} {val}")

@@ -1,15 +1,24 @@
 """Attacks of the paper's evaluation (Sec. 4), one small class each with the same call:
 
-    x_adv = attack(model, x, y)          # x in [0, 1], model normalises inside
+    x_adv = attack(model, x, y, index)   # x in [0, 1], model normalises inside
 
 White-box: FGSM, MIM (momentum iterative FGSM), PGD-k with random start, RFGSM (a random
 step then a gradient step), CW-L2 as the paper states it (1000 Adam steps, lr 0.01), CW-inf
 (PGD on the Carlini-Wagner margin loss, as robust-NAS papers also report), and AutoAttack.
 
-* FGSM, MIM, PGD, RFGSM and CW-L2 use torchattacks 3.5.1. Its CW loss is wrong when all
-  logits are negative (torchattacks issue #184): it takes the max of ``one_hot * logits``,
-  so an implicit 0 beats every negative logit. :class:`CW` overrides that loss with a masked
-  max; ``tests/test_attacks.py`` shows the difference.
+* ``index`` (optional) holds each example's index in its split. The random attacks (PGD,
+  CW-inf, RFGSM, noise) draw every example's random start from its own generator keyed by
+  (attack seed, example index) (:func:`keyed_noise`), so an example is attacked the same way
+  in any batch, order or shard, and two attacks of a record start from the same point on the
+  same example. Without ``index`` the key is the position in the batch.
+* FGSM, MIM and CW-L2 use torchattacks 3.5.1; PGD and RFGSM are torchattacks' algorithms
+  (CE loss, uniform / sign-of-Gaussian start, sign steps, projection) written on
+  :func:`linf_pgd` for the keyed start (``tests/test_attacks.py`` compares a step with
+  torchattacks'). torchattacks' CW loss is wrong when all logits are negative (its issue
+  #184): it takes the max of ``one_hot * logits``, so an implicit 0 beats every negative
+  logit. :class:`CW` overrides that loss with a masked max; ``tests/test_attacks.py`` shows
+  the difference. CW's early stop looks at the whole batch's loss, so CW-L2 results depend on
+  the batch; so do AutoAttack's (pyautoattack seeds once per call).
 * AutoAttack numbers come from ``pyautoattack``, the original implementation (APGD-CE,
   APGD-T, FAB-T, Square; 100 iterations, 5,000 Square queries). torchattacks' AutoAttack
   runs 10 iterations per sub-attack; it is kept as ``autoattack_ta``, a cross-check only.
@@ -33,6 +42,19 @@ def check_epsilon(eps: float) -> float:
         raise ValueError(f"epsilon must lie in [0, 1] (inputs are in [0, 1]); got {eps}. "
                          f"Write 8/255 as 0.0314, not 8.")
     return float(eps)
+
+
+def keyed_noise(shape, index: Optional[torch.Tensor], seed: int, stream: int, kind: str = "uniform") -> torch.Tensor:
+    """Noise of ``shape`` (batch first) on the CPU: row j comes from a generator seeded by
+    (seed, stream, index[j]) (``index`` None: j), uniform in [0, 1) or standard normal."""
+    from .data import batch_seed
+
+    keys = range(shape[0]) if index is None else [int(i) for i in index]
+    if len(keys) != shape[0]:
+        raise ValueError(f"index has {len(keys)} entries for a batch of {shape[0]}")
+    draw = torch.rand if kind == "uniform" else torch.randn
+    return torch.stack([draw(tuple(shape[1:]), generator=torch.Generator().manual_seed(batch_seed(seed, stream, i)))
+                        for i in keys]) if keys else torch.empty(tuple(shape))
 
 
 def cw_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -90,7 +112,7 @@ class Attack:
         d.pop("bounded", None)
         return d
 
-    def __call__(self, model, x, y):  # pragma: no cover - abstract
+    def __call__(self, model, x, y, index=None):  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -106,24 +128,27 @@ class FGSM(Attack):
         super().__post_init__()
         self.name = "fgsm"
 
-    def __call__(self, model, x, y):
+    def __call__(self, model, x, y, index=None):
         return _ta().FGSM(model, eps=self.eps)(x, y)
 
 
 @dataclass
 class RFGSM(Attack):
     """A random step of size alpha then one gradient step of alpha (Tramer et al.'s R+FGSM
-    with alpha = eps / 2)."""
+    with alpha = eps / 2; torchattacks' RFGSM with a keyed random step)."""
 
     alpha: float = 4 / 255
     steps: int = 1
+    seed: int = 0
 
     def __post_init__(self):
         super().__post_init__()
         self.name = "rfgsm"
 
-    def __call__(self, model, x, y):
-        return _ta().RFGSM(model, eps=self.eps, alpha=self.alpha, steps=self.steps)(x, y)
+    def __call__(self, model, x, y, index=None):
+        step = keyed_noise(x.shape, index, self.seed, 3, "normal").to(x).sign()
+        start = (x + self.alpha * step).clamp(0, 1)
+        return linf_pgd(model, x, y, self.eps, self.alpha, self.steps, "ce", start=start)
 
 
 @dataclass
@@ -136,37 +161,48 @@ class MIM(Attack):
         super().__post_init__()
         self.name = f"mim{self.steps}"
 
-    def __call__(self, model, x, y):
+    def __call__(self, model, x, y, index=None):
         return _ta().MIFGSM(model, eps=self.eps, alpha=self.alpha, steps=self.steps, decay=self.decay)(x, y)
+
+
+def _uniform_start(x, eps, index, seed, stream):
+    noise = keyed_noise(x.shape, index, seed, stream).to(x)
+    return (x + (2 * noise - 1) * eps).clamp(0, 1)
 
 
 @dataclass
 class PGD(Attack):
+    """CE-PGD (Madry et al.) from a uniform random point of the ball (keyed per example)."""
+
     alpha: float = 2 / 255
     steps: int = 20
     random_start: bool = True
+    seed: int = 0
 
     def __post_init__(self):
         super().__post_init__()
         self.name = f"pgd{self.steps}"
 
-    def __call__(self, model, x, y):
-        return _ta().PGD(model, eps=self.eps, alpha=self.alpha, steps=self.steps, random_start=self.random_start)(x, y)
+    def __call__(self, model, x, y, index=None):
+        start = _uniform_start(x, self.eps, index, self.seed, 1) if self.random_start else x
+        return linf_pgd(model, x, y, self.eps, self.alpha, self.steps, "ce", start=start)
 
 
 @dataclass
 class CWInf(Attack):
-    """PGD on the CW margin loss (the 'CW-inf' of robust-NAS papers)."""
+    """PGD on the CW margin loss (the 'CW-inf' of robust-NAS papers), uniform random start."""
 
     alpha: float = 2 / 255
     steps: int = 30
+    seed: int = 0
 
     def __post_init__(self):
         super().__post_init__()
         self.name = "cw_inf"
 
-    def __call__(self, model, x, y):
-        return linf_pgd(model, x, y, self.eps, self.alpha, self.steps, loss="cw")
+    def __call__(self, model, x, y, index=None):
+        start = _uniform_start(x, self.eps, index, self.seed, 2)
+        return linf_pgd(model, x, y, self.eps, self.alpha, self.steps, loss="cw", start=start)
 
 
 def _fixed_cw_class():
@@ -200,7 +236,7 @@ class CW(Attack):
         self.name = "cw"
         self.bounded = False
 
-    def __call__(self, model, x, y):
+    def __call__(self, model, x, y, index=None):
         cls = _fixed_cw_class() if self.fixed_loss else _ta().CW
         return cls(model, c=self.c, kappa=self.kappa, steps=self.steps, lr=self.lr)(x, y)
 
@@ -217,7 +253,7 @@ class AutoAttack(Attack):
         super().__post_init__()
         self.name = "autoattack"
 
-    def __call__(self, model, x, y):
+    def __call__(self, model, x, y, index=None):
         import logging
 
         from pyautoattack import AutoAttack as AA
@@ -244,7 +280,7 @@ class AutoAttackTA(Attack):
         super().__post_init__()
         self.name = "autoattack_ta"
 
-    def __call__(self, model, x, y):
+    def __call__(self, model, x, y, index=None):
         n_classes = model(x[:1]).shape[1]
         return _ta().AutoAttack(model, norm="Linf", eps=self.eps, version="standard", n_classes=n_classes, seed=self.seed)(x, y)
 
@@ -259,10 +295,8 @@ class RandomNoise(Attack):
         super().__post_init__()
         self.name = "noise"
 
-    def __call__(self, model, x, y):
-        g = torch.Generator().manual_seed(self.seed)
-        noise = (2 * torch.rand(x.shape, generator=g) - 1).to(x) * self.eps
-        return (x + noise).clamp(0, 1)
+    def __call__(self, model, x, y, index=None):
+        return _uniform_start(x, self.eps, index, self.seed, 4)
 
 
 def make_attack(name: str, eps: float = 8 / 255, **kw) -> Attack:

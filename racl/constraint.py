@@ -1,4 +1,4 @@
-"""The confidence constraint and its ADMM treatment (paper Sec. 3.4, Eqs. 13-19).
+"""The confidence constraint and its ADMM treatment (paper Sec. 3.3, Eqs. 13-19).
 
 With the network bound L ~ LN(mu, sigma^2) (:func:`racl.lognormal.propagate`), asking that
 L stays below a target lambda* with probability at least eta,
@@ -9,9 +9,10 @@ is equivalent to the deterministic constraint
 
     c(mu, sigma) = mu + Phi^-1(eta) * sigma - ln lambda* <= 0            (Eqs. 13-15)
 
-with sigma the *standard deviation* of ln L. The constraint as transcribed in our issue
-tracker from the paper reads ``mu + Phi^-1(eta) sigma^2 - ln lambda*``; that is not the
-eta-quantile of a log-normal, so it is kept only as ``form="paper_variance"``.
+with sigma the *standard deviation* of ln L (Eq. 15). Eqs. 16-17 write it as
+``mu + Phi^-1(eta) sigma^2 - ln lambda*`` ("omitting the square root on sigma" for
+convexity); that is not the eta-quantile of a log-normal, so it is kept only as
+``form="paper_variance"``.
 
 Algorithm 1 handles c with an augmented Lagrangian and dual ascent (Eqs. 17-19). The paper
 writes the equality-constraint form
@@ -25,10 +26,12 @@ kept here as ``admm="equality"``. For the inequality c <= 0 we use by default th
 
 which only penalises a violated (or nearly violated) constraint.
 
-lambda* is not given in the paper. ``lambda_star=None`` calibrates it at the first
-architecture step as the bound's eta-quantile at that moment times ``lambda_star_ratio``:
-"do not let the architecture raise the network's Lipschitz bound (at confidence eta) above
-ratio x its value when architecture learning starts".
+lambda* is an input of Algorithm 1 whose value the paper never gives. ``lambda_star=None``
+calibrates it at the first architecture step as the bound's eta-quantile at that moment
+times ``lambda_star_ratio``: "do not let the architecture raise the network's Lipschitz
+bound (at confidence eta) above ratio x its value when architecture learning starts". With
+ratio 1 the architecture step, which lowers the bound by itself, leaves the constraint
+slack; a ratio below 1 (c starts at -ln ratio > 0) makes it bind.
 """
 
 from __future__ import annotations

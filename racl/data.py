@@ -8,11 +8,14 @@ Datasets are held as uint8 arrays (N, 3, H, W) with int64 labels, from one of:
   val/images + val_annotations.txt; its val split serves as the test split);
 * a ``.npz`` file with ``x_train, y_train, x_test, y_test`` (N, H, W, 3) uint8, the format of
   ``../shared/data``; ``cifar10-mini`` / ``cifar100-mini`` find those files by name in
-  ``$RACL_DATA``, ``data/local`` or ``../shared/data``;
+  ``$RACL_DATA``, the repository's ``data/mini``, ``data/local`` or ``../shared/data``;
 * ``synthetic`` (16x16) or ``synthetic-SIZE``: ten smooth random colour templates with
   random shifts, flips and noise, which a small network learns in seconds (for smoke runs).
 
-A missing dataset raises :class:`DatasetNotFoundError` naming every place that was tried.
+A missing dataset raises :class:`DatasetNotFoundError` naming every place that was tried; a
+``.npz`` whose arrays are not (N, H, W, 3) uint8 images with whole-number class indices in
+0..C-1 (float labels with a fraction, one-hot or negative labels, labels beyond ``classes``)
+raises :class:`DatasetFormatError` naming the file, at load rather than at the first step.
 
 :class:`Loader` keeps the images on the training device and does the standard CIFAR
 augmentation (4-pixel zero-padded random crop, horizontal flip) there. Each batch's
@@ -71,15 +74,57 @@ class ArrayData:
         return self if not n else self.subset(torch.arange(min(n, len(self))))
 
 
-def _from_hwc(x: np.ndarray, y, **kw) -> ArrayData:
+class DatasetFormatError(ValueError):
+    """A dataset whose arrays are not images and class labels of the expected form."""
+
+
+def _from_hwc(x: np.ndarray, y, source: str = "", **kw) -> ArrayData:
+    where = f"{source}: " if source else ""
     x = np.asarray(x)
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"expected uint8 images of shape (N, H, W, 3), got {x.dtype} {x.shape}")
+        hint = " (scale float images in [0, 1] by 255 and round to uint8)" if x.dtype.kind == "f" else ""
+        if x.ndim == 4 and x.shape[1] == 3 and x.shape[-1] != 3:
+            hint = " (these look channels-first: transpose to (N, H, W, 3))"
+        raise DatasetFormatError(f"{where}expected uint8 images of shape (N, H, W, 3), got {x.dtype} {x.shape}{hint}")
+    if x.shape[0] == 0:
+        raise DatasetFormatError(f"{where}holds no images")
+    if x.shape[1] != x.shape[2]:
+        raise DatasetFormatError(f"{where}images must be square (H = W), got {x.shape[1]}x{x.shape[2]}")
     xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
     yt = torch.as_tensor(np.asarray(y), dtype=torch.long)
     if len(xt) != len(yt):
-        raise ValueError(f"{len(xt)} images but {len(yt)} labels")
-    return ArrayData(xt, yt, **kw)
+        raise DatasetFormatError(f"{where}{len(xt)} images but {len(yt)} labels")
+    return ArrayData(xt, yt, source=source, **kw)
+
+
+def check_labels(y, path, key: str, num_classes: Optional[int] = None) -> np.ndarray:
+    """Class indices (int64, shape (N,)) from the label array ``key`` of ``path``, or a
+    :class:`DatasetFormatError` naming the file: float labels that are not whole numbers
+    (which ``int()`` would silently truncate), one-hot or 2-D labels, negative labels and
+    labels outside ``0 .. num_classes - 1`` are refused."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        looks = (" (they look one-hot: store the class indices, y.argmax(1))"
+                 if y.ndim == 2 and y.size and np.isin(y, (0, 1)).all() and (y.sum(1) == 1).all() else "")
+        raise DatasetFormatError(f"{path}: {key} must be class indices of shape (N,), got shape {y.shape}{looks}")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            raise DatasetFormatError(f"{path}: {key} holds NaN or infinite labels")
+        if (y != np.round(y)).any():
+            i = int(np.flatnonzero(y != np.round(y))[0])
+            raise DatasetFormatError(f"{path}: {key} holds non-integer labels (e.g. {key}[{i}] = {y[i]}); "
+                                     f"labels must be class indices 0..C-1")
+    elif y.dtype.kind not in "iu":
+        raise DatasetFormatError(f"{path}: {key} must hold integer class indices, got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise DatasetFormatError(f"{path}: {key} holds negative labels (min {y.min()}); labels must be class indices 0..C-1")
+    if num_classes is not None and y.size and y.max() >= num_classes:
+        raise DatasetFormatError(f"{path}: {key} holds label {y.max()}, outside 0..{num_classes - 1} "
+                                 f"({num_classes} classes)")
+    return y
 
 
 def search_paths() -> list[Path]:
@@ -87,24 +132,51 @@ def search_paths() -> list[Path]:
     paths = []
     if os.environ.get("RACL_DATA"):
         paths.append(Path(os.environ["RACL_DATA"]))
-    paths += [repo / "data" / "local", repo.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    # data/mini: inside the repository, so a clone (e.g. in Colab) carries the files with it
+    paths += [repo / "data" / "mini", repo / "data" / "local", repo.parent / "shared" / "data",
+              Path.cwd().parent / "shared" / "data"]
     return paths
 
 
 def _load_npz(path: Path, split: str, name: str) -> ArrayData:
+    """One split of a ``.npz`` (x_train, y_train, x_test, y_test; optional classes), its
+    images and labels checked (see :func:`check_labels`), both splits' labels against the
+    same class count."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise DatasetFormatError(f"{path} is not a .npz archive (numpy.savez writes one with x_train, y_train, x_test, y_test)")
     try:
         z = np.load(path, allow_pickle=False)
+        files = list(z.files)
     except Exception as e:  # noqa: BLE001 - re-raised with context
-        raise DatasetNotFoundError(f"could not read {path}: {e}") from e
+        raise DatasetFormatError(f"could not read {path} as a .npz archive ({type(e).__name__}: "
+                                 f"{' '.join(str(e).split())[:200]})") from e
     key = "train" if split == "train" else "test"
-    if f"x_{key}" not in z or f"y_{key}" not in z:
-        raise DatasetNotFoundError(f"{path} has no x_{key}/y_{key} arrays (has: {', '.join(z.files)})")
-    y = z[f"y_{key}"]
-    classes = [str(c) for c in z["classes"]] if "classes" in z.files else []
-    num_classes = len(classes) if classes else int(max(z["y_train"].max(), z["y_test"].max())) + 1
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in files]
+    if missing:
+        raise DatasetFormatError(f"{path} lacks {', '.join(missing)} (has: {', '.join(files) or 'nothing'}); "
+                                 f"a dataset .npz holds x_train, y_train, x_test, y_test")
+    try:
+        classes = [str(c) for c in z["classes"]] if "classes" in files else []
+        num_classes = len(classes) or None
+        ys = {k: check_labels(z[f"y_{k}"], path, f"y_{k}", num_classes) for k in ("train", "test")}
+        x = z[f"x_{key}"]
+        other = z[f"x_{'test' if key == 'train' else 'train'}"]
+    except (ValueError, OSError, EOFError) as e:
+        if isinstance(e, DatasetFormatError):
+            raise
+        raise DatasetFormatError(f"could not read {path} ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from e
+    if num_classes is None:
+        num_classes = int(max(ys["train"].max(initial=-1), ys["test"].max(initial=-1))) + 1
+    if num_classes < 2:
+        raise DatasetFormatError(f"{path}: the labels name {num_classes} class(es); a classifier needs at least 2")
+    if other.ndim == 4 and x.ndim == 4 and other.shape[-1] == x.shape[-1] == 3 and other.shape[1:] != x.shape[1:]:
+        raise DatasetFormatError(f"{path}: x_train and x_test hold images of different shapes "
+                                 f"({tuple(z['x_train'].shape[1:])} and {tuple(z['x_test'].shape[1:])})")
     base = name.split("-")[0]
     mean, std = STATS.get(base, STATS["cifar10"] if num_classes <= 10 else STATS["cifar100"])
-    return _from_hwc(z[f"x_{key}"], y, num_classes=num_classes, name=name, source=str(path), mean=mean, std=std, classes=classes)
+    return _from_hwc(x, ys[key], source=str(path), num_classes=num_classes, name=name, mean=mean, std=std, classes=classes)
 
 
 def _load_cifar(name: str, split: str, root: Path, download: bool) -> ArrayData:

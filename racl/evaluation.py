@@ -2,32 +2,62 @@
 
 :func:`evaluate` attacks a model with every attack asked for and writes a record: clean
 accuracy, per-attack accuracy with the number of examples and every hyperparameter, the
-model's parameter count, hardware, time and code version. With ``sanity=True`` (the
-default) it also runs the automated form of Carlini et al.'s checklist ("On Evaluating
-Adversarial Robustness", 2019) and records each check's outcome; a failed check is shown in
-the record and the book, never dropped:
+model's parameter count, hardware, time and code version.
+
+**Every attack on the same examples.** The record holds, for the clean model and for every
+attack, the per-example correctness as a string of 0/1 (``"correct"``), example j of the
+string being the test example ``index[j]`` (``record["index"]``, ranges such as ``"0-255"``).
+Cheap attacks run on the first ``n`` examples, the slow ones (CW-L2, AutoAttack) on the
+first ``n_slow``. ``record["same_examples"]`` (:func:`same_examples`) puts them side by side
+on the examples every attack ran on: clean accuracy, each attack's accuracy and the
+**per-example worst case** over every l-inf bounded attack (an example counts as robust only
+if it is classified correctly clean and under every attack: RobustBench's robust accuracy),
+each with its binomial standard error sqrt(p (1 - p) / n). The full-n accuracies of the cheap
+attacks stay in ``record["attacks"]``. Random starts are keyed by example index
+(:func:`racl.attacks.keyed_noise`), so a shard of the examples gets the same result as the
+whole.
+
+**Sanity checks.** With ``sanity=True`` (the default) it also runs an automated form of
+Carlini et al.'s checklist ("On Evaluating Adversarial Robustness", 2019) and records each
+check's outcome; a failed check is shown in the record and the book, never dropped:
 
 1. ``iterative_beats_single_step``: PGD does at least as well as FGSM;
 2. ``more_iterations_no_better``: accuracy does not rise with more PGD iterations;
 3. ``larger_eps_no_better``: accuracy does not rise with a larger eps (PGD);
 4. ``large_eps_near_zero``: at a large eps (0.25) PGD drives accuracy near zero;
 5. ``white_box_beats_noise`` / ``white_box_beats_transfer``: white-box PGD does at least as
-   well as uniform noise in the ball and as a transfer attack from a source model;
+   well as uniform noise in the ball and as a transfer attack, from a source model given to
+   the evaluation or from a committed transfer record in which the model is a target
+   (:func:`transfer_check`, also applied to older records by :func:`with_record_checks`);
 6. ``gradients_nonzero`` and ``deterministic_forward``;
 7. ``in_eps_ball``: every adversarial example of every bounded attack lies in the eps-ball
-   and in [0, 1].
+   and in [0, 1];
+8. ``ce_pgd_vs_cw_inf`` and ``ce_pgd_vs_autoattack``: on the same examples, the strongest
+   CE-PGD of the record is not above the margin attack (CW-inf) or AutoAttack by more than
+   one standard error of its accuracy: a CE loss that saturates, or masked gradients, make
+   CE-PGD overstate robustness while the margin (or DLR) loss still finds the examples;
+9. ``unbounded_cw_reaches_zero``: CW-L2 with no l-inf bound and a large c
+   (``cw_unbounded_c``) brings accuracy to at most ``cw_unbounded_max_acc``: an unbounded
+   attack that cannot flip every prediction is blocked by the model's gradients.
 
-"At least as well" allows a tolerance of one percentage point plus one example, since two
-attacks on the same n examples differ by sampling noise.
+"At least as well" in 1-5 allows a tolerance of one percentage point plus one example, since
+two attacks on the same n examples differ by their randomness.
 
 :func:`sweep` gives accuracy against eps or against PGD iterations (the paper's Fig. 4),
 and :func:`transfer_matrix` the source x target accuracies of transfer attacks (Tables 4-6).
+
+Records name their checkpoint by its path inside the repository
+(``data/runs/train/<run>``, :func:`run_ref`); :func:`resolve_run` finds it again, also for
+older records written with an absolute path in another checkout.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,59 +68,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import speed
-from .attacks import Attack, PGD, check_epsilon, linf_pgd, make_attack
+from .attacks import Attack, CW, PGD, check_epsilon, make_attack
 from .networks import count_parameters
-from .records import provenance, write_json
+from .records import REPO, provenance, read_json, write_json
 
-ALL_ATTACKS = ("fgsm", "rfgsm", "mim20", "pgd20", "pgd100", "cw", "cw_inf", "autoattack")
 #: attacks run on the first ``n_slow`` examples only
 SLOW_ATTACKS = ("cw", "autoattack", "autoattack_ta")
+#: the checks of the module docstring computed from a record's attack results
+RECORD_CHECKS = ("ce_pgd_vs_cw_inf", "ce_pgd_vs_autoattack", "white_box_beats_transfer")
 
 
-@dataclass
-class EvalConfig:
-    profile: str = "paper"
-    attacks: tuple = ALL_ATTACKS
-    epsilon: float = 8 / 255
-    n: int = 10000
-    n_slow: Optional[int] = None  # examples for the slow attacks (cw, autoattack); None: n
-    batch_size: int = 256
-    cw_steps: int = 1000
-    autoattack_version: str = "standard"
-    sanity: bool = True
-    sanity_n: int = 1000  # examples used by the sweeps of the sanity checks
-    sweep_eps: tuple = (0.01, 0.02, 0.03, 0.04, 0.05)
-    sweep_steps: tuple = (1, 2, 5, 10, 20, 50, 100)
-    large_eps: float = 0.25
-    near_zero: float = 0.1
-    tolerance: float = 0.01
-    seed: int = 0
-    # attacks always run in fp32 (racl.speed); the memory format only reorders the sums
-    channels_last: Any = "auto"
-
-    def validate(self) -> "EvalConfig":
-        check_epsilon(self.epsilon)
-        check_epsilon(self.large_eps)
-        for e in self.sweep_eps:
-            check_epsilon(e)
-        if self.n < 1 or (self.n_slow is not None and self.n_slow < 1):
-            raise ValueError("n and n_slow must be positive")
-        speed.resolve_flag(self.channels_last, "cpu")
-        return self
-
-
-EVAL_PROFILES = {
-    "paper": EvalConfig(),
-    # ~10 minutes per model on 2 CPU cores for a 5-cell mini network
-    "mini": EvalConfig(profile="mini", n=256, n_slow=64, cw_steps=100, sanity_n=128),
-    "smoke": EvalConfig(profile="smoke", n=64, n_slow=16, batch_size=64, cw_steps=30, sanity_n=64, sweep_steps=(1, 5, 10, 20)),
-}
-
-
-def get_eval_profile(name: str, **overrides) -> EvalConfig:
-    if name not in EVAL_PROFILES:
-        raise KeyError(f"unknown evaluation profile {name!r}; choose from {', '.join(EVAL_PROFILES)}")
-    return dataclasses.replace(EVAL_PROFILES[name], **overrides).validate()
+from .profiles import ALL_ATTACKS, EVAL_PROFILES, EvalConfig, get_eval_profile  # noqa: E402,F401 - plain data, in racl.profiles
 
 
 def attack_for(name: str, cfg: EvalConfig, eps: Optional[float] = None) -> Attack:
@@ -99,62 +87,140 @@ def attack_for(name: str, cfg: EvalConfig, eps: Optional[float] = None) -> Attac
         return make_attack("cw", eps, steps=cfg.cw_steps)
     if name in ("autoattack", "aa"):
         return make_attack("autoattack", eps, version=cfg.autoattack_version, seed=cfg.seed)
-    return make_attack(name, eps)
+    a = make_attack(name, eps)
+    if "seed" in {f.name for f in dataclasses.fields(a)}:
+        a.seed = cfg.seed
+    return a
 
 
-def _batches(x, y, bs):
+# ---------------------------------------------------------------------- per-example records
+def to_bits(correct: torch.Tensor) -> str:
+    """Per-example correctness as a string of 0/1."""
+    return "".join("1" if c else "0" for c in correct.flatten().tolist())
+
+
+def from_bits(bits: str) -> torch.Tensor:
+    if set(bits) - {"0", "1"}:
+        raise ValueError("per-example correctness must be a string of 0 and 1")
+    return torch.tensor([c == "1" for c in bits], dtype=torch.bool)
+
+
+def index_ranges(index: Sequence[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> '0-2,5,7-8' (the order is kept)."""
+    out, idx = [], [int(i) for i in index]
+    i = 0
+    while i < len(idx):
+        j = i
+        while j + 1 < len(idx) and idx[j + 1] == idx[j] + 1:
+            j += 1
+        out.append(str(idx[i]) if i == j else f"{idx[i]}-{idx[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+def parse_ranges(text: str) -> list[int]:
+    """The inverse of :func:`index_ranges`."""
+    out = []
+    for part in filter(None, text.split(",")):
+        a, _, b = part.partition("-")
+        out.extend(range(int(a), int(b or a) + 1))
+    return out
+
+
+def standard_error(p: float, n: int) -> float:
+    """Binomial standard error of an accuracy p measured on n examples."""
+    return math.sqrt(max(p * (1 - p), 0.0) / n) if n else float("nan")
+
+
+def same_examples(rec: dict) -> Optional[dict]:
+    """Clean accuracy, every attack and the per-example worst case over the l-inf bounded
+    attacks, each with n and its standard error, on the examples that every attack of the
+    record ran on (the first n_slow). None for a record without per-example results
+    (written before they were stored)."""
+    clean = rec.get("clean_correct")
+    attacks = {k: v["correct"] for k, v in rec.get("attacks", {}).items() if "correct" in v}
+    if clean is None or not attacks:
+        return None
+    m = min([len(clean)] + [len(b) for b in attacks.values()])
+    correct = {k: from_bits(b[:m]) for k, b in attacks.items()}
+    c = from_bits(clean[:m])
+    bounded = [k for k, v in rec["attacks"].items() if k in correct and "in_eps_ball" in v]
+    worst = c.clone()
+    for k in bounded:
+        worst &= correct[k]
+
+    def acc(t):
+        p = t.float().mean().item() if m else float("nan")
+        return {"acc": p, "se": standard_error(p, m)}
+
+    index = parse_ranges(rec["index"])[:m] if "index" in rec else list(range(m))
+    return {"n": m, "index": index_ranges(index), "clean": acc(c), "attacks": {k: acc(t) for k, t in correct.items()},
+            "worst_case": {**acc(worst), "over": bounded}}
+
+
+# ---------------------------------------------------------------------- attacks
+def _batches(x, y, bs, index=None):
+    index = torch.arange(len(y)) if index is None else torch.as_tensor(index)
     for i in range(0, len(y), bs):
-        yield x[i : i + bs], y[i : i + bs]
+        yield x[i : i + bs], y[i : i + bs], index[i : i + bs]
 
 
-def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> dict:
-    """Accuracy of ``model`` under ``attack`` on (x, y), with the eps-ball check."""
+def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
+               index=None) -> dict:
+    """Accuracy of ``model`` under ``attack`` on (x, y), the per-example correctness
+    (``"correct"``, 0/1 string) and the eps-ball check. ``index``: the examples' indices
+    in their split (keys the random starts; default 0..n-1)."""
     model.eval()
     t0 = time.time()
-    correct, max_linf, in_range = 0, 0.0, True
-    for xb, yb in _batches(x, y, batch_size):
-        xa = attack(model, xb, yb).detach()
+    correct, max_linf, in_range = [], 0.0, True
+    for xb, yb, ib in _batches(x, y, batch_size, index):
+        xa = attack(model, xb, yb, ib).detach()
         with torch.no_grad():
-            correct += (model(xa).argmax(1) == yb).sum().item()
+            correct.append((model(xa).argmax(1) == yb).cpu())
         max_linf = max(max_linf, (xa - xb).abs().max().item())
         in_range &= bool(xa.min() >= 0) and bool(xa.max() <= 1)
+    correct = torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
     n = len(y)
-    out = {"acc": correct / n, "n": n, "params": attack.params(), "seconds": round(time.time() - t0, 2),
-           "max_linf": max_linf, "in_range": in_range}
+    out = {"acc": correct.float().mean().item() if n else float("nan"), "n": n, "params": attack.params(),
+           "seconds": round(time.time() - t0, 2), "max_linf": max_linf, "in_range": in_range}
     if attack.bounded:
         out["in_eps_ball"] = bool(max_linf <= attack.eps + 1e-6) and in_range
+    out["correct"] = to_bits(correct)
     return out
 
 
 @torch.no_grad()
-def clean_accuracy(model, x, y, batch_size=256) -> float:
+def clean_correct(model, x, y, batch_size=256) -> torch.Tensor:
     model.eval()
-    return sum((model(xb).argmax(1) == yb).sum().item() for xb, yb in _batches(x, y, batch_size)) / len(y)
+    return torch.cat([(model(xb).argmax(1) == yb).cpu() for xb, yb, _ in _batches(x, y, batch_size)])
+
+
+def clean_accuracy(model, x, y, batch_size=256) -> float:
+    return clean_correct(model, x, y, batch_size).float().mean().item()
 
 
 def sweep(model, x, y, kind: str, values: Sequence, attack: str = "pgd", eps: float = 8 / 255,
-          batch_size: int = 256, seed: int = 0) -> list:
+          batch_size: int = 256, seed: int = 0, index=None) -> list:
     """Accuracy against eps (``kind="eps"``, for ``attack`` fgsm or pgd) or against PGD
     iterations (``kind="steps"``, step 2/255 at ``eps``): the paper's Fig. 4."""
     out = []
     for v in values:
         if kind == "eps":
-            a = make_attack("fgsm", v) if attack == "fgsm" else PGD(v, alpha=max(v / 4, 0.5 / 255), steps=20)
+            a = make_attack("fgsm", v) if attack == "fgsm" else PGD(v, alpha=max(v / 4, 0.5 / 255), steps=20, seed=seed)
         elif kind == "steps":
-            a = PGD(eps, alpha=2 / 255, steps=int(v))
+            a = PGD(eps, alpha=2 / 255, steps=int(v), seed=seed)
         else:
             raise ValueError(f"sweep kind must be 'eps' or 'steps', got {kind!r}")
-        torch.manual_seed(seed)
-        out.append({"value": v, "acc": run_attack(model, a, x, y, batch_size)["acc"]})
+        out.append({"value": v, "acc": run_attack(model, a, x, y, batch_size, index)["acc"]})
     return out
 
 
-def transfer_matrix(models: dict, x, y, attack: Attack, batch_size: int = 256) -> dict:
+def transfer_matrix(models: dict, x, y, attack: Attack, batch_size: int = 256, index=None) -> dict:
     """acc[source][target]: adversarial examples crafted on each source, tested on each target."""
     result = {}
     for s_name, src in models.items():
         src.eval()
-        advs = [attack(src, xb, yb).detach() for xb, yb in _batches(x, y, batch_size)]
+        advs = [attack(src, xb, yb, ib).detach() for xb, yb, ib in _batches(x, y, batch_size, index)]
         xa = torch.cat(advs)
         result[s_name] = {t_name: clean_accuracy(tgt, xa, y, batch_size) for t_name, tgt in models.items()}
     return result
@@ -169,31 +235,157 @@ def input_gradient_stats(model, x, y) -> dict:
     return {"fraction_nonzero": (norms > 1e-12).float().mean().item(), "median_norm": norms.median().item()}
 
 
-def sweeps(model, x, y, cfg: EvalConfig) -> dict:
+def sweeps(model, x, y, cfg: EvalConfig, index=None) -> dict:
     """The paper's Fig. 4 on (x, y): FGSM and PGD-20 accuracy against eps, PGD accuracy
     against iterations (step 2/255 at ``cfg.epsilon``)."""
-    return {"fgsm_eps": sweep(model, x, y, "eps", cfg.sweep_eps, "fgsm", batch_size=cfg.batch_size, seed=cfg.seed),
-            "pgd_eps": sweep(model, x, y, "eps", cfg.sweep_eps, "pgd", batch_size=cfg.batch_size, seed=cfg.seed),
-            "pgd_steps": sweep(model, x, y, "steps", cfg.sweep_steps, eps=cfg.epsilon, batch_size=cfg.batch_size,
-                               seed=cfg.seed),
+    kw = dict(batch_size=cfg.batch_size, seed=cfg.seed, index=index)
+    return {"fgsm_eps": sweep(model, x, y, "eps", cfg.sweep_eps, "fgsm", **kw),
+            "pgd_eps": sweep(model, x, y, "eps", cfg.sweep_eps, "pgd", **kw),
+            "pgd_steps": sweep(model, x, y, "steps", cfg.sweep_steps, eps=cfg.epsilon, **kw),
             "n": len(y)}
 
 
+# ---------------------------------------------------------------------- sanity checks
+_PGD = re.compile(r"pgd\d+$")
+
+
+def pgd_vs(attacks: dict, other: str) -> Optional[dict]:
+    """Check 8 of the module docstring: the strongest CE-PGD of ``attacks`` against
+    ``other`` on the examples both ran on. With per-example results they are compared
+    example by example; without (older records) only when both ran on the same first n
+    examples. Passes when acc(CE-PGD) - acc(other) <= SE = sqrt(p (1 - p) / n), p the
+    CE-PGD accuracy. None when either attack is missing."""
+    pgds = [k for k in attacks if _PGD.match(k)]
+    if other not in attacks or not pgds:
+        return None
+    names = pgds + [other]
+    if all("correct" in attacks[k] for k in names):
+        m = min(len(attacks[k]["correct"]) for k in names)
+        bits = {k: from_bits(attacks[k]["correct"][:m]) for k in names}
+        accs = {k: b.float().mean().item() for k, b in bits.items()}
+        how = "per example"
+    else:
+        m = attacks[other]["n"]
+        pgds = [k for k in pgds if attacks[k]["n"] == m]
+        if not pgds:
+            return None
+        accs, bits, how = {k: attacks[k]["acc"] for k in pgds + [other]}, None, "accuracies on the same first n examples"
+    best = min(pgds, key=lambda k: accs[k])
+    p, q = accs[best], accs[other]
+    se = standard_error(p, m)
+    out = {"passed": p - q <= se + 1e-12, "ce_pgd": best, "ce_pgd_acc": p, f"{other}_acc": q, "se": se, "n": m,
+           "compared": how}
+    if bits is not None:
+        out["only_other_breaks"] = int((bits[best] & ~bits[other]).sum())
+    return out
+
+
+def _legacy_runs(trec: dict) -> dict:
+    """The training runs of a transfer record written before transfer records named them:
+    ``racl.reproduce.plan``'s names, ``<profile>-<dataset>-<arch slug>-pgd-s<seed>`` (PGD-AT
+    was the only method reproduce had run then)."""
+    from .profiles import slug as _slug
+
+    prov = trec.get("provenance") or {}
+    archs = set(trec.get("targets", [])) | set(trec.get("sources", []))
+    return {a: f"{prov.get('profile')}-{prov.get('dataset')}-{_slug(a)}-pgd-s{prov.get('seed')}" for a in archs}
+
+
+def transfer_check(rec: dict, transfer_records: Sequence[dict], tolerance: Optional[float] = None) -> Optional[dict]:
+    """``white_box_beats_transfer`` from committed transfer records: the record's strongest
+    CE-PGD against the lowest accuracy of its model under examples transferred from any other
+    source of a transfer record (same dataset, same first n test examples) in which its
+    training run is a target (by ``"runs"``, else :func:`_legacy_runs`). None when no
+    transfer record holds the model."""
+    model = rec.get("model") or {}
+    run = Path(str(model.get("run") or "")).name
+    pgds = {k: v for k, v in rec.get("attacks", {}).items() if _PGD.match(k)}
+    if not run or not pgds:
+        return None
+    tol = (rec.get("eval_config", {}).get("tolerance", 0.01) if tolerance is None else tolerance)
+    found = []
+    for t in transfer_records:
+        if (t.get("provenance") or {}).get("dataset") != model.get("dataset"):
+            continue
+        runs = t.get("runs") or _legacy_runs(t)
+        target = next((a for a in t.get("targets", []) if Path(str(runs.get(a, ""))).name == run), None)
+        if target is None:
+            continue
+        n = t.get("n")
+        if not n:
+            continue
+        accs = {}
+        for k, v in pgds.items():
+            if "correct" in v and n <= len(v["correct"]):
+                accs[k] = from_bits(v["correct"][:n]).float().mean().item()
+            elif v["n"] == n:
+                accs[k] = v["acc"]
+        if not accs:
+            continue
+        for attack, mat in t.get("matrices", {}).items():
+            for source, row in mat.items():
+                if source != target and target in row:
+                    found.append((row[target], attack, source, t.get("_file"), min(accs.values()), n))
+    if not found:
+        return None
+    transfer, attack, source, file, pgd, n = min(found)
+    return {"passed": pgd <= transfer + tol + 1.0 / n, "pgd": pgd, "transfer": transfer, "transfer_attack": attack,
+            "transfer_source": source, "transfer_record": file, "n": n}
+
+
+def transfer_records(runs_dir: Optional[Path] = None) -> list[dict]:
+    """The committed transfer records (``data/runs/transfer/*.json``), each with its file name."""
+    out = []
+    for p in sorted(((runs_dir or REPO / "data" / "runs") / "transfer").glob("*.json")):
+        r = read_json(p)
+        r["_file"] = p.name
+        out.append(r)
+    return out
+
+
+def with_record_checks(rec: dict, transfers: Optional[Sequence[dict]] = None) -> dict:
+    """A copy of ``rec`` with the checks that its results (and the committed transfer
+    records) decide added where missing: ``ce_pgd_vs_cw_inf``, ``ce_pgd_vs_autoattack``,
+    ``white_box_beats_transfer`` (:data:`RECORD_CHECKS`); ``sanity_passed`` follows. A record
+    evaluated without sanity checks is returned unchanged."""
+    if "sanity" not in rec:
+        return rec
+    rec = dict(rec)
+    sanity = dict(rec["sanity"])
+    for name, other in (("ce_pgd_vs_cw_inf", "cw_inf"), ("ce_pgd_vs_autoattack", "autoattack")):
+        if name not in sanity and (c := pgd_vs(rec.get("attacks", {}), other)) is not None:
+            sanity[name] = {**c, "added_from_record": True}
+    if "white_box_beats_transfer" not in sanity:
+        c = transfer_check(rec, transfer_records() if transfers is None else transfers)
+        if c is not None:
+            sanity["white_box_beats_transfer"] = {**c, "added_from_record": True}
+    rec["sanity"] = sanity
+    rec["sanity_passed"] = all(c["passed"] for c in sanity.values())
+    return rec
+
+
 def sanity_checks(model, x, y, cfg: EvalConfig, attacks: dict, source: Optional[nn.Module] = None,
-                  curves: Optional[dict] = None) -> dict:
-    """The checklist of the module docstring; ``attacks`` holds :func:`run_attack` results,
-    ``curves`` the :func:`sweeps` on the same (x, y) (computed here when not given)."""
-    curves = curves if curves is not None else sweeps(model, x, y, cfg)
+                  curves: Optional[dict] = None, index=None) -> dict:
+    """The checklist of the module docstring; ``attacks`` holds :func:`run_attack` results
+    (on the first examples of x), ``curves`` the :func:`sweeps` on the same (x, y)
+    (computed here when not given). PGD-20, FGSM and CW-inf are run on (x, y) when
+    ``attacks`` lacks them."""
+    index = torch.arange(len(y)) if index is None else torch.as_tensor(index)
+    curves = curves if curves is not None else sweeps(model, x, y, cfg, index)
     tol = cfg.tolerance + 1.0 / len(y)
     checks = {}
+    res = dict(attacks)
 
     def add(name, passed, **detail):
         checks[name] = {"passed": bool(passed), **detail}
 
-    pgd_name = next((a for a in ("pgd20", "pgd100") if a in attacks), None)
-    torch.manual_seed(cfg.seed)
-    pgd_acc = attacks[pgd_name]["acc"] if pgd_name else run_attack(model, PGD(cfg.epsilon, steps=20), x, y, cfg.batch_size)["acc"]
-    fgsm_acc = attacks["fgsm"]["acc"] if "fgsm" in attacks else run_attack(model, make_attack("fgsm", cfg.epsilon), x, y, cfg.batch_size)["acc"]
+    def get(name):
+        if name not in res:
+            res[name] = run_attack(model, attack_for(name, cfg), x, y, cfg.batch_size, index)
+        return res[name]
+
+    pgd_name = next((a for a in ("pgd20", "pgd100") if a in res), "pgd20")
+    pgd_acc, fgsm_acc = get(pgd_name)["acc"], get("fgsm")["acc"]
     add("iterative_beats_single_step", pgd_acc <= fgsm_acc + tol, pgd=pgd_acc, fgsm=fgsm_acc)
 
     steps = curves["pgd_steps"]
@@ -204,15 +396,15 @@ def sanity_checks(model, x, y, cfg: EvalConfig, attacks: dict, source: Optional[
     rises = [(a["value"], b["value"]) for a, b in zip(eps_sweep, eps_sweep[1:]) if b["acc"] > a["acc"] + tol]
     add("larger_eps_no_better", not rises, sweep=eps_sweep, rises=rises)
 
-    torch.manual_seed(cfg.seed)
-    big = run_attack(model, PGD(cfg.large_eps, alpha=cfg.large_eps / 10, steps=50), x, y, cfg.batch_size)["acc"]
+    big = run_attack(model, PGD(cfg.large_eps, alpha=cfg.large_eps / 10, steps=50, seed=cfg.seed), x, y, cfg.batch_size,
+                     index)["acc"]
     add("large_eps_near_zero", big <= cfg.near_zero, eps=cfg.large_eps, acc=big, threshold=cfg.near_zero)
 
-    noise = run_attack(model, make_attack("noise", cfg.epsilon, seed=cfg.seed), x, y, cfg.batch_size)["acc"]
+    noise = run_attack(model, make_attack("noise", cfg.epsilon, seed=cfg.seed), x, y, cfg.batch_size, index)["acc"]
     add("white_box_beats_noise", pgd_acc <= noise + tol, pgd=pgd_acc, noise=noise)
     if source is not None:
-        torch.manual_seed(cfg.seed)
-        xa = torch.cat([PGD(cfg.epsilon, steps=20)(source.eval(), xb, yb).detach() for xb, yb in _batches(x, y, cfg.batch_size)])
+        a = PGD(cfg.epsilon, steps=20, seed=cfg.seed)
+        xa = torch.cat([a(source.eval(), xb, yb, ib).detach() for xb, yb, ib in _batches(x, y, cfg.batch_size, index)])
         transfer = clean_accuracy(model, xa, y, cfg.batch_size)
         add("white_box_beats_transfer", pgd_acc <= transfer + tol, pgd=pgd_acc, transfer=transfer)
 
@@ -223,30 +415,52 @@ def sanity_checks(model, x, y, cfg: EvalConfig, attacks: dict, source: Optional[
         a, b = model(x[:64]), model(x[:64])
     add("deterministic_forward", torch.equal(a, b), max_abs_diff=(a - b).abs().max().item())
 
-    bad = [k for k, v in attacks.items() if v.get("in_eps_ball") is False]
-    add("in_eps_ball", not bad, failing_attacks=bad, checked=[k for k, v in attacks.items() if "in_eps_ball" in v])
+    bad = [k for k, v in res.items() if v.get("in_eps_ball") is False]
+    add("in_eps_ball", not bad, failing_attacks=bad, checked=[k for k, v in res.items() if "in_eps_ball" in v])
+
+    get("cw_inf")
+    for name, other in (("ce_pgd_vs_cw_inf", "cw_inf"), ("ce_pgd_vs_autoattack", "autoattack")):
+        c = pgd_vs(res, other)
+        if c is not None:
+            add(name, **c)
+
+    k = len(y) if cfg.n_slow is None else min(cfg.n_slow, len(y))
+    cw = CW(cfg.epsilon, c=cfg.cw_unbounded_c, steps=cfg.cw_unbounded_steps or max(cfg.cw_steps, 100))
+    acc = run_attack(model, cw, x[:k], y[:k], cfg.batch_size, index[:k])["acc"]
+    add("unbounded_cw_reaches_zero", acc <= cfg.cw_unbounded_max_acc, acc=acc, n=k, c=cw.c, steps=cw.steps,
+        threshold=cfg.cw_unbounded_max_acc)
     return checks
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: EvalConfig, source: Optional[nn.Module] = None,
-             meta: Optional[dict] = None, progress: bool = False) -> dict:
-    """Evaluate ``model`` on (x, y): clean accuracy, every attack of ``cfg``, sanity checks."""
+             meta: Optional[dict] = None, progress: bool = False, index=None) -> dict:
+    """Evaluate ``model`` on the first ``cfg.n`` examples of (x, y): clean accuracy, every
+    attack of ``cfg`` (the slow ones on the first ``cfg.n_slow``), per-example results on
+    the shared examples (:func:`same_examples`), sanity checks. ``index``: the examples'
+    indices in their split (default 0..n-1)."""
     from tqdm import tqdm
 
     cfg.validate()
     t0 = time.time()
     model.eval()
     x, y = x[: cfg.n], y[: cfg.n]
-    record = {"eval_config": dataclasses.asdict(cfg), "n": len(y), "clean_acc": clean_accuracy(model, x, y, cfg.batch_size),
-              "n_params": count_parameters(model), "attacks": {}}
+    index = (torch.arange(len(y)) if index is None else torch.as_tensor(index)[: cfg.n]).cpu()
+    if len(index) != len(y):
+        raise ValueError(f"index has {len(index)} entries for {len(y)} examples")
+    clean = clean_correct(model, x, y, cfg.batch_size)
+    record = {"eval_config": dataclasses.asdict(cfg), "n": len(y), "clean_acc": clean.float().mean().item(),
+              "n_params": count_parameters(model), "attacks": {}, "index": index_ranges(index.tolist()),
+              "clean_correct": to_bits(clean)}
+    k_slow = len(y) if cfg.n_slow is None else min(cfg.n_slow, len(y))
     for name in tqdm(cfg.attacks, desc="attacks", disable=not progress):
-        torch.manual_seed(cfg.seed)
-        k = len(y) if name not in SLOW_ATTACKS or cfg.n_slow is None else min(cfg.n_slow, len(y))
-        record["attacks"][name] = run_attack(model, attack_for(name, cfg), x[:k], y[:k], cfg.batch_size)
+        k = k_slow if name in SLOW_ATTACKS else len(y)
+        torch.manual_seed(cfg.seed)  # AutoAttack's own draws
+        record["attacks"][name] = run_attack(model, attack_for(name, cfg), x[:k], y[:k], cfg.batch_size, index[:k])
+    record["same_examples"] = same_examples(record)
     k = min(cfg.sanity_n, len(y))
-    record["sweeps"] = sweeps(model, x[:k], y[:k], cfg)
+    record["sweeps"] = sweeps(model, x[:k], y[:k], cfg, index[:k])
     if cfg.sanity:
-        record["sanity"] = sanity_checks(model, x[:k], y[:k], cfg, record["attacks"], source, record["sweeps"])
+        record["sanity"] = sanity_checks(model, x[:k], y[:k], cfg, record["attacks"], source, record["sweeps"], index[:k])
         record["sanity_passed"] = all(c["passed"] for c in record["sanity"].values())
     record["seconds"] = round(time.time() - t0, 2)
     if meta:
@@ -254,13 +468,69 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: EvalConfig
     return record
 
 
+# ---------------------------------------------------------------------- records of runs
+def run_ref(path: str | Path) -> str:
+    """How a record names a training run: its path relative to the repository
+    (``data/runs/train/<run>``) when it lies inside it or inside another checkout's
+    ``data/runs``, else the absolute path."""
+    p = Path(path).resolve()
+    try:
+        return p.relative_to(REPO).as_posix()
+    except ValueError:
+        pass
+    parts = p.parts
+    for i in range(len(parts) - 1):
+        if parts[i] == "data" and parts[i + 1] == "runs":
+            return Path(*parts[i:]).as_posix()
+    return str(p)
+
+
+def resolve_run(ref: str | Path) -> Path:
+    """The training run a record names (:func:`run_ref`): relative to the repository, or an
+    absolute path; an absolute path of another checkout (``.../data/runs/...``) that does not
+    exist here is looked up under this repository's ``data/runs``."""
+    p = Path(ref)
+    if not p.is_absolute():
+        return REPO / p
+    if p.exists():
+        return p
+    rel = run_ref(p)
+    return REPO / rel if not Path(rel).is_absolute() else p
+
+
+def check_out_path(out: str | Path, overwrite: bool = False) -> Path:
+    """Refuse, before any work, an output path that is a directory, lies under a file, or
+    exists (unless ``overwrite``)."""
+    p = Path(out)
+    if p.is_dir():
+        raise ValueError(f"--out {p} is a directory; give the path of the record's .json file")
+    for parent in p.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"--out {p}: {parent} is a file, not a directory")
+    if p.exists() and not overwrite:
+        raise ValueError(f"--out {p} exists; pass --overwrite to replace it")
+    return p
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def evaluate_run(run: str | Path, cfg: EvalConfig, out: Optional[str | Path] = None, dataset: Optional[str] = None,
-                 data_root=None, source_run: Optional[str | Path] = None, device="auto", progress=True) -> dict:
-    """Evaluate a training run's model on its dataset's test split and write the record."""
+                 data_root=None, source_run: Optional[str | Path] = None, device="auto", progress=True,
+                 overwrite: bool = False) -> dict:
+    """Evaluate a training run's model on the test split of its dataset (or of ``dataset``,
+    which must have the model's image size and class count) and write the record."""
     from .data import load_dataset
     from .records import resolve_device
     from .training import load_trained
 
+    if out:
+        check_out_path(out, overwrite)
     c0 = time.process_time()
     dev = resolve_device(device)
     cl = speed.resolve_flag(cfg.channels_last, dev)
@@ -268,21 +538,30 @@ def evaluate_run(run: str | Path, cfg: EvalConfig, out: Optional[str | Path] = N
     speed.memory_format(model, cl)
     tcfg = meta["config"]
     ds = load_dataset(dataset or tcfg["dataset"], "test", data_root)
+    if (ds.num_classes, ds.image_size) != (meta["num_classes"], meta["image_size"]):
+        raise ValueError(f"{run} was trained on {tcfg['dataset']} ({meta['num_classes']} classes, "
+                         f"{meta['image_size']}x{meta['image_size']} images); {dataset or ds.name} has {ds.num_classes} classes "
+                         f"and {ds.image_size}x{ds.image_size} images: evaluate it on a dataset like its own")
     x = speed.as_input(ds.x[: cfg.n].float().div(255).to(dev), cl)
     y = ds.y[: cfg.n].to(dev)
     if tcfg["dataset"] in ("tinyimagenet", "tiny-imagenet") and cfg.epsilon == 8 / 255:
         cfg = dataclasses.replace(cfg, epsilon=4 / 255)
     source = speed.memory_format(load_trained(source_run, dev)[0], cl) if source_run else None
-    rec = evaluate(model, x, y, cfg, source, meta={"run": str(run), "arch": tcfg["arch"], "train_profile": tcfg["profile"],
+    ckpt = Path(meta["checkpoint"])
+    rec = evaluate(model, x, y, cfg, source, meta={"run": run_ref(run), "arch": tcfg["arch"], "train_profile": tcfg["profile"],
                                                     "method": tcfg["method"], "epochs_trained": meta["epoch"],
                                                     "complete": meta["complete"], "dataset": ds.name,
-                                                    "transfer_source": str(source_run) if source_run else None},
+                                                    "train_dataset": tcfg["dataset"],
+                                                    "checkpoint_sha256": _sha256(ckpt),
+                                                    "checkpoint_bytes": ckpt.stat().st_size,
+                                                    "transfer_source": run_ref(source_run) if source_run else None},
                    progress=progress)
+    if cfg.sanity and source is None:
+        rec = with_record_checks(rec)
     rec["provenance"] = provenance(cfg.profile, ds.name, cfg.seed, dev, data_source=ds.source)
     rec["provenance"]["wall_time_s"] = rec["seconds"]
     rec["provenance"]["cpu_time_s"] = round(time.process_time() - c0, 2)
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
         write_json(Path(out), rec)
     return rec
 
@@ -294,14 +573,16 @@ def add_evaluate_parser(sub):
     p.add_argument("--profile", default="smoke", help="smoke | mini | paper (attack budgets and n)")
     p.add_argument("--n", type=int, help="number of test examples")
     p.add_argument("--eps", type=float, help="l-inf radius in [0, 1] (default 8/255; 4/255 on Tiny-ImageNet)")
-    p.add_argument("--dataset")
-    p.add_argument("--data-root")
+    p.add_argument("--dataset", help="test set (default: the model's training dataset; must match its image size and classes)")
+    p.add_argument("--data-root", help="folder holding the dataset")
     p.add_argument("--transfer-source", help="a training run whose PGD examples are transferred in the sanity checks")
-    p.add_argument("--no-sanity", action="store_true")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", required=True, help="the evaluation record (JSON)")
+    p.add_argument("--no-sanity", action="store_true", help="skip the sanity checks")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--out", required=True, help="the evaluation record (JSON); an existing file needs --overwrite")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
     def run(args):
+        check_out_path(args.out, args.overwrite)
         over = {}
         if args.attacks != "all":
             over["attacks"] = tuple(a.strip() for a in args.attacks.split(",") if a.strip())
@@ -314,9 +595,13 @@ def add_evaluate_parser(sub):
         if args.no_sanity:
             over["sanity"] = False
         cfg = get_eval_profile(args.profile, **over)
-        rec = evaluate_run(args.checkpoint, cfg, args.out, args.dataset, args.data_root, args.transfer_source, args.device)
+        rec = evaluate_run(args.checkpoint, cfg, args.out, args.dataset, args.data_root, args.transfer_source, args.device,
+                           overwrite=args.overwrite)
         summary = {k: round(v["acc"], 4) for k, v in rec["attacks"].items()}
-        print(json.dumps({"clean": round(rec["clean_acc"], 4), **summary, "sanity_passed": rec.get("sanity_passed")}))
+        same = rec.get("same_examples") or {}
+        print(json.dumps({"clean": round(rec["clean_acc"], 4), **summary,
+                          "worst_case": round(same["worst_case"]["acc"], 4) if same else None,
+                          "worst_case_n": same.get("n"), "sanity_passed": rec.get("sanity_passed")}))
         failed = [k for k, v in rec.get("sanity", {}).items() if not v["passed"]]
         if failed:
             print(f"sanity checks FAILED: {', '.join(failed)} (see {args.out})")

@@ -131,16 +131,23 @@ def load_genotype(spec: str) -> Genotype:
         return GENOTYPES[spec]
     if spec.upper() in GENOTYPES:
         return GENOTYPES[spec.upper()]
+    if spec.strip().startswith(("Genotype(", "{")):  # before any path test: a long string is no file name
+        return Genotype.from_string(spec)
     p = Path(spec)
     if p.suffix in (".json", ".txt") or p.exists():
         if not p.exists():
             raise GenotypeError(f"genotype file {spec} does not exist")
-        text = p.read_text()
-        if p.suffix == ".json":
-            obj = json.loads(text)
-            obj = obj.get("genotype", obj) if isinstance(obj, dict) else obj
-            return Genotype.from_dict(obj, name=p.stem) if isinstance(obj, dict) else Genotype.from_string(obj, name=p.stem)
-        return Genotype.from_string(text, name=p.stem)
+        try:
+            text = p.read_text()
+            if p.suffix == ".json":
+                obj = json.loads(text)
+                obj = obj.get("genotype", obj) if isinstance(obj, dict) else obj
+                if not isinstance(obj, (dict, str)):
+                    raise GenotypeError(f"expected a genotype object or string, got {type(obj).__name__}")
+                return Genotype.from_dict(obj, name=p.stem) if isinstance(obj, dict) else Genotype.from_string(obj, name=p.stem)
+            return Genotype.from_string(text, name=p.stem)
+        except (OSError, UnicodeDecodeError, ValueError) as e:  # GenotypeError and JSONDecodeError are ValueErrors
+            raise GenotypeError(f"genotype file {p}: {' '.join(str(e).split())}") from e
     if spec.strip().startswith(("Genotype(", "{")):
         return Genotype.from_string(spec)
     raise GenotypeError(f"unknown genotype {spec!r}: not a registered name ({', '.join(GENOTYPES)}), a file, or a genotype string")

@@ -374,5 +374,30 @@ def build_model(arch: str, num_classes: int = 10, image_size: int = 32, init_cha
 
 
 def count_parameters(model: nn.Module, exclude_auxiliary: bool = True) -> int:
-    """Number of parameters, without the auxiliary head (as DARTS papers count them)."""
+    """Number of parameters (batch-norm affine parameters included), without the auxiliary
+    head by default: the convention of DARTS and PC-DARTS, and the one under which our
+    builds reproduce the paper's Params of Tables 1 and 2 (see :func:`parameter_breakdown`)."""
     return sum(p.numel() for n, p in model.named_parameters() if not (exclude_auxiliary and "auxiliary" in n))
+
+
+def parameter_breakdown(model: nn.Module) -> dict:
+    """Parameters of a model by part, to find which convention a reported count follows.
+
+    For a cell network (:class:`NetworkCIFAR`): ``stem``, ``normal cells``, ``reduction
+    cells``, ``classifier``, ``auxiliary head`` (0 unless built with ``auxiliary=True``),
+    ``batch norm`` (the affine parameters, also counted in their parts), and the totals
+    ``with auxiliary`` and ``without auxiliary`` (= :func:`count_parameters`). Other models
+    give their totals and ``batch norm`` only."""
+    bn = sum(p.numel() for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+             for p in m.parameters(recurse=False))
+    out = {"with auxiliary": count_parameters(model, exclude_auxiliary=False),
+           "without auxiliary": count_parameters(model, exclude_auxiliary=True), "batch norm": bn}
+    if isinstance(model, NetworkCIFAR):
+        def n(module):
+            return sum(p.numel() for p in module.parameters()) if module is not None else 0
+
+        out.update({"stem": n(model.stem),
+                    "normal cells": sum(n(c) for c in model.cells if not c.reduction),
+                    "reduction cells": sum(n(c) for c in model.cells if c.reduction),
+                    "classifier": n(model.classifier), "auxiliary head": n(model.auxiliary_head)})
+    return out

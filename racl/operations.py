@@ -9,13 +9,17 @@ Lipschitz constant is bounded by the product of its parts' constants.
 
 Two conventions for the parameter-free ops are kept side by side:
 
-* ``paper``: the constants conventionally used for such ops (identity 1, pooling 1, zero 0).
-  We could not check the paper's text for its exact pooling constant offline; 1 is the usual
-  convention in Lipschitz-NAS work and what we assume the paper uses.
-* ``exact``: the true l2 operator constants. A 3x3 max pool of stride ``s`` is exactly
-  ``ceil(3/s)``-Lipschitz (3 at stride 1: one pixel can be the maximum of nine windows),
-  and average pooling with ``count_include_pad=False`` (the DARTS setting) is linear with a
-  norm slightly *above* 1 at the borders, which power iteration measures.
+* ``paper``: the constants listed in the paper's Sec. 3.2 (after Eq. 10): average pooling
+  ``S^-0.5`` with S the pooling stride (:func:`paper_pool_constant`), max pooling 1,
+  identity 1, zero 0. (The stride-2 "skip" of a reduction cell is a pair of 1x1
+  convolutions, :class:`FactorizedReduce`, not an identity, so it is estimated like every
+  other convolution in both modes.)
+* ``exact`` (the default): the true l2 operator constants. A 3x3 max pool of stride ``s``
+  is exactly ``ceil(3/s)``-Lipschitz (3 at stride 1: one pixel can be the maximum of nine
+  windows), and average pooling with ``count_include_pad=False`` (the DARTS setting) is
+  linear, so power iteration measures its norm: slightly *above* 1 at stride 1 (border
+  windows average fewer pixels) and about 0.62 at stride 2, against the paper's 1 and
+  2^-0.5 = 0.71.
 """
 
 from __future__ import annotations
@@ -53,8 +57,8 @@ class Part:
     ``fn`` maps an input tensor to the part's output (it is also used to infer shapes).
     ``const`` is None for a linear part whose norm is to be estimated by power iteration
     (``fn`` must then be linear, without bias), or a number / zero-argument callable giving
-    the exact constant. ``paper_const`` is the conventional constant used when the Lipschitz
-    engine runs in ``paper`` mode; None means "the same as the exact one".
+    the exact constant. ``paper_const`` is the constant the paper's Sec. 3.2 gives, used when
+    the Lipschitz engine runs in ``paper`` mode; None means "the same as the exact one".
     """
 
     fn: Callable[[torch.Tensor], torch.Tensor]
@@ -228,6 +232,18 @@ def max_pool_constant(kernel_size: int, stride: int) -> float:
     return float(math.ceil(kernel_size / stride))
 
 
+def paper_pool_constant(kind: str, stride: int) -> float:
+    """The paper's constant for a pooling layer (Sec. 3.2, after Eq. 10): average pooling
+    ``S^-0.5`` with S the stride, max pooling 1."""
+    if stride < 1:
+        raise ValueError(f"pooling stride must be a positive integer, got {stride}")
+    if kind == "avg":
+        return float(stride) ** -0.5
+    if kind == "max":
+        return 1.0
+    raise ValueError(f"unknown pooling kind {kind!r}")
+
+
 class Pool(LipschitzOp):
     """3x3 max or average pooling (average without counting padding, as in DARTS),
     optionally followed by a non-affine BN (DARTS does this inside the supernet)."""
@@ -249,9 +265,10 @@ class Pool(LipschitzOp):
 
     def lipschitz_parts(self):
         if self.kind == "max":
-            parts = [Part(self.pool, const=max_pool_constant(3, self.stride), paper_const=1.0, name="max-pool")]
+            parts = [Part(self.pool, const=max_pool_constant(3, self.stride),
+                          paper_const=paper_pool_constant("max", self.stride), name="max-pool")]
         else:
-            parts = [Part(self.pool, const=None, paper_const=1.0, name="avg-pool")]
+            parts = [Part(self.pool, const=None, paper_const=paper_pool_constant("avg", self.stride), name="avg-pool")]
         if self.bn is not None:
             bn = self.bn
             parts.append(Part(lambda x: bn_linear(bn, x), const=lambda: bn_scale(bn).abs().max(), name="bn"))

@@ -7,33 +7,60 @@ A run directory holds
 * ``provenance.json``: profile, dataset, seed, hardware, library versions, code version
   (git commit and whether the tree was dirty), start / end time and wall time;
 * ``metrics.jsonl``: one JSON object per epoch;
-* ``checkpoint.pt``: written atomically (temp file + rename), so a kill never leaves a
-  half-written checkpoint; a run started again in the same directory resumes from it;
+* ``checkpoint.pt``: a run started again in the same directory resumes from it;
 * the run's products (``genotype.json`` for a search, ``evaluation.json`` ...).
+
+Every file is written atomically: into a temporary file in the same folder, flushed and
+fsync'ed, then renamed over the old one (``os.replace``), so a kill or a failed write leaves
+the previous version intact, never half a file. JSON is strict: a NaN or an infinity is
+refused with an error naming the file and the key (:class:`RecordError`), never written as
+the bare ``NaN`` that JSON readers reject. A run whose loss, weights or BatchNorm
+statistics stop being finite stops with :class:`NonFiniteLossError` (:func:`check_finite`)
+before anything of it is saved.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import subprocess
 import time
+import uuid
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
 
+#: files that mark a folder as a run directory
+RUN_FILES = ("config.json", "checkpoint.pt", "provenance.json", "metrics.jsonl")
+
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used: corrupted, or from another config / architecture."""
+    """A checkpoint that cannot be used: missing, corrupted, truncated, or from another
+    config / architecture."""
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss; the last good checkpoint is kept."""
+    """Training produced a NaN or infinite loss, weight or statistic; the last good
+    checkpoint is kept."""
+
+
+class RecordError(ValueError):
+    """A JSON record that cannot be read (truncated, corrupted) or written (non-finite)."""
+
+
+class RunDirError(ValueError):
+    """An output path that cannot hold a run directory (a file, or a folder of other things)."""
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line (an exception message for ``error: ...``)."""
+    return " ".join(str(text).split())
 
 
 def code_version() -> dict:
@@ -85,17 +112,65 @@ def provenance(profile: str, dataset: str, seed: int, device=None, **extra) -> d
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` (CUDA when there is a GPU, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+    A device this machine does not have is a ``ValueError`` saying so, not a failure at the
+    first tensor."""
+    name = str(name).strip()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from e
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} asked for, but no CUDA GPU is available on this machine; "
+                             f"use --device cpu (or auto)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
+    elif dev.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ValueError(f"device {name!r} asked for, but MPS is not available on this machine")
+    elif dev.type != "cpu":
+        raise ValueError(f"unsupported device {name!r}: use auto, cpu, cuda or cuda:N")
+    return dev
 
 
-def write_json(path: Path, obj: Any) -> None:
+# ---------------------------------------------------------------------- atomic writes
+def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+    """Write ``path`` atomically: ``write(f)`` fills a temporary binary file in the same
+    folder, which is flushed, fsync'ed and renamed over ``path``. On any failure the
+    temporary file is removed and the old ``path`` (if any) is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open(tmp, "xb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _json_default(o):
@@ -103,39 +178,168 @@ def _json_default(o):
         return o.item() if o.numel() == 1 else o.tolist()
     if isinstance(o, Path):
         return str(o)
+    if hasattr(o, "tolist"):  # numpy arrays and scalars
+        return o.tolist()
     if hasattr(o, "item"):
         return o.item()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def find_nonfinite(obj: Any, where: str = "") -> Optional[str]:
+    """The key path (``a.b[3]``) of the first NaN or infinity in ``obj``, or None."""
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (str, int)):
+        return None
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else f"{where or '<top>'} = {obj}"
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            hit = find_nonfinite(v, f"{where}.{k}" if where else str(k))
+            if hit:
+                return hit
+        return None
+    if isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            hit = find_nonfinite(v, f"{where}[{i}]")
+            if hit:
+                return hit
+        return None
+    try:
+        return find_nonfinite(_json_default(obj), where)
+    except TypeError:
+        return None
+
+
+def dumps(obj: Any, path: Optional[Path] = None, indent: Optional[int] = 2) -> str:
+    """Strict JSON of ``obj``: tensors and numpy values converted; a NaN or an infinity is
+    a :class:`RecordError` naming ``path`` and the key (JSON has no such numbers)."""
+    try:
+        return json.dumps(obj, indent=indent, default=_json_default, allow_nan=False)
+    except ValueError as e:
+        hit = find_nonfinite(obj)
+        if hit is None:
+            raise
+        raise RecordError(f"refusing to write {path or 'a record'}: non-finite value {hit} "
+                          f"(JSON has no NaN or infinity); the file on disk is unchanged") from e
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as strict JSON to ``path``, atomically (see :func:`atomic_write`)."""
+    text = dumps(obj, path) + "\n"
+    atomic_write(Path(path), lambda f: f.write(text.encode()))
+
+
+def _reject_constant(path):
+    def reject(c):
+        raise RecordError(f"{path} holds a bare {c}, which is not JSON (a record written with a non-finite number)")
+    return reject
+
+
 def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """The JSON record at ``path``; a truncated or corrupted one is a :class:`RecordError`
+    naming the file (which is left as it is)."""
+    path = Path(path)
+    text = path.read_text()
+    try:
+        return json.loads(text, parse_constant=_reject_constant(path))
+    except json.JSONDecodeError as e:
+        what = "empty" if not text.strip() else f"not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})"
+        raise RecordError(f"record {path} is {what}: truncated or corrupted; it was left as it is "
+                          f"(restore it, or delete the run folder to start over)") from e
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
+    """``torch.save(state)`` to ``path`` atomically (see :func:`atomic_write`)."""
+    atomic_write(Path(path), lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: Path, map_location="cpu", kind: Optional[str] = None) -> dict:
+    """The checkpoint at ``path``. A missing run folder, a missing checkpoint, a corrupted or
+    truncated file, or (with ``kind``) a checkpoint of another kind of run is a
+    :class:`CheckpointError` saying which, naming the path."""
     path = Path(path)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    if not path.exists():
+        if not path.parent.exists():
+            raise CheckpointError(f"run folder {path.parent} does not exist (no checkpoint {path})")
+        if path.parent.is_file():
+            raise CheckpointError(f"{path.parent} is a file, not a run folder")
+        raise CheckpointError(f"no checkpoint at {path}: the run folder holds "
+                              f"{', '.join(sorted(p.name for p in path.parent.iterdir())) or 'nothing'}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (truncated); it was left as it is: "
+                              f"delete it (or the run folder) to start over")
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # noqa: BLE001 - any unpickling / zip error means corrupted
-        raise CheckpointError(f"checkpoint {path} is corrupted or not a checkpoint ({type(e).__name__}: {e}); "
-                              f"delete it to start over") from e
+        reason = one_line(str(e).splitlines()[0] if str(e) else "")
+        raise CheckpointError(f"checkpoint {path} is corrupted or truncated ({type(e).__name__}: {reason[:200]}); "
+                              f"it was left as it is: delete it (or the run folder) to start over") from e
     if not isinstance(state, dict) or "kind" not in state:
         raise CheckpointError(f"{path} is not a racl checkpoint")
+    if kind is not None and state["kind"] != kind:
+        raise CheckpointError(f"{path} is a {state['kind']!r} checkpoint, not a {kind!r} one")
     return state
 
 
+# ---------------------------------------------------------------------- non-finite guard
+def check_finite(where: str, row: Optional[Mapping] = None, modules: Optional[Mapping[str, torch.nn.Module]] = None) -> None:
+    """Raise :class:`NonFiniteLossError` when a number of the metrics ``row`` (losses,
+    accuracies...) or a floating-point parameter or buffer (BatchNorm running statistics
+    included) of ``modules`` is NaN or infinite. Called before a metrics row or a checkpoint
+    is written, so nothing non-finite reaches the disk. One device sync for all tensors."""
+    if row is not None:
+        for k, v in row.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                raise NonFiniteLossError(f"{where}: {k} is {v}; the run stops, nothing non-finite was saved")
+    tensors = []
+    for mname, m in (modules or {}).items():
+        for kind, named in (("parameter", m.named_parameters()), ("statistic", m.named_buffers())):
+            for n, t in named:
+                if t is not None and t.is_floating_point() and t.numel():
+                    tensors.append((f"{mname} {kind} {n}", t))
+    if not tensors:
+        return
+    with torch.no_grad():
+        ok = torch.stack([torch.isfinite(t).all() for _, t in tensors])
+        if bool(ok.all()):
+            return
+        name, t = tensors[int((~ok).nonzero()[0, 0])]
+        bad = int((~torch.isfinite(t)).sum())
+    raise NonFiniteLossError(f"{where}: {name} has {bad} non-finite value(s) of {t.numel()} (the weights blew up: "
+                             f"a smaller learning rate?); the run stops, nothing non-finite was saved")
+
+
+def stopped_note(run_dir: Optional[Path]) -> str:
+    """What a stopped run left behind in ``run_dir`` (for the one-line error)."""
+    if run_dir is None:
+        return ""
+    ckpt = Path(run_dir) / "checkpoint.pt"
+    if not ckpt.exists():
+        return f"no checkpoint was written in {run_dir}"
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        at = f" (epoch {state.get('epoch')}, step {state.get('step')})"
+    except Exception:  # noqa: BLE001 - only a note
+        at = ""
+    return f"the last good checkpoint {ckpt}{at} is kept"
+
+
+# ---------------------------------------------------------------------- run directory
 class RunDir:
-    """A run directory with its metrics log."""
+    """A run directory with its metrics log. The folder is made on the first write, so a
+    run that fails while it is set up (bad data, bad config) leaves no half-made folder;
+    a path that is a file, or a folder of other things, is refused at once."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"output {self.path} is an existing file, not a run folder; choose another --out")
+        if self.path.is_dir():
+            names = [p.name for p in self.path.iterdir()]
+            if names and not any(n in names for n in RUN_FILES):
+                raise RunDirError(f"output {self.path} is a folder that holds other things ({len(names)} entries) "
+                                  f"but no run ({', '.join(RUN_FILES)}); choose another --out")
         self.t0, self.c0 = time.time(), time.process_time()
 
     def account(self, prov: dict) -> dict:
@@ -155,25 +359,34 @@ class RunDir:
     def resume_state(self, kind: str, cfg, resumable=("checkpoint_every", "device"), device="cpu") -> Optional[dict]:
         """The checkpoint of this directory when it holds a ``kind`` run of the same config
         (the fields in ``resumable`` may differ), None when there is no checkpoint, and a
-        :class:`CheckpointError` naming the differing fields otherwise. A config written
-        before a field existed compares with that field's default."""
+        :class:`CheckpointError` naming the differing fields otherwise. Without a checkpoint,
+        a ``config.json`` of another config is refused the same way (its run's records would
+        be overwritten). A config written before a field existed compares with that field's
+        default."""
         if not self.checkpoint.exists():
+            cfg_file = self.path / "config.json"
+            if cfg_file.exists():
+                self._compare(kind, cfg, read_json(cfg_file), resumable, cfg_file)
             return None
-        from .profiles import from_dict, to_dict
-
         state = load_checkpoint(self.checkpoint, device)
         if state.get("kind") != kind:
             raise CheckpointError(f"{self.checkpoint} is a {state.get('kind')!r} checkpoint, not a {kind!r} run")
+        self._compare(kind, cfg, state["config"], resumable, self.checkpoint)
+        return state
+
+    def _compare(self, kind, cfg, old_dict, resumable, source) -> None:
+        from .profiles import from_dict, to_dict
+
         try:
-            old = to_dict(from_dict(type(cfg), state["config"]))
+            old = to_dict(from_dict(type(cfg), old_dict))
         except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointError(f"{self.checkpoint}: its config cannot be read by this version ({e})") from e
+            raise CheckpointError(f"{source}: its config cannot be read as a {kind!r} run by this version "
+                                  f"({one_line(e)}); use another --out or delete the folder") from e
         new = to_dict(cfg)
         diff = sorted(k for k in set(old) | set(new) if k not in resumable and old.get(k) != new.get(k))
         if diff:
             raise CheckpointError(f"{self.path} holds a {kind!r} run with another config (differs in: {', '.join(diff)}); "
                                   f"use another --out or delete the directory")
-        return state
 
     def start_provenance(self, resumed: bool, make) -> dict:
         """The run's provenance: the one on disk when resuming, else ``make()`` with a zero
@@ -187,19 +400,34 @@ class RunDir:
         return prov
 
     def append_metrics(self, row: dict) -> None:
-        with open(self.path / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row, default=_json_default) + "\n")
+        """Append one row: the line is checked (strict JSON) before, written in one call and
+        fsync'ed, so a kill leaves at most that row missing, never a bad earlier row."""
+        p = self.path / "metrics.jsonl"
+        line = dumps(row, p, indent=None) + "\n"
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(p, "a") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
 
     def rewrite_metrics(self, rows: list) -> None:
-        tmp = self.path / "metrics.jsonl.tmp"
-        tmp.write_text("".join(json.dumps(r, default=_json_default) + "\n" for r in rows))
-        os.replace(tmp, self.path / "metrics.jsonl")
+        p = self.path / "metrics.jsonl"
+        text = "".join(dumps(r, p, indent=None) + "\n" for r in rows)
+        atomic_write(p, lambda f: f.write(text.encode()))
 
     def metrics(self) -> list:
         p = self.path / "metrics.jsonl"
         if not p.exists():
             return []
-        return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+        rows = []
+        for i, line in enumerate(p.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line, parse_constant=_reject_constant(p)))
+                except json.JSONDecodeError as e:
+                    raise RecordError(f"record {p}, line {i} is not valid JSON ({e.msg}): truncated or corrupted; "
+                                      f"it was left as it is") from e
+        return rows
 
 
 def _loadavg():

@@ -10,13 +10,19 @@ Records live under ``data/runs`` (committed; small JSON files):
 
 The paper's numbers come from ``data/paper/racl_paper.json`` only. Each of our numbers is
 labelled with the budget that produced it (profile, dataset, seed, hardware, wall time,
-code version); a cell with no run says so, and so does a paper value that has not been
-transcribed.
+code version); a cell with no run says so. The paper-table functions (:func:`white_box_table`,
+:func:`defences_table`, :func:`transfer_table`, :func:`transfer_matrix_table`,
+:func:`ablation_table`) return a :class:`PaperTable` in the paper's own layout: every row of
+the paper as printed, under each row this project can run a line of ours, labelled with a
+letter whose budget the table's notes spell out; rows of other papers' methods are paper-only.
 """
 
 from __future__ import annotations
 
+import functools
+import html
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -27,30 +33,177 @@ RUNS = REPO / "data" / "runs"
 PAPER = REPO / "data" / "paper" / "racl_paper.json"
 
 NOT_RUN = "not run"
-NOT_TRANSCRIBED = "not transcribed"
+#: how a null paper cell is shown: the paper's own '-' ("not reported"), or the cells the
+#: plain-text extraction lost (Table 7)
+NOT_REPORTED = "-"
+NOT_LEGIBLE = "illegible"
+#: the marker of a white-box cell (the diagonal of Tables 5 and 6, underlined in the paper)
+WHITE_BOX = "†"
 
 #: the paper's row names -> our architecture names
-ARCH_OF_ROW = {"ResNet-18": "resnet18", "ResNet-50": "resnet50", "WideResNet-28-10": "wrn28_10",
+ARCH_OF_ROW = {"ResNet-18": "resnet18", "ResNet-50": "resnet50", "WideResNet-28-10": "wrn28_10", "WRN-28-10": "wrn28_10",
                "DenseNet-121": "densenet121", "ResNet-110": "resnet110", "NASNet": "NASNet", "AmoebaNet": "AmoebaNet",
                "DARTS": "DARTS_V2", "PC-DARTS": "PC_DARTS", "AdvRush": "ADVRUSH", "RACL": "RACL"}
 ROW_OF_ARCH = {v: k for k, v in ARCH_OF_ROW.items()}
+#: rows of the paper that are other papers' methods, which this project does not implement:
+#: they are shown paper-only
+PAPER_ONLY = ("ABanditNAS", "RobNet-S", "RobNet-M", "RobNet-L", "RobNet-free", "FAT", "SWA", "NADAR", "IAAT")
 #: the paper's column names -> keys of an evaluation record's "attacks"
 ATTACK_OF_COLUMN = {"fgsm": "fgsm", "mim": "mim20", "pgd20": "pgd20", "pgd100": "pgd100", "cw": "cw",
                     "cw_inf": "cw_inf", "rfgsm": "rfgsm", "autoattack": "autoattack"}
 PROFILE_RANK = {"paper": 3, "mini": 2, "smoke": 1}
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "tinyimagenet": 200}
 
 
 def paper() -> dict:
+    """The paper's numbers (``data/paper/racl_paper.json``): Tables 1-8 in the paper's own
+    rows, columns and order (``tables.<id>.blocks``), Fig. 4's grid and the settings of
+    Sec. 4 with the sentence each comes from."""
     return json.loads(PAPER.read_text())
 
 
-def paper_table(tid: str) -> pd.DataFrame:
+def paper_table(tid: str, block: Optional[str] = None) -> pd.DataFrame:
+    """The paper's values of one table as numbers (NaN where the paper has none): its rows
+    by its columns. A table of several blocks (Table 1: datasets, Table 3: attacks) is
+    indexed by (block, row) unless ``block`` picks one. Table 7's error bars:
+    :func:`paper_errors`."""
     t = paper()["tables"][tid]
-    return pd.DataFrame(t["values"]).T.reindex(index=t["rows"], columns=t["columns"]).astype(float)
+    frames = {b["key"]: pd.DataFrame(b["values"]).T.reindex(index=b["rows"], columns=t["columns"]).astype(float)
+              for b in t["blocks"]}
+    if block is not None:
+        if block not in frames:
+            raise KeyError(f"{tid} has blocks {', '.join(frames)}; got {block!r}")
+        return frames[block]
+    if len(frames) == 1:
+        return next(iter(frames.values()))
+    return pd.concat(frames, names=["block", "row"])
+
+
+def paper_errors(tid: str = "table7") -> pd.DataFrame:
+    """Table 7's error bars (the standard error, Sec. 4.5), NaN where the extraction lost them."""
+    t = paper()["tables"][tid]
+    b = t["blocks"][0]
+    if "errors" not in b:
+        raise KeyError(f"{tid} has no error bars")
+    return pd.DataFrame(b["errors"]).T.reindex(index=b["rows"], columns=t["columns"]).astype(float)
 
 
 def paper_status() -> str:
     return paper()["status"]
+
+
+def runnable(tid: str, datasets: Optional[tuple] = None) -> list[tuple[str, str]]:
+    """(dataset, architecture) of every row of a table that this project can train and
+    evaluate, in the paper's order, without repeats; the rows of other papers' methods
+    (:data:`PAPER_ONLY`) are left out. ``datasets`` keeps only those datasets."""
+    t = paper()["tables"][tid]
+    out = []
+    for b in t["blocks"]:
+        for ds in ([b["dataset"]] if "dataset" in b else list(t["columns"])):  # Table 3: the columns are datasets
+            if datasets is not None and ds not in datasets:
+                continue
+            for row in b["rows"]:
+                if row in ARCH_OF_ROW and (ds, ARCH_OF_ROW[row]) not in out:
+                    out.append((ds, ARCH_OF_ROW[row]))
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def paper_size_params(arch: str, dataset: str = "cifar10") -> int:
+    """Parameters of ``arch`` built at the paper's size (Sec. 4.1: 20 cells, 36 initial
+    channels for the cell networks; the human-designed networks as published) for the
+    dataset's classes and image size, without the auxiliary head (:mod:`racl.networks`)."""
+    from .networks import build_model, count_parameters
+
+    if dataset not in NUM_CLASSES:
+        raise KeyError(f"dataset must be one of {', '.join(NUM_CLASSES)}; got {dataset!r}")
+    return count_parameters(build_model(arch, num_classes=NUM_CLASSES[dataset], image_size=64 if dataset == "tinyimagenet" else 32))
+
+
+def paper_params() -> pd.DataFrame:
+    """Every architecture of Tables 1 and 2 that this project builds: its parameters at the
+    paper's size on CIFAR-10 (millions) beside the paper's Params of Table 1 (CIFAR-10
+    block) and Table 2."""
+    p = paper()["tables"]
+    printed = {}
+    for tid in ("table1", "table2"):
+        b = p[tid]["blocks"][0]
+        for row, label in zip(b["rows"], b["row_labels"]):
+            printed.setdefault(row, {"model": label})[f"paper, Table {tid[-1]} (M)"] = b["values"][row]["params_M"]
+    rows = []
+    for row, d in printed.items():
+        if row not in ARCH_OF_ROW:
+            continue
+        arch = ARCH_OF_ROW[row]
+        rows.append({"model": row, "architecture": arch, "ours (M)": f"{paper_size_params(arch) / 1e6:.2f}",
+                     **{k: ("" if v is None else f"{v:g}") for k, v in d.items() if k != "model"}})
+    return pd.DataFrame(rows).fillna("").set_index("model")
+
+
+@dataclass
+class PaperTable:
+    """A table in the paper's layout: ``frame`` holds, for every row of the paper, a
+    'paper' line and, under each row this project can run, an 'ours (x)' line, whose
+    budget (x) is spelled out in ``notes``. Displays as the caption, the table, the notes."""
+
+    title: str
+    frame: pd.DataFrame
+    notes: list
+
+    @property
+    def loc(self):
+        return self.frame.loc
+
+    def _repr_html_(self) -> str:
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+        return (f"<p><b>{html.escape(self.title)}</b></p>{self.frame.to_html()}"
+                f"<ul style='font-size:85%'>{notes}</ul>")
+
+    def __repr__(self) -> str:
+        return "\n".join([self.title, self.frame.to_string(), *self.notes])
+
+
+class _Budgets:
+    """Letters for the budgets of a table's numbers: (a), (b), ... in order of use."""
+
+    def __init__(self):
+        self.labels: dict[str, str] = {}
+
+    def mark(self, text: str) -> str:
+        return self.labels.setdefault(text, "abcdefghijklmnopqrstuvwxyz"[len(self.labels) % 26])
+
+    def notes(self) -> list[str]:
+        return [f"({k}) {v}" for v, k in self.labels.items()]
+
+
+def _pv(b: dict, row: str, col: str, params: bool = False) -> str:
+    """A paper cell as printed: accuracies with two decimals, Params as '3.2M', '-' where
+    the paper prints '-', 'illegible' where the extraction lost the cell; Table 7 'mean ± se'."""
+    v = b["values"][row][col]
+    if v is None:
+        return NOT_REPORTED if b.get("null_reasons", {}).get(row, {}).get(col) == "not reported" else NOT_LEGIBLE
+    if params:
+        return f"{v:g}M"
+    e = b.get("errors", {}).get(row, {}).get(col)
+    return f"{v:.2f}" if e is None else f"{v:.2f} ± {e:.2f}"
+
+
+def _common_notes(t: dict, paper_only: list, budgets: _Budgets, ours_what: str) -> list[str]:
+    notes = [f"Each 'paper' line is the paper's row as printed (data/paper/racl_paper.json); under each row this project can run, "
+             f"'ours (x)' is {ours_what}, at the budget (x) below. '{NOT_RUN}': no committed record yet."]
+    if any(b.get("null_reasons") for b in t["blocks"]):
+        notes.append(f"'{NOT_REPORTED}': the paper prints '-' (not reported)."
+                     + (f" '{NOT_LEGIBLE}': the cell is lost in the plain-text extraction (shared/paper/README.md)."
+                        if any(r == "not legible in the extraction" for b in t["blocks"] for d in b.get("null_reasons", {}).values()
+                               for r in d.values()) else ""))
+    if paper_only:
+        notes.append("Paper only (other papers' methods, which this project does not implement): " + ", ".join(dict.fromkeys(paper_only)) + ".")
+    return notes + budgets.notes()
+
+
+def _eval_budget(rec: dict) -> str:
+    s = "" if "sanity" not in rec else (" · sanity checks passed" if rec.get("sanity_passed") else " · sanity checks FAILED")
+    return budget(rec["provenance"]) + f" · n={rec['n']}" + s
 
 
 # ---------------------------------------------------------------------- loading runs
@@ -120,7 +273,7 @@ def pct(v) -> str:
     return "—" if v is None or v != v else f"{100 * v:.1f}"
 
 
-# ---------------------------------------------------------------------- tables
+# ---------------------------------------------------------------------- Tables 1-3
 def best_eval(records: list[dict], arch: str) -> Optional[dict]:
     """The evaluation of ``arch`` at the largest budget (paper > mini > smoke)."""
     cands = [r for r in records if r["model"]["arch"] == arch]
@@ -129,47 +282,119 @@ def best_eval(records: list[dict], arch: str) -> Optional[dict]:
     return max(cands, key=lambda r: (PROFILE_RANK.get(r["model"].get("train_profile"), 0), r["n"]))
 
 
-def white_box_table(tid: str) -> pd.DataFrame:
-    """Paper vs ours for a white-box table: one row per model, a 'paper' and an 'ours' column
-    per metric, and the budget of ours."""
+def _record_cell(rec: dict, col: str) -> str:
+    if col == "clean":
+        return pct(rec["clean_acc"])
+    a = rec["attacks"].get(ATTACK_OF_COLUMN.get(col, col))
+    return pct(a["acc"]) if a else NOT_RUN
+
+
+def _frame(rows: list, names: list, columns: list) -> pd.DataFrame:
+    return pd.DataFrame([r[1] for r in rows], index=pd.MultiIndex.from_tuples([r[0] for r in rows], names=names), columns=columns)
+
+
+def white_box_table(tid: str) -> PaperTable:
+    """Tables 1 and 2 (and 3, :func:`defences_table`) in the paper's layout: every row of
+    the paper, and under each row this project can run our number from the committed
+    evaluation record of the largest budget, its budget in the notes. Params: ours is the
+    network built at the paper's size (:func:`paper_size_params`), whatever the size of
+    the run behind the other cells."""
     t = paper()["tables"][tid]
-    recs = eval_records(t["dataset"])
-    rows = []
-    for row in t["rows"]:
-        rec = best_eval(recs, ARCH_OF_ROW.get(row, row))
-        out = {"model": row}
-        for col in t["columns"]:
-            pv = t["values"][row][col]
-            out[(col, "paper")] = NOT_TRANSCRIBED if pv is None else (f"{pv:.2f}" if col == "params_M" else f"{pv:.1f}")
-            if rec is None:
-                out[(col, "ours")] = NOT_RUN
-            elif col == "params_M":
-                out[(col, "ours")] = f"{rec['n_params'] / 1e6:.2f}"
-            elif col == "clean":
-                out[(col, "ours")] = pct(rec["clean_acc"])
-            else:
-                a = rec["attacks"].get(ATTACK_OF_COLUMN.get(col, col))
-                out[(col, "ours")] = pct(a["acc"]) if a else NOT_RUN
-        out[("budget", "ours")] = budget(rec["provenance"]) + f" · n={rec['n']}" if rec else NOT_RUN
-        out[("sanity", "ours")] = ("passed" if rec.get("sanity_passed") else "FAILED") if rec and "sanity" in rec else NOT_RUN
-        rows.append(out)
-    df = pd.DataFrame(rows).set_index("model")
-    df.columns = pd.MultiIndex.from_tuples(df.columns)
-    return df
+    if t["kind"] == "defences":
+        return defences_table(tid)
+    if t["kind"] != "white_box":
+        raise KeyError(f"{tid} is not a white-box table (Tables 1-3)")
+    budgets, rows, paper_only = _Budgets(), [], []
+    multi = len(t["blocks"]) > 1
+    for b in t["blocks"]:
+        recs = eval_records(b["dataset"])
+        for row, label in zip(b["rows"], b["row_labels"]):
+            key = (b["label"], label) if multi else (label,)
+            rows.append(((*key, "paper"), [_pv(b, row, c, c == "params_M") for c in t["columns"]]))
+            arch = ARCH_OF_ROW.get(row)
+            if arch is None:
+                paper_only.append(label)
+                continue
+            rec = best_eval(recs, arch)
+            cells = [f"{paper_size_params(arch, b['dataset']) / 1e6:.2f}M" if c == "params_M"
+                     else (NOT_RUN if rec is None else _record_cell(rec, c)) for c in t["columns"]]
+            rows.append(((*key, "ours" if rec is None else f"ours ({budgets.mark(_eval_budget(rec))})"), cells))
+    df = _frame(rows, (["dataset"] if multi else []) + ["model", ""], t["column_labels"])
+    notes = _common_notes(t, paper_only, budgets, "our accuracy (%) under the same attack")
+    if "params_M" in t["columns"]:
+        notes.insert(1, "Params, ours: the network built at the paper's size (20 cells, 36 channels for the cell networks) "
+                        "for the block's classes, without the auxiliary head, whatever the size of the run behind the other cells.")
+    return PaperTable(t["caption"], df, notes)
+
+
+def _eps(s: str) -> float:
+    num, den = s.split("/")
+    return float(num) / float(den)
+
+
+def defences_table(tid: str = "table3") -> PaperTable:
+    """Table 3 in the paper's layout: two attack blocks (PGD-20, PGD-100) of defences by
+    dataset. Only RACL is ours; a cell of ours needs an evaluation record on that dataset
+    whose attack has the ε of the paper's cell (Sec. 4.2: Tiny-ImageNet's PGD-100 uses
+    8/255, its PGD-20 4/255); each of our cells carries its budget's letter."""
+    t = paper()["tables"][tid]
+    budgets, rows, paper_only, eps_missing = _Budgets(), [], [], []
+    for b in t["blocks"]:
+        for row, label in zip(b["rows"], b["row_labels"]):
+            rows.append(((b["label"], label, "paper"), [_pv(b, row, c) for c in t["columns"]]))
+            arch = ARCH_OF_ROW.get(row)
+            if arch is None:
+                paper_only.append(label)
+                continue
+            cells = []
+            for ds in t["columns"]:
+                rec = best_eval(eval_records(ds), arch)
+                a = (rec or {}).get("attacks", {}).get(ATTACK_OF_COLUMN[b["attack"]])
+                want = _eps(t["eps"][b["key"]][ds])
+                if a is None:
+                    cells.append(NOT_RUN)
+                elif abs(a.get("params", {}).get("eps", want) - want) > 1e-9:
+                    cells.append(NOT_RUN + " (ε)")
+                    eps_missing.append(f"{b['label']} {ds}")
+                else:
+                    cells.append(f"{pct(a['acc'])} ({budgets.mark(_eval_budget(rec))})")
+            rows.append(((b["label"], label, "ours"), cells))
+    df = _frame(rows, ["attack", "defence", ""], t["column_labels"])
+    notes = _common_notes(t, paper_only, budgets, "our RACL's accuracy (%), each cell with its budget's letter")
+    notes.insert(1, "ε: 8/255 on CIFAR-10/100; on Tiny-ImageNet 4/255 for PGD-20 and 8/255 for PGD-100 (Sec. 4.2)."
+                 + (f" '{NOT_RUN} (ε)': our record's attack has another ε ({', '.join(eps_missing)})." if eps_missing else ""))
+    return PaperTable(t["caption"], df, notes)
 
 
 def attack_details(rec: dict) -> pd.DataFrame:
     """One evaluation record's attacks: accuracy, number of examples and hyperparameters
-    (eps and step sizes in 1/255), so a reader sees at what budget each number was taken."""
+    (eps and step sizes in 1/255), so a reader sees at what budget each number was taken.
+    Records with per-example results add, on the examples every attack ran on, each
+    accuracy with its standard error, and rows for clean accuracy and the per-example worst
+    case over the bounded attacks (RobustBench's robust accuracy)."""
+    from .evaluation import same_examples
+
+    same = rec.get("same_examples") or same_examples(rec)
+    col = f"same {same['n']} examples (%)" if same else None
     rows = []
     for name, a in rec["attacks"].items():
         p = dict(a.get("params", {}))
         for k in ("eps", "alpha"):
             if k in p:
                 p[k] = f"{p[k] * 255:.3g}/255"
-        rows.append({"attack": name, "acc (%)": pct(a["acc"]), "n": a["n"], "seconds": a.get("seconds"),
-                     "in eps-ball": a.get("in_eps_ball", "unbounded"),
-                     "parameters": ", ".join(f"{k}={v}" for k, v in p.items())})
+        row = {"attack": name, "acc (%)": pct(a["acc"]), "n": a["n"], "seconds": a.get("seconds"),
+               "in eps-ball": a.get("in_eps_ball", "unbounded"),
+               "parameters": ", ".join(f"{k}={v}" for k, v in p.items())}
+        if same:
+            s = same["attacks"].get(name)
+            row[col] = f"{pct(s['acc'])} ± {pct(s['se'])}" if s else "—"
+        rows.append(row)
+    if same:
+        for label, s, n, note in (("clean", same["clean"], rec["n"], ""),
+                                  ("worst case", same["worst_case"], same["n"], "over " + ", ".join(same["worst_case"]["over"]))):
+            acc = rec["clean_acc"] if label == "clean" else s["acc"]
+            rows.append({"attack": label, "acc (%)": pct(acc), "n": n, "seconds": None, "in eps-ball": "—",
+                         "parameters": note, col: f"{pct(s['acc'])} ± {pct(s['se'])}"})
     return pd.DataFrame(rows).set_index("attack")
 
 
@@ -194,16 +419,21 @@ FIG4_SWEEPS = {"fgsm_eps": ("FGSM", "ε", "eps"), "pgd_eps": ("PGD-20", "ε", "e
 #: the checklist of racl.evaluation.sanity_checks, in its docstring's order
 SANITY_CHECKS = ("iterative_beats_single_step", "more_iterations_no_better", "larger_eps_no_better",
                  "large_eps_near_zero", "white_box_beats_noise", "white_box_beats_transfer", "gradients_nonzero",
-                 "deterministic_forward", "in_eps_ball")
+                 "deterministic_forward", "in_eps_ball", "ce_pgd_vs_cw_inf", "ce_pgd_vs_autoattack",
+                 "unbounded_cw_reaches_zero")
 PASSED, FAILED = "passed", "FAILED"
 
 
+#: a Fig. 4 point that the paper's text does not give (the curves are not in the text)
+NOT_TRANSCRIBED = "not in the text"
+
+
 def _paper_cell(v) -> str:
-    """A value of the paper's file: a number (percent) with one decimal, a string as typed
-    (e.g. '84.2 ± 0.3'), or 'not transcribed' for null."""
+    """A value of the paper's file: a number (percent) with two decimals, a string as typed,
+    or 'not in the text' for null (Fig. 4's curves, of which the text gives a few points)."""
     if v is None:
         return NOT_TRANSCRIBED
-    return v if isinstance(v, str) else f"{v:.1f}"
+    return v if isinstance(v, str) else f"{v:.2f}"
 
 
 def _dataset_of(prov: dict) -> str:
@@ -215,6 +445,10 @@ def _rank(rec: dict) -> tuple:
 
 
 # ---------------------------------------------------------------------- Tables 4-6
+def _table_dataset(t: dict) -> str:
+    return t["blocks"][0]["dataset"]
+
+
 def transfer_record(tid: str) -> Optional[dict]:
     """The transfer record (``data/runs/transfer/*.json``) behind Table 4, 5 or 6 at the
     largest budget (paper > mini > smoke, then the larger n): it must be on the table's
@@ -222,7 +456,7 @@ def transfer_record(tid: str) -> Optional[dict]:
     t = paper()["tables"][tid]
     attacks = list(TRANSFER_ATTACK_OF_COLUMN.values()) if tid == "table4" else [MATRIX_ATTACK[tid]]
     cands = [r for r in json_records("transfer")
-             if _dataset_of(r.get("provenance")) == t["dataset"] and all(a in r.get("matrices", {}) for a in attacks)
+             if _dataset_of(r.get("provenance")) == _table_dataset(t) and all(a in r.get("matrices", {}) for a in attacks)
              and (tid != "table4" or TABLE4_SOURCE in r.get("sources", []))]
     return max(cands, key=_rank) if cands else None
 
@@ -231,45 +465,50 @@ def _transfer_budget(rec: dict) -> str:
     return budget(rec["provenance"]) + f" · n={rec['n']}"
 
 
-def transfer_table(tid: str = "table4") -> pd.DataFrame:
-    """Table 4: accuracy (%) of each target under FGSM, MIM and PGD-20 examples crafted
-    white-box on ResNet-110; the paper's number beside ours, with ours' budget."""
+def transfer_table(tid: str = "table4") -> PaperTable:
+    """Table 4 in the paper's layout: accuracy (%) of each target under FGSM, MIM and PGD-20
+    examples crafted white-box on ResNet-110; under each paper line ours, from the transfer
+    record of the largest budget (its budget in the notes)."""
     t = paper()["tables"][tid]
+    b = t["blocks"][0]
     rec = transfer_record(tid)
-    rows = []
-    for row in t["rows"]:
-        arch = ARCH_OF_ROW.get(row, row)
-        out = {"target": row}
+    budgets, rows = _Budgets(), []
+    for row, label in zip(b["rows"], b["row_labels"]):
+        arch = ARCH_OF_ROW[row]
+        rows.append(((label, "paper"), [_pv(b, row, c) for c in t["columns"]]))
+        cells = []
         for col in t["columns"]:
-            out[(col, "paper")] = _paper_cell(t["values"][row][col])
             m = (rec or {}).get("matrices", {}).get(TRANSFER_ATTACK_OF_COLUMN.get(col, col), {}).get(TABLE4_SOURCE, {})
-            out[(col, "ours")] = pct(m[arch]) if arch in m else NOT_RUN
-        out[("budget", "ours")] = _transfer_budget(rec) if rec and arch in rec.get("targets", []) else NOT_RUN
-        rows.append(out)
-    df = pd.DataFrame(rows).set_index("target")
-    df.columns = pd.MultiIndex.from_tuples(df.columns)
-    return df
+            cells.append(pct(m[arch]) if arch in m else NOT_RUN)
+        ran = rec is not None and arch in rec.get("targets", [])
+        rows.append(((label, f"ours ({budgets.mark(_transfer_budget(rec))})" if ran else "ours"), cells))
+    df = _frame(rows, ["target", ""], t["column_labels"])
+    notes = _common_notes(t, [], budgets, "our target's accuracy (%) on examples crafted on our ResNet-110, trained with the same recipe")
+    return PaperTable(t["caption"], df, notes)
 
 
-def transfer_matrix_table(tid: str) -> pd.DataFrame:
-    """Table 5 (PGD-10) or 6 (RFGSM): accuracy (%) of each target (column) on adversarial
-    examples crafted white-box on each source (row). Each source has two rows, the paper's
-    and ours, so every cell's paper value sits directly above ours; the diagonal is the
-    white-box accuracy."""
+def transfer_matrix_table(tid: str) -> PaperTable:
+    """Table 5 (PGD-10) or 6 (RFGSM) in the paper's layout: accuracy (%) of each target
+    (column) on adversarial examples crafted white-box on each source (row). Under each
+    source's paper line, ours; the diagonal (white-box, underlined in the paper) is marked †."""
     t = paper()["tables"][tid]
+    b = t["blocks"][0]
     rec = transfer_record(tid)
     mat = (rec or {}).get("matrices", {}).get(MATRIX_ATTACK[tid], {})
-    rows = []
-    for src in t["rows"]:
-        s = ARCH_OF_ROW.get(src, src)
-        p = {"source": src, "": "paper", **{tgt: _paper_cell(t["values"][src][tgt]) for tgt in t["columns"]}, "budget": ""}
-        o = {"source": src, "": "ours"}
+    budgets, rows = _Budgets(), []
+    for src, label in zip(b["rows"], b["row_labels"]):
+        s = ARCH_OF_ROW[src]
+        rows.append(((label, "paper"), [_pv(b, src, tgt) + (WHITE_BOX if tgt == src else "") for tgt in t["columns"]]))
+        cells = []
         for tgt in t["columns"]:
-            v = mat.get(s, {}).get(ARCH_OF_ROW.get(tgt, tgt))
-            o[tgt] = NOT_RUN if v is None else pct(v)
-        o["budget"] = _transfer_budget(rec) if s in mat else NOT_RUN
-        rows += [p, o]
-    return pd.DataFrame(rows).set_index(["source", ""])
+            v = mat.get(s, {}).get(ARCH_OF_ROW[tgt])
+            cells.append(NOT_RUN if v is None else pct(v) + (WHITE_BOX if tgt == src else ""))
+        rows.append(((label, f"ours ({budgets.mark(_transfer_budget(rec))})" if s in mat else "ours"), cells))
+    df = _frame(rows, ["source", ""], t["column_labels"])
+    notes = _common_notes(t, [], budgets, "our matrix's row for the same source")
+    notes.insert(1, f"Rows: source models; columns: target models. {WHITE_BOX}: the diagonal, white-box accuracy (underlined in the paper). "
+                    + ("PGD-10 (Sec. 4.3)." if tid == "table5" else "RFGSM, ε = 8/255 (Sec. 4.3)."))
+    return PaperTable(t["caption"], df, notes)
 
 
 # ---------------------------------------------------------------------- Fig. 4
@@ -299,8 +538,11 @@ def fig4_table(sweep: str) -> pd.DataFrame:
     grid = fig[FIG4_SWEEPS[sweep][2]]
     recs = fig4_records()
     rows = []
+    points = {(d["model"], d["x"]): d["acc"] for d in fig.get("points_in_text", []) if d["sweep"] == sweep}
     for model in fig["models"]:
         series = fig.get("series", {}).get(model, {}).get(sweep)
+        if not series and any(m == model for m, _ in points):
+            series = [points.get((model, g)) for g in grid]
         p = {"model": model, "": "paper", "n": "", "budget": ""}
         o = {"model": model, "": "ours"}
         ours = {float(d["value"]): d["acc"] for d in recs[model]["sweeps"][sweep]} if model in recs else {}
@@ -351,15 +593,16 @@ def plot_sweeps(curves: dict, axes=None, title: str = "", paper_series: Optional
 
 # ---------------------------------------------------------------------- Tables 7-8
 def _summary(vals: list) -> str:
-    """'84.2' for one value, 'mean ± std' (sample std, in %) for several."""
+    """'84.2' for one value, 'mean ± standard error' (sample std / sqrt(n), in %) for
+    several: the paper's Table 7 reports the standard error (Sec. 4.5)."""
     vals = [v for v in vals if v is not None]
     if not vals:
         return NOT_RUN
     if len(vals) == 1:
         return pct(vals[0])
     m = sum(vals) / len(vals)
-    sd = (sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5
-    return f"{100 * m:.1f} ± {100 * sd:.1f}"
+    se = (sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 / len(vals) ** 0.5
+    return f"{100 * m:.1f} ± {100 * se:.1f}"
 
 
 def _pipeline_wall(rec: dict) -> str:
@@ -385,39 +628,72 @@ def _budget_of(recs: list) -> str:
     if len(recs) > 1:
         prov["seed"] = ",".join(str(r["provenance"].get("seed", "?")) for r in recs)
         prov["wall_time_s"] = sum(r["provenance"].get("wall_time_s") or 0 for r in recs) or None
-    out = "evaluation: " + budget(prov) + f" · n={recs[0]['n']}"
+    out = f"{len(recs)} run{'s' if len(recs) > 1 else ''}: " + budget(prov) + f" · n={recs[0]['n']}"
     pipe = [w for w in (_pipeline_wall(r) for r in recs) if w]
     if pipe:
         out += " · " + ("; ".join(pipe) if len(pipe) > 1 else pipe[0])
     return out
 
 
-def _row_slug(tid: str, row: str) -> str:
-    from .reproduce import _slug
+#: Table 8's rows -> the label of the ablation (racl.reproduce.ABLATIONS) whose search,
+#: retraining and evaluation give our number; Random Search is the 'random-search' job of
+#: racl.reproduce.plan; None: no such run is planned
+TABLE8_ABLATION = {"Random Search": "random search", "w/o Gradient Norm": "RACL w/o gradient norm",
+                   "w/o CL": "RACL w/o confidence learning", "eta=0.9, rho=0.01": "RACL rho=1e-2",
+                   "eta=0.7, rho=0.001": None, "eta=0.9, rho=0.001": "RACL"}
 
-    if tid == "table7":
-        return "searched-racl" if row == "RACL" else "random-search"
-    return f"searched-{_slug(row)}"
+
+def _row_slug(tid: str, row: str) -> Optional[str]:
+    from .profiles import slug as _slug
+
+    label = TABLE8_ABLATION.get(row)
+    if label is None:
+        return None
+    return "random-search" if label == "random search" else f"searched-{_slug(label)}"
+
+
+def _multi_run_records(tid: str, method: str) -> dict:
+    """Table 7: {row: [evaluation records of the row's named cell, one per seed]} at the
+    largest budget that has any (``<profile>-<dataset>-<arch>-<method>-s<seed>``, what
+    ``reproduce --targets table1 --seeds 0,1,2,3,4`` writes)."""
+    b = paper()["tables"][tid]["blocks"][0]
+    recs = eval_records(b["dataset"])
+    out = {}
+    for row in b["rows"]:
+        cands = [r for r in recs if r["model"]["arch"] == ARCH_OF_ROW.get(row) and r["model"].get("method", method) == method]
+        if not cands:
+            continue
+        top = max(PROFILE_RANK.get(r["model"].get("train_profile"), 0) for r in cands)
+        by_seed = {}
+        for r in sorted((r for r in cands if PROFILE_RANK.get(r["model"].get("train_profile"), 0) == top), key=lambda r: r["n"]):
+            by_seed[r["provenance"].get("seed")] = r
+        out[row] = [by_seed[s] for s in sorted(by_seed, key=str)]
+    return out
 
 
 def ablation_records(tid: str, method: str = "pgd") -> dict:
-    """{row of Table 7 or 8: [evaluation records, one per seed]} at the largest budget that
-    has any record for the row. Records are found by the names that
-    :func:`racl.reproduce.plan` gives the jobs: ``<profile>-<dataset>-searched-racl-pgd-s<seed>``
-    (Table 7's RACL and Table 8's full RACL), ``...-random-search-pgd-s<seed>`` and
-    ``...-searched-<ablation slug>-pgd-s<seed>``. In Table 8 the full RACL row keeps only
-    the seeds the ablations were run at."""
+    """{row of Table 7 or 8: [evaluation records, one per seed]} at the largest budget
+    that has any record for the row. Table 7: the row's named cell retrained at several
+    seeds (:func:`_multi_run_records`). Table 8: the records named by
+    :func:`racl.reproduce.plan`'s jobs (:data:`TABLE8_ABLATION`):
+    ``<profile>-<dataset>-searched-<ablation slug>-<method>-s<seed>`` and
+    ``...-random-search-<method>-s<seed>``; the full RACL keeps only the seeds the ablations
+    were run at."""
     import re
 
-    from .reproduce import DATASETS
+    from .profiles import DATASETS
 
-    t = paper()["tables"][tid]
+    if tid == "table7":
+        return _multi_run_records(tid, method)
+    b = paper()["tables"][tid]["blocks"][0]
     files = {p.name: p for p in (RUNS / "eval").glob("*.json")}
     out = {}
-    for row in t["rows"]:
+    for row in b["rows"]:
         slug = _row_slug(tid, row)
+        if slug is None:
+            continue
         for profile in sorted(PROFILE_RANK, key=PROFILE_RANK.get, reverse=True):
-            ds = DATASETS.get(profile, {}).get(t["dataset"])
+            ds = DATASETS.get(profile, {}).get(b["dataset"])
             if ds is None:
                 continue
             pat = re.compile(re.escape(f"{profile}-{ds}-{slug}-{method}-s") + r"(\d+)\.json$")
@@ -430,40 +706,48 @@ def ablation_records(tid: str, method: str = "pgd") -> dict:
                     recs.append(r)
                 out[row] = recs
                 break
-    if tid == "table8" and "RACL" in out:
-        # Table 8 compares like with like: the full RACL at the seeds of the ablations
-        # (reproduce runs them at one seed), not its Table 7 average over every seed
-        seeds = {r["provenance"].get("seed") for row, rs in out.items() if row != "RACL" for r in rs}
-        keep = [r for r in out["RACL"] if r["provenance"].get("seed") in seeds] if seeds else out["RACL"][:1]
-        out["RACL"] = keep or out["RACL"][:1]
+    full = "eta=0.9, rho=0.001"
+    if full in out:
+        seeds = {r["provenance"].get("seed") for row, rs in out.items() if row != full for r in rs}
+        keep = [r for r in out[full] if r["provenance"].get("seed") in seeds] if seeds else out[full][:1]
+        out[full] = keep or out[full][:1]
     return out
 
 
-def ablation_table(tid: str, method: str = "pgd") -> pd.DataFrame:
-    """Table 7 (RACL against random search, several seeds) or Table 8 (ablations): the
-    paper's number beside ours for every column (accuracy in %; over several seeds, ours is
-    mean ± sample std), with the seeds and the budget of ours."""
+def ablation_table(tid: str, method: str = "pgd") -> PaperTable:
+    """Table 7 (multiple runs: mean ± standard error) or Table 8 (ablations) in the
+    paper's layout: under each paper line ours (over several seeds: mean ± standard error,
+    in %), the seeds and budget in the notes."""
     t = paper()["tables"][tid]
+    b = t["blocks"][0]
     found = ablation_records(tid, method)
-    rows = []
-    for row in t["rows"]:
+    budgets, rows, unplanned = _Budgets(), [], []
+    for row, label in zip(b["rows"], b["row_labels"]):
+        rows.append(((label, "paper"), [_pv(b, row, c) for c in t["columns"]]))
         recs = found.get(row, [])
-        out = {"model": row}
+        cells = []
         for col in t["columns"]:
-            out[(col, "paper")] = _paper_cell(t["values"][row][col])
             if not recs:
-                out[(col, "ours")] = NOT_RUN
+                cells.append(NOT_RUN)
             elif col == "clean":
-                out[(col, "ours")] = _summary([r["clean_acc"] for r in recs])
+                cells.append(_summary([r["clean_acc"] for r in recs]))
             else:
                 key = ATTACK_OF_COLUMN.get(col, col)
-                out[(col, "ours")] = _summary([r["attacks"][key]["acc"] for r in recs if key in r["attacks"]])
-        out[("seeds", "ours")] = ",".join(str(r["provenance"].get("seed", "?")) for r in recs) if recs else NOT_RUN
-        out[("budget", "ours")] = _budget_of(recs) if recs else NOT_RUN
-        rows.append(out)
-    df = pd.DataFrame(rows).set_index("model")
-    df.columns = pd.MultiIndex.from_tuples(df.columns)
-    return df
+                cells.append(_summary([r["attacks"][key]["acc"] for r in recs if key in r["attacks"]]))
+        if tid == "table8" and _row_slug(tid, row) is None:
+            unplanned.append(label)
+        rows.append(((label, f"ours ({budgets.mark(_budget_of(recs))})" if recs else "ours"), cells))
+    df = _frame(rows, ["model" if tid == "table7" else "setting", ""], t["column_labels"])
+    if tid == "table7":
+        what = "our mean ± standard error over the seeds at which the row's named cell was retrained and evaluated"
+    else:
+        what = "our number for the same setting (racl.reproduce.ABLATIONS; ρ relative to the profile's ρ)"
+    notes = _common_notes(t, [], budgets, what)
+    if tid == "table7":
+        notes.insert(1, "Paper: mean ± standard error; RACL 'out of 5 runs' (Sec. 4.5).")
+    if unplanned:
+        notes.insert(1, f"Not planned by racl.reproduce (no such ablation in ABLATIONS): {', '.join(unplanned)}.")
+    return PaperTable(t["caption"], df, notes)
 
 
 # ---------------------------------------------------------------------- sanity checks
@@ -488,11 +772,17 @@ def sanity_table(records: Optional[dict] = None) -> pd.DataFrame:
     (:func:`racl.evaluation.sanity_checks`): 'passed', 'FAILED' or 'not run' (a check the
     evaluation did not run, e.g. the transfer check without a source model). ``records``
     maps a label to a record; by default every committed evaluation record, by file name.
-    A failed check is shown, never dropped."""
+    A failed check is shown, never dropped. Checks that a record's results and the committed
+    transfer records decide are added where the record lacks them
+    (:func:`racl.evaluation.with_record_checks`)."""
+    from .evaluation import with_record_checks
+
     if records is None:
         records = {Path(r["_file"]).stem: r for r in eval_records()}
+    transfers = json_records("transfer")
     rows = []
     for name, rec in records.items():
+        rec = with_record_checks(rec, transfers)
         row = {"record": name, "model": _label(rec) if rec.get("model") else name}
         row.update({c: _check_cell(rec, c) for c in SANITY_CHECKS})
         extra = sorted(set(rec.get("sanity") or {}) - set(SANITY_CHECKS))
@@ -529,7 +819,7 @@ def ablation_configs(profiles=("mini", "paper")) -> pd.DataFrame:
     """What each of Table 8's runs changes: the search fields that the ablations touch, as
     the search of each ``profile`` would run them (the profile's defaults plus the
     ablation's overrides, :data:`racl.reproduce.ABLATIONS`)."""
-    from .reproduce import ABLATIONS, ablation_config
+    from .profiles import ABLATIONS, ablation_config
 
     fields = ("grad_norm_weight", "sample", "eta", "rho")
     rows = []
@@ -599,3 +889,35 @@ def bench_summary(rec: dict) -> pd.DataFrame:
                 if k == "racl_100_epochs_estimate_h":
                     row["100 epochs of the cell network, estimate (h)"] = f"{val:.3g}"
     return pd.DataFrame(rows).T.rename_axis("variant")
+
+
+def search_compare_records(profile: Optional[str] = None) -> list[dict]:
+    """The committed fast-versus-exact search comparisons (``benchmarks/compare_search.py``,
+    ``data/runs/search-compare``), largest profile first, then newest."""
+    recs = [r for r in json_records("search-compare") if profile is None or r.get("profile") == profile]
+    return sorted(recs, key=lambda r: (PROFILE_RANK.get(r.get("profile"), 0), r.get("datetime", "")), reverse=True)
+
+
+def search_compare_table(rec: dict) -> pd.DataFrame:
+    """One comparison side by side: per epoch the constraint c and the dual theta of the
+    exact and the fast search, then the final genotypes, their per-edge agreement and the
+    wall time of each run."""
+    ex, fa = rec["runs"]["exact"], rec["runs"]["fast"]
+    f = lambda v: "—" if v is None else f"{v:.4g}"  # noqa: E731
+    rows = []
+    for a, b in zip(ex["trajectory"], fa["trajectory"]):
+        rows.append({"epoch": a["epoch"], "c exact": f(a.get("c")), "c fast": f(b.get("c")),
+                     "θ exact": f(a.get("theta")), "θ fast": f(b.get("theta")),
+                     "val acc exact": f(a.get("val_acc")), "val acc fast": f(b.get("val_acc"))})
+    return pd.DataFrame(rows).set_index("epoch")
+
+
+def search_compare_summary(rec: dict) -> pd.DataFrame:
+    ex, fa = rec["runs"]["exact"], rec["runs"]["fast"]
+    by_cell = rec.get("edge_agreement_by_cell", {})
+    rows = {"exact": {"genotype": ex["genotype_str"], "wall (s)": f"{ex['wall_s']:.0f}"},
+            "fast": {"genotype": fa["genotype_str"], "wall (s)": f"{fa['wall_s']:.0f}"}}
+    for t, v in by_cell.items():
+        rows["fast"][f"{t} edges agreeing"] = f"{100 * v:.0f}%"
+    rows["fast"]["same genotype"] = "yes" if rec["same_genotype"] else "no"
+    return pd.DataFrame(rows).T.fillna("").rename_axis(f"{rec['profile']} profile, seed {rec['seed']}")

@@ -1,200 +1,107 @@
-"""Regenerate the paper's tables and figures at a chosen budget.
+"""Run the jobs the paper's tables need: in this process, side by side on this machine, or on
+a Slurm cluster.
 
-    python -m racl reproduce --profile paper --targets table1,table4,fig4        # on a GPU
-    python -m racl reproduce --profile mini --dry-run                             # the plan only
+    python -m racl reproduce --profile mini --targets table1,table5                     # in order, here
+    python -m racl reproduce --profile mini --targets table1,table5 --executor local --workers 2
+    python -m racl reproduce --profile paper --targets table1,table4 --executor slurm --slurm-partition gpu
+    python -m racl reproduce --profile paper --targets table1,table4 --dry-run          # the jobs and their cost
 
-Each target needs runs: searches, adversarial trainings, evaluations, transfer matrices.
-:func:`plan` lists them; the ``reproduce`` command runs the missing ones in order with
-:func:`run_job`, each resumable (a killed job resumes from its checkpoint when the command
-is run again), and writes the records under ``data/runs`` where the book reads them.
+:func:`racl.plan.plan` lists the jobs (searches, retrainings, evaluations, transfer
+matrices) and which job needs which; this module runs them. Every job writes its record
+under ``data/runs`` (``--runs``), where the book reads it; a job whose record is there is
+skipped, and a search or retraining that was stopped resumes from its run directory's last
+checkpoint and reaches the same result, so running the same command again resumes a
+campaign wherever it stopped. Three executors:
 
-Targets: table1 (CIFAR-10 white-box), table2 (CIFAR-100), table3 (Tiny-ImageNet), table4
-(transfer from ResNet-110), table5 / table6 (transferability under PGD-10 / RFGSM), table7
-(RACL searches against random search over seeds), table8 (ablations), fig4 (accuracy against
-eps and PGD iterations, from the white-box evaluations).
+* ``sequential`` (the default): one job after the other in this process (:func:`run_job`);
+* ``local``: every job in its own process through submitit's ``LocalExecutor``, as many at
+  a time as there are GPUs (one job per GPU, ``CUDA_VISIBLE_DEVICES`` set by submitit) or,
+  on the CPU, ``--workers N`` (each with ``cores / N`` threads); a job starts once the jobs
+  it needs have finished, a job whose prerequisite failed is skipped, logs go to one folder
+  per job under ``--log-dir``;
+* ``slurm``: every job not yet done is submitted through submitit's ``SlurmExecutor`` with
+  ``--dependency=afterok`` on the jobs it needs, GPUs, CPU cores and memory per job kind
+  (:data:`racl.plan.RESOURCES`) and a time limit from the job's estimated cost
+  (:func:`racl.plan.time_limit_min`). On a timeout or a preemption submitit calls
+  :meth:`JobRun.checkpoint`, which resubmits the same job; it resumes from its checkpoint.
+  The Slurm ids go to ``<log-dir>/slurm-jobs.json``; submitting again skips the jobs whose
+  record is written and the jobs still queued or running there.
+
+``--dry-run`` prints the plan with each job's estimated GPU-hours on a device from the
+committed benchmark records (:func:`racl.plan.cost_table`; "unknown" where no record of
+that device timed the job's computation) and the total per table, and runs nothing.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
-import random
+import os
+import shutil
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .report import ARCH_OF_ROW, RUNS, paper
+import submitit
+import torch
 
-DATASETS = {
-    "paper": {"cifar10": "cifar10", "cifar100": "cifar100", "tinyimagenet": "tinyimagenet"},
-    "mini": {"cifar10": "cifar10-mini", "cifar100": "cifar100-mini", "tinyimagenet": None},
-    "smoke": {"cifar10": "synthetic", "cifar100": "synthetic", "tinyimagenet": None},
-}
-#: which of each table's models a budget trains by default (all of them at paper)
-DEFAULT_ARCHS = {"mini": ["RACL", "DARTS_V2", "PC_DARTS"], "smoke": ["RACL", "DARTS_V2"]}
-ABLATIONS = {
-    "RACL w/o gradient norm": {"grad_norm_weight": 0.0},
-    "RACL w/o confidence learning": {"sample": False},
-    "RACL eta=0.8": {"eta": 0.8},
-    "RACL eta=0.95": {"eta": 0.95},
-    # relative to the profile's rho: the paper's 1e-4 and 1e-2 around its 1e-3, and the same
-    # factors around a smaller profile's rescaled rho
-    "RACL rho=1e-4": {"rho_factor": 0.1},
-    "RACL rho=1e-2": {"rho_factor": 10.0},
-    "RACL": {},
-}
+from .attacks import make_attack
+from .data import load_dataset
+from .evaluation import evaluate_run, transfer_matrix
+from .plan import (DEFAULT_ARCHS, RESOURCES, TARGETS, Job, cost_table, estimate, format_hours, job_config, plan,
+                   random_genotype, time_limit_min)
+from .profiles import ABLATIONS, DATASETS, ablation_config, slug
+from .records import hardware, provenance, resolve_device, write_json
+from .report import RUNS, hardware_label
+from .search import RACLSearch
+from .training import AdversarialTrainer, load_trained
 
+# names other modules and the book imported from here before racl.plan and racl.profiles held them
+__all__ = ["ABLATIONS", "DATASETS", "DEFAULT_ARCHS", "Job", "JobRun", "ablation_config", "plan", "random_genotype",
+           "run_job", "run_local", "run_sequential", "submit_slurm"]
+_slug = slug
 
-def ablation_config(profile: str, overrides: dict, **fields):
-    """The search config of an ablation: the profile's defaults, ``fields`` and the
-    ablation's ``overrides``; ``rho_factor`` scales the profile's rho."""
-    from .profiles import get_profile
-
-    over = dict(overrides)
-    factor = over.pop("rho_factor", None)
-    cfg = get_profile(profile, {**fields, **over})
-    if factor is not None:
-        cfg.rho = cfg.rho * factor
-    return cfg.validate()
+EXECUTORS = ("sequential", "local", "slurm")
+#: how long a local job may run before submitit's timeout signal (it is then requeued from
+#: its checkpoint, like a Slurm timeout): a week
+LOCAL_TIMEOUT_MIN = 7 * 24 * 60
 
 
-@dataclass
-class Job:
-    kind: str  # search | train | eval | transfer
-    name: str
-    spec: dict = field(default_factory=dict)
-
-    @property
-    def path(self) -> Path:
-        return RUNS / self.kind / (self.name + (".json" if self.kind in ("eval", "transfer") else ""))
-
-    def done(self) -> bool:
-        if self.kind in ("eval", "transfer"):
-            return self.path.exists()
-        prov = self.path / "provenance.json"
-        return prov.exists() and "finished" in json.loads(prov.read_text())
+class SlurmUnavailable(OSError):
+    """``--executor slurm`` on a machine without Slurm's commands (an ``OSError``, like a
+    missing program: the command line prints its one line)."""
 
 
-def _slug(s: str) -> str:
-    return s.lower().replace(" ", "-").replace("=", "").replace("/", "-").replace("_", "-")
-
-
-def random_genotype(seed: int, steps: int = 4):
-    """A cell drawn uniformly from the DARTS space (two distinct inputs per node, non-zero ops)."""
-    from .genotypes import Genotype
-    from .operations import PRIMITIVES
-
-    rng = random.Random(seed)
-    ops = [p for p in PRIMITIVES if p != "none"]
-
-    def cell():
-        edges = []
-        for i in range(steps):
-            for j in sorted(rng.sample(range(i + 2), 2)):
-                edges.append((rng.choice(ops), j))
-        return tuple(edges)
-
-    concat = tuple(range(2, steps + 2))
-    return Genotype(cell(), concat, cell(), concat, name=f"random{seed}")
-
-
-def plan(profile: str, targets: list[str], archs: Optional[list[str]] = None, seeds=(0,), method: str = "pgd") -> list[Job]:
-    tables = paper()["tables"]
-    jobs: dict[str, Job] = {}
-
-    def add(job: Job):
-        jobs.setdefault(f"{job.kind}/{job.name}", job)
-        return job
-
-    def train_eval(arch: str, dataset: str, seed: int, label: str | None = None):
-        tname = f"{profile}-{dataset}-{_slug(label or arch)}-{method}-s{seed}"
-        add(Job("train", tname, {"arch": arch, "dataset": dataset, "seed": seed, "method": method}))
-        add(Job("eval", tname, {"run": tname, "dataset": dataset}))
-        return tname
-
-    for target in targets:
-        if target in ("table1", "table2", "table3", "fig4"):
-            tid = "table1" if target == "fig4" else target
-            ds = DATASETS[profile][tables[tid]["dataset"]]
-            if ds is None:
-                continue  # no dataset at this budget (e.g. Tiny-ImageNet has no mini subset)
-            for row in tables[tid]["rows"]:
-                arch = ARCH_OF_ROW[row]
-                if archs is not None and arch not in archs:
-                    continue
-                for s in seeds:
-                    train_eval(arch, ds, s)
-        elif target in ("table4", "table5", "table6"):
-            ds = DATASETS[profile]["cifar10"]
-            rows = [ARCH_OF_ROW[r] for r in tables[target]["rows"]]
-            rows = [a for a in rows if archs is None or a in archs]
-            names = {a: train_eval(a, ds, seeds[0]) for a in rows}
-            if target == "table4":
-                names["resnet110"] = train_eval("resnet110", ds, seeds[0])
-                add(Job("transfer", f"{profile}-{ds}-table4", {"sources": {"resnet110": names["resnet110"]}, "targets": names,
-                                                                "attacks": ["fgsm", "mim20", "pgd20"], "dataset": ds}))
-            else:
-                attack = "pgd10" if target == "table5" else "rfgsm"
-                add(Job("transfer", f"{profile}-{ds}-{target}", {"sources": names, "targets": names, "attacks": [attack], "dataset": ds}))
-        elif target == "table7":
-            ds = DATASETS[profile]["cifar10"]
-            for s in seeds:
-                sname = f"{profile}-{ds}-racl-s{s}"
-                add(Job("search", sname, {"dataset": ds, "seed": s, "overrides": {}}))
-                train_eval(str(RUNS / "search" / sname / "genotype.json"), ds, s, label=f"searched-racl")
-                g = random_genotype(s)
-                train_eval(str(g), ds, s, label="random-search")
-        elif target == "table8":
-            ds = DATASETS[profile]["cifar10"]
-            for label, over in ABLATIONS.items():
-                sname = f"{profile}-{ds}-{_slug(label)}-s{seeds[0]}"
-                add(Job("search", sname, {"dataset": ds, "seed": seeds[0], "overrides": over, "label": label}))
-                train_eval(str(RUNS / "search" / sname / "genotype.json"), ds, seeds[0], label=f"searched-{_slug(label)}")
-        else:
-            raise KeyError(f"unknown target {target!r}: table1..table8, fig4")
-    order = {"search": 0, "train": 1, "eval": 2, "transfer": 3}
-    return sorted(jobs.values(), key=lambda j: order[j.kind])
-
-
-def run_job(job: Job, profile: str, data_root=None, device="auto", progress=True) -> None:
-    from .profiles import get_profile
-
+# ---------------------------------------------------------------------- one job
+def run_job(job: Job, profile: str, data_root=None, device="auto", progress=True, overrides: Optional[dict] = None) -> None:
+    """Run one job in this process (its config: :func:`racl.plan.job_config`)."""
+    cfg = job_config(job, profile, overrides, device)
     if job.kind == "search":
-        from .search import RACLSearch
-
-        cfg = ablation_config(profile, job.spec["overrides"], dataset=job.spec["dataset"], seed=job.spec["seed"], device=device)
         RACLSearch(cfg, job.path, data_root, progress).fit()
     elif job.kind == "train":
-        from .training import AdversarialTrainer
-
-        over = {"dataset": job.spec["dataset"], "seed": job.spec["seed"], "arch": job.spec["arch"],
-                "method": job.spec["method"], "device": device}
-        AdversarialTrainer(get_profile(profile, over, kind="train").for_dataset(), job.path, data_root, progress).fit()
+        AdversarialTrainer(cfg, job.path, data_root, progress).fit()
     elif job.kind == "eval":
-        from .evaluation import evaluate_run, get_eval_profile
-
-        evaluate_run(RUNS / "train" / job.spec["run"], get_eval_profile(profile), job.path, None, data_root, device=device,
+        evaluate_run(Path(job.runs) / "train" / job.spec["run"], cfg, job.path, None, data_root, device=device,
                      progress=progress)
     elif job.kind == "transfer":
-        run_transfer(job, profile, data_root, device)
+        run_transfer(job, profile, data_root, device, overrides)
+    else:
+        raise ValueError(f"unknown job kind {job.kind!r}")
 
 
-def run_transfer(job: Job, profile: str, data_root=None, device="auto") -> dict:
-    import torch
-
-    from .attacks import make_attack
-    from .data import load_dataset
-    from .evaluation import get_eval_profile, transfer_matrix
-    from .records import provenance, resolve_device, write_json
-    from .training import load_trained
-
+def run_transfer(job: Job, profile: str, data_root=None, device="auto", overrides: Optional[dict] = None) -> dict:
+    """A transfer matrix (Tables 4-6): each source's adversarial examples against each target."""
     t0, c0 = time.time(), time.process_time()
     dev = resolve_device(device)
-    cfg = get_eval_profile(profile)
+    cfg = job_config(job, profile, overrides, device)
     ds = load_dataset(job.spec["dataset"], "test", data_root)
     x, y = ds.x[: cfg.n].float().div(255).to(dev), ds.y[: cfg.n].to(dev)
-    models = {a: load_trained(RUNS / "train" / n, dev)[0] for a, n in {**job.spec["targets"], **job.spec["sources"]}.items()}
-    out = {"sources": list(job.spec["sources"]), "targets": list(job.spec["targets"]), "n": len(y), "matrices": {}}
+    models = {a: load_trained(Path(job.runs) / "train" / n, dev)[0] for a, n in {**job.spec["targets"], **job.spec["sources"]}.items()}
+    out = {"sources": list(job.spec["sources"]), "targets": list(job.spec["targets"]), "n": len(y), "matrices": {},
+           "runs": {**job.spec["targets"], **job.spec["sources"]}}
     for attack in job.spec["attacks"]:
         torch.manual_seed(cfg.seed)
         full = transfer_matrix(models, x, y, make_attack(attack, cfg.epsilon), cfg.batch_size)
@@ -205,28 +112,312 @@ def run_transfer(job: Job, profile: str, data_root=None, device="auto") -> dict:
     return out
 
 
+class JobRun(submitit.helpers.Checkpointable):
+    """A job as submitit runs it (in a process of its own, locally or on a Slurm node).
+    ``checkpoint`` is submitit's requeue protocol: on a timeout or a preemption it is called
+    in the running job and returns the same job to submit again, which resumes from the
+    run directory's last checkpoint (an evaluation or transfer matrix, which writes its
+    record only at the end, starts again)."""
+
+    def __init__(self, job: Job, profile: str, data_root=None, device: str = "auto", overrides: Optional[dict] = None,
+                 threads: Optional[int] = None):
+        self.job, self.profile, self.data_root, self.device = job, profile, data_root, device
+        self.overrides, self.threads = overrides or {}, threads
+
+    def __call__(self) -> str:
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        if self.job.done():
+            print(f"{self.job.key}: already done", flush=True)
+        else:
+            ckpt = self.job.path / "checkpoint.pt" if self.job.kind in ("search", "train") else None
+            print(f"{self.job.key}: " + (f"resuming from {ckpt}" if ckpt and ckpt.exists() else "starting"), flush=True)
+            run_job(self.job, self.profile, self.data_root, self.device, False, self.overrides)
+            print(f"{self.job.key}: finished", flush=True)
+        return self.job.key
+
+    def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
+        return submitit.helpers.DelayedSubmission(self)
+
+
+# ---------------------------------------------------------------------- executors
+def _check_needs(jobs: list[Job]) -> None:
+    keys = {j.key for j in jobs}
+    for j in jobs:
+        missing = [n for n in j.needs if n not in keys]
+        if missing:
+            raise ValueError(f"job {j.key} needs {', '.join(missing)}, which is not in the plan")
+
+
+def run_sequential(jobs: list[Job], profile: str, data_root=None, device="auto", overrides: Optional[dict] = None,
+                   progress: bool = True, log=print) -> None:
+    """Every job not done, one after the other, in this process (in the plan's order, which
+    puts every job after the jobs it needs)."""
+    _check_needs(jobs)
+    for j in jobs:
+        if not j.done():
+            log(f"running {j.kind} {j.name}")
+            run_job(j, profile, data_root, device, progress, overrides)
+
+
+def _job_error(e: BaseException) -> str:
+    """One line for a failed submitit job: the last line of the job's traceback."""
+    text = str(e)
+    parts = text.split("----------------------")
+    body = parts[1] if len(parts) >= 3 else text
+    lines = [ln.strip() for ln in body.splitlines() if ln.strip()]
+    return lines[-1] if lines else type(e).__name__
+
+
+def run_local(jobs: list[Job], profile: str, folder: Path, data_root=None, device="auto", workers: Optional[int] = None,
+              overrides: Optional[dict] = None, poll_s: float = 0.5, log=print, on_start=None,
+              threads: Optional[int] = None) -> dict:
+    """Every job not done through submitit's ``LocalExecutor``, each in its own process
+    with its log folder ``folder/<kind>/<name>``: one job per GPU when ``device`` is a GPU
+    (``auto`` on a machine with one), else ``workers`` at a time on the CPU (default: one
+    per two cores) with ``cores / workers`` threads each. A job starts when every job it
+    needs has finished; a job whose prerequisite failed is skipped. Returns
+    {job key: "done" | "failed: <error>" | "skipped: ..."}; ``on_start(job, submitit_job)``
+    is called as each job starts; ``threads`` overrides the CPU threads of each job."""
+    _check_needs(jobs)
+    folder = Path(folder)
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        ngpu = torch.cuda.device_count()
+        slots = [dev.index] if dev.index is not None else list(range(ngpu))
+        slots = slots[: workers] if workers else slots
+        threads = None
+    else:
+        cores = os.cpu_count() or 1
+        workers = workers or max(1, cores // 2)
+        if workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {workers}")
+        slots, threads = list(range(workers)), threads or max(1, cores // workers)
+    status = {j.key: "done" for j in jobs if j.done()}
+    pending = [j for j in jobs if j.key not in status]
+    free, running = list(slots), {}
+    try:
+        while pending or running:
+            for j in list(pending):
+                bad = [n for n in j.needs if status.get(n, "").startswith(("failed", "skipped"))]
+                if bad:
+                    status[j.key] = f"skipped: needs {', '.join(bad)}"
+                    pending.remove(j)
+                    log(f"skipped {j.kind} {j.name}: {status[j.key]}")
+                elif free and all(status.get(n) == "done" for n in j.needs):
+                    slot = free.pop(0)
+                    ex = submitit.LocalExecutor(folder=folder / j.kind / j.name, max_num_timeout=100)
+                    params = {"timeout_min": LOCAL_TIMEOUT_MIN}
+                    if dev.type == "cuda":
+                        params.update(gpus_per_node=1, visible_gpus=[slot])
+                    ex.update_parameters(**params)
+                    sj = ex.submit(JobRun(j, profile, data_root, "cuda:0" if dev.type == "cuda" else "cpu", overrides, threads))
+                    running[j.key] = (sj, slot, j)
+                    pending.remove(j)
+                    log(f"started {j.kind} {j.name}" + (f" on GPU {slot}" if dev.type == "cuda" else "") +
+                        f" (log: {folder / j.kind / j.name})")
+                    if on_start:
+                        on_start(j, sj)
+            for key, (sj, slot, j) in list(running.items()):
+                if sj.done():
+                    del running[key]
+                    free.append(slot)
+                    try:
+                        sj.result()
+                        status[key] = "done"
+                        log(f"finished {j.kind} {j.name}")
+                    except Exception as e:  # noqa: BLE001 - the job's own error, reported per job
+                        status[key] = f"failed: {_job_error(e)}"
+                        log(f"FAILED {j.kind} {j.name}: {status[key]} (log: {folder / j.kind / j.name})")
+            if running:
+                time.sleep(poll_s)
+            elif pending and not free:
+                raise RuntimeError("no free slot and nothing running")  # cannot happen: every slot is freed on finish
+            elif pending and not any(all(status.get(n) == "done" for n in j.needs) for j in pending):
+                if not any(any(status.get(n, "").startswith(("failed", "skipped")) for n in j.needs) for j in pending):
+                    raise RuntimeError(f"jobs waiting on jobs that never run: {', '.join(j.key for j in pending)}")
+    except BaseException:
+        for sj, _, _ in running.values():
+            sj.cancel(check=False)
+        raise
+    return status
+
+
+def check_slurm() -> None:
+    """Slurm's ``sbatch`` and ``srun`` are on the PATH, or a :class:`SlurmUnavailable` saying so."""
+    missing = [c for c in ("sbatch", "srun") if shutil.which(c) is None]
+    if missing:
+        raise SlurmUnavailable(f"--executor slurm needs Slurm, but {' and '.join(missing)} "
+                               f"{'is' if len(missing) == 1 else 'are'} not on the PATH of this machine: run it on a "
+                               f"Slurm login node, or use --executor local or sequential")
+
+
+def _active_slurm_ids() -> set[str]:
+    """The ids of this user's jobs that Slurm still holds (queued or running)."""
+    if shutil.which("squeue") is None:
+        return set()
+    out = subprocess.run(["squeue", "-h", "-o", "%i", "-u", getpass.getuser()], capture_output=True, text=True)
+    return {line.strip() for line in out.stdout.splitlines() if line.strip()} if out.returncode == 0 else set()
+
+
+@dataclass
+class SlurmOptions:
+    """Where and how the jobs are submitted: partition and account (cluster defaults when
+    None), the longest time limit a job asks for (hours; longer jobs are requeued from
+    their checkpoint), shell lines run before each job (``module load ...``), and the
+    device whose committed benchmark records give the estimates (None: unknown, so every
+    job asks for ``max_hours``)."""
+
+    partition: Optional[str] = None
+    account: Optional[str] = None
+    max_hours: float = 24.0
+    setup: list = field(default_factory=list)
+    cost_device: Optional[str] = None
+    max_requeues: int = 50
+
+
+def slurm_parameters(job: Job, profile: str, deps: list[str], opts: SlurmOptions, overrides: Optional[dict] = None,
+                     jobs: Optional[dict] = None) -> dict:
+    """The ``SlurmExecutor`` parameters of one job: name, GPUs, cores, memory, time limit,
+    ``afterok`` dependencies, the signal submitit requeues on."""
+    res = RESOURCES[job.kind]
+    hours = estimate(job, profile, opts.cost_device, overrides, jobs) if opts.cost_device else None
+    p = {"job_name": f"racl-{job.kind}-{job.name}", "time": time_limit_min(hours, opts.max_hours),
+         "gpus_per_node": res["gpus"], "ntasks_per_node": 1, "cpus_per_task": res["cpus"], "mem": f"{res['mem_gb']}GB",
+         "signal_delay_s": 120, "additional_parameters": {"kill-on-invalid-dep": "yes"}}
+    if deps:
+        p["dependency"] = "afterok:" + ":".join(deps)
+    if opts.partition:
+        p["partition"] = opts.partition
+    if opts.account:
+        p["account"] = opts.account
+    if opts.setup:
+        p["setup"] = list(opts.setup)
+    return p
+
+
+def submit_slurm(jobs: list[Job], profile: str, folder: Path, opts: Optional[SlurmOptions] = None, data_root=None,
+                 device: str = "auto", overrides: Optional[dict] = None, log=print) -> dict:
+    """Submit every job not done to Slurm, each after the jobs it needs (``afterok``), with
+    its log folder ``folder/<kind>/<name>``. Jobs submitted before (``folder/slurm-jobs.json``)
+    that Slurm still holds are not submitted again; later jobs depend on them. Returns
+    {job key: Slurm job id}."""
+    check_slurm()
+    _check_needs(jobs)
+    opts = opts or SlurmOptions()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / "slurm-jobs.json"
+    earlier = json.loads(manifest.read_text()) if manifest.exists() else {}
+    active = _active_slurm_ids()
+    by_key = {j.key: j for j in jobs}
+    ids: dict[str, str] = {}
+    for j in jobs:
+        if j.done():
+            continue
+        old = earlier.get(j.key, {}).get("job_id")
+        if old is not None and old in active:
+            ids[j.key] = old
+            log(f"queued   {j.kind:8s} {j.name}  (Slurm job {old}, submitted before)")
+            continue
+        deps = [ids[n] for n in j.needs if n in ids]
+        ex = submitit.SlurmExecutor(folder=folder / j.kind / j.name, max_num_timeout=opts.max_requeues)
+        ex.update_parameters(**slurm_parameters(j, profile, deps, opts, overrides, by_key))
+        sj = ex.submit(JobRun(j, profile, data_root, device, overrides))
+        ids[j.key] = str(sj.job_id)
+        earlier[j.key] = {"job_id": ids[j.key], "log": str(folder / j.kind / j.name)}
+        manifest.write_text(json.dumps(earlier, indent=2))
+        log(f"submitted {j.kind:8s} {j.name}  (Slurm job {sj.job_id}" + (f", after {', '.join(deps)}" if deps else "") + ")")
+    return ids
+
+
+# ---------------------------------------------------------------------- dry run
+def print_cost(profile: str, targets: list[str], device: str, archs=None, seeds=(0,), method="pgd",
+               overrides: Optional[dict] = None, runs: Optional[Path] = None, out=None) -> None:
+    """The plan's jobs, each done or to do with its work and estimated GPU-hours on
+    ``device``, then the total per table (:func:`racl.plan.cost_table`)."""
+    out = out or sys.stdout
+    rows, totals = cost_table(profile, targets, device, archs, seeds, method, overrides, runs)
+    jobs = {j.key: j for j in plan(profile, targets, archs, seeds, method, runs)}
+    unit = "GPU-hours" if "(" not in device else "hours"  # a CPU's label is 'model (N threads)'
+    print(f"estimated {unit} on {device} (committed benchmark records of that device; unknown: none timed the job)",
+          file=out)
+    w = max(len(r["job"]) for r in rows) if rows else 10
+    for r in rows:
+        state = "done" if jobs[f"{r['kind']}/{r['job']}"].done() else "todo"
+        print(f"{state}  {r['kind']:8s} {r['job']:{w}s} {format_hours(r['gpu_hours']):>9s}  {r['work']}", file=out)
+    print(f"total {unit} per table:", file=out)
+    for t in totals:
+        extra = "" if t["gpu_hours"] is not None or not t["known_gpu_hours"] else \
+            f" ({format_hours(t['known_gpu_hours'])} known, {t['unknown_jobs']} jobs unknown)"
+        extra = extra or (f" ({t['unknown_jobs']} jobs unknown)" if t["gpu_hours"] is None else "")
+        print(f"  {t['table']:22s} {t['jobs']:3d} jobs  {format_hours(t['gpu_hours'])}{extra}", file=out)
+
+
+# ---------------------------------------------------------------------- command line
 def add_reproduce_parser(sub):
     p = sub.add_parser("reproduce", help="plan and run what the paper's tables and figures need")
-    p.add_argument("--profile", default="mini")
-    p.add_argument("--targets", default="table1", help="comma list: table1..table8, fig4")
+    p.add_argument("--profile", default="mini", choices=sorted(DATASETS), help="budget: smoke | mini | paper (default: mini)")
+    p.add_argument("--targets", default="table1", help=f"comma list: {', '.join(TARGETS)}")
     p.add_argument("--archs", help="comma list restricting the models (default: all at paper, a few at mini/smoke)")
-    p.add_argument("--seeds", default="0")
-    p.add_argument("--method", default="pgd", choices=["pgd", "trades", "mart"])
-    p.add_argument("--data-root")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--seeds", default="0", help="comma list of seeds (default: 0)")
+    p.add_argument("--method", default="pgd", choices=["pgd", "trades", "mart"], help="adversarial training objective")
+    p.add_argument("--data-root", help="folder holding (or receiving) the datasets; default data/downloads")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--runs", help=f"where the records go (default: {RUNS})")
+    p.add_argument("--dry-run", action="store_true", help="print the jobs with their estimated cost and run nothing")
+    p.add_argument("--executor", default="sequential", choices=EXECUTORS,
+                   help="sequential (in this process, the default) | local (jobs side by side: one per GPU, or "
+                        "--workers on the CPU) | slurm (submitted through submitit)")
+    p.add_argument("--workers", type=int, help="local executor: jobs at a time (default: one per GPU, or one per two CPU cores)")
+    p.add_argument("--log-dir", default="runs/campaign", help="local and slurm executors: one log folder per job under it "
+                                                             "(default: runs/campaign)")
+    p.add_argument("--cost-device", help="device whose benchmark records give the estimates: a GPU name as "
+                                         "torch.cuda.get_device_name gives it, or 'CPU model (N threads)' "
+                                         "(default: this machine's device)")
+    p.add_argument("--slurm-partition", help="Slurm partition (default: the cluster's)")
+    p.add_argument("--slurm-account", help="Slurm account (default: the cluster's)")
+    p.add_argument("--slurm-max-hours", type=float, default=24.0,
+                   help="the longest time limit a job asks for; longer jobs are requeued from their checkpoint (default: 24)")
+    p.add_argument("--slurm-setup", action="append", default=[], metavar="LINE",
+                   help="a shell line run before each Slurm job, e.g. 'module load cuda' (repeatable)")
 
     def run(args):
+        if args.workers is not None and args.workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {args.workers}")
+        if args.slurm_max_hours <= 0:
+            raise ValueError(f"--slurm-max-hours must be positive, got {args.slurm_max_hours}")
+        try:
+            seeds = tuple(int(s) for s in args.seeds.split(","))
+        except ValueError:
+            raise ValueError(f"--seeds takes a comma list of integers, got {args.seeds!r}") from None
         archs = args.archs.split(",") if args.archs else DEFAULT_ARCHS.get(args.profile)
-        jobs = plan(args.profile, args.targets.split(","), archs, tuple(int(s) for s in args.seeds.split(",")), args.method)
-        for j in jobs:
-            print(f"{'done' if j.done() else 'todo'}  {j.kind:8s} {j.name}")
+        targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+        runs = Path(args.runs) if args.runs else None
+        if args.executor == "slurm" and not args.dry_run:
+            check_slurm()  # before anything is planned or written
+        jobs = plan(args.profile, targets, archs, seeds, args.method, runs)
         if args.dry_run:
+            device = args.cost_device or hardware_label(hardware(resolve_device(args.device)))
+            print_cost(args.profile, targets, device, archs, seeds, args.method, runs=runs)
             return 0
         for j in jobs:
-            if not j.done():
-                print(f"running {j.kind} {j.name}")
-                run_job(j, args.profile, args.data_root, args.device)
+            print(f"{'done' if j.done() else 'todo'}  {j.kind:8s} {j.name}")
+        if args.executor == "sequential":
+            run_sequential(jobs, args.profile, args.data_root, args.device)
+        elif args.executor == "local":
+            status = run_local(jobs, args.profile, Path(args.log_dir), args.data_root, args.device, args.workers)
+            bad = {k: v for k, v in status.items() if v != "done"}
+            if bad:
+                print(f"error: {len(bad)} job(s) did not finish: " + "; ".join(f"{k}: {v}" for k, v in bad.items()),
+                      file=sys.stderr)
+                return 1
+        else:
+            opts = SlurmOptions(args.slurm_partition, args.slurm_account, args.slurm_max_hours, args.slurm_setup,
+                                args.cost_device)
+            submit_slurm(jobs, args.profile, Path(args.log_dir), opts, args.data_root, args.device)
+            print(f"submitted; logs and slurm-jobs.json under {args.log_dir}; run the same command again to resubmit "
+                  f"what is not done")
         return 0
 
     p.set_defaults(func=run)

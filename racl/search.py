@@ -21,6 +21,7 @@ uninterrupted run (every random draw is keyed by seed, epoch and step).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
 from dataclasses import dataclass
@@ -33,12 +34,12 @@ import torch.nn.functional as F
 from . import speed
 from .constraint import ADMMDual, calibrate_log_lambda_star, confidence_constraint, input_gradient_norm
 from .data import Loader, batch_seed, load_dataset, split_indices
-from .genotypes import Genotype, agreement, derive
+from .genotypes import Genotype, agreement, derive, enumerate_edges
 from .lipschitz import LipschitzEstimator
 from .lognormal import LogNormal, propagate, sample_bound
-from .profiles import SearchConfig, from_dict, to_dict
-from .records import (CheckpointError, NonFiniteLossError, RunDir, finish_provenance, load_checkpoint, provenance,
-                      resolve_device, save_checkpoint, write_json)
+from .profiles import SearchConfig, from_dict, get_profile, to_dict
+from .records import (CheckpointError, NonFiniteLossError, RunDir, check_finite, code_version, finish_provenance, hardware,
+                      load_checkpoint, provenance, resolve_device, save_checkpoint, write_json)
 from .sampler import CELL_TYPES, ArchDistribution
 from .supernet import SuperNet
 
@@ -83,7 +84,12 @@ class RACLSearch:
                                      mu_init=cfg.mu_init).to(self.device)
         self.types = self.model.cell_types
         self.cell_group = None if cfg.cell_sampling == "per_cell" else [CELL_TYPES.index(t) for t in self.types]
-        self.lip = LipschitzEstimator(cfg.op_constants, cfg.power_iterations, cfg.power_iterations_init, seed=cfg.seed)
+        self.lip = LipschitzEstimator(cfg.op_constants, cfg.power_iterations, cfg.power_iterations_init, seed=cfg.seed,
+                                      fused=cfg.power_iteration_fused)
+        self._fast = cfg.arch_update != "alternating" or cfg.grad_norm_grad != "exact"
+        if cfg.grad_norm_grad == "finite_difference" and self.precision != "fp32":
+            raise ValueError("grad_norm_grad=finite_difference needs precision=fp32: its rounding error grows as "
+                             "eps/h, and bf16's eps (4e-3) is not small against any usable step h")
         self.w_opt = speed.sgd(self.model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay, fused)
         # weight decay enters the objectives (mu towards its initial value, sigma towards 0)
         self.mu_opt = speed.adam(self.dist.mu_parameters(), cfg.arch_lr, cfg.arch_betas, fused)
@@ -236,6 +242,8 @@ class RACLSearch:
 
     # ------------------------------------------------------------------ one iteration
     def train_step(self, epoch: int, step: int, xw, yw, xa, ya) -> StepStats:
+        if self._fast:
+            return self._train_step_fast(epoch, step, xw, yw, xa, ya)
         cfg = self.cfg
         eps = self._eps(epoch, step)
         # weight step
@@ -243,8 +251,7 @@ class RACLSearch:
         arch = self.arch_weights(eps).detach()
         total, ce, gn, logits = self.loss(xw, yw, arch)
         if not torch.isfinite(total):
-            raise NonFiniteLossError(f"non-finite weight loss {total.item()} at epoch {epoch}, step {step}; "
-                                     f"the last good checkpoint is kept")
+            raise NonFiniteLossError(f"non-finite weight loss {total.item()} at epoch {epoch}, step {step}")
         self.w_opt.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
@@ -289,6 +296,120 @@ class RACLSearch:
             self.dual.update(c_now)
         stats.c = c_now
         return stats
+
+    # ------------------------------------------------------------------ fast paths
+    def loss_grads(self, x, y, make_arch: Callable, params: list):
+        """The loss of Eq. 16, CE + gamma * mean_i ||grad_x CE_i||, and its gradient with
+        respect to ``params`` (weights, or mu and / or sigma; ``make_arch()`` builds the
+        architecture weights, on the graph of mu and sigma where they are learned).
+
+        ``grad_norm_grad="exact"``: :meth:`loss` and one back-propagation through it (double
+        back-propagation). ``"finite_difference"``: with S = sum_i CE_i, g = grad_x S and
+        D the per-example unit vectors g_i / ||g_i||, the gradient of sum_i ||g_i|| is the
+        directional derivative of grad_theta S along D (D held fixed), taken by a forward
+        difference of two first-order passes,
+
+            grad_theta sum_i ||g_i|| ~ [grad_theta S(x + h D) - grad_theta S(x)] / h,
+
+        with truncation error O(h) and rounding error O(eps / h) (tests/test_fastpaths.py).
+        The first pass gives g and grad_theta S(x) from one backward pass; batch norm's
+        batch statistics couple the examples, so S is perturbed as a whole, which is exact
+        for that coupling too. The second pass leaves the BN running statistics alone.
+        Returns (total, ce, gn, logits, grads); total, ce, gn are detached in that mode."""
+        cfg = self.cfg
+        gamma = cfg.grad_norm_weight
+        if cfg.grad_norm_grad == "exact" or gamma == 0:
+            total, ce, gn, logits = self.loss(x, y, make_arch())
+            return total, ce, gn, logits, torch.autograd.grad(total, params, allow_unused=True)
+        ce, gn, logits, g_ce, g_gn = self.grad_norm_fd(x, y, make_arch, params, cfg.grad_norm_fd_h)
+        grads = [a if b is None else (b * gamma if a is None else a + gamma * b) for a, b in zip(g_ce, g_gn)]
+        return ce + gamma * gn, ce, gn, logits, grads
+
+    def grad_norm_fd(self, x, y, make_arch: Callable, params: list, h: float):
+        """The pieces of the finite-difference path of :meth:`loss_grads`: (ce, gn, logits,
+        grad ce, grad gn) with ce = mean_i CE_i and gn = mean_i ||grad_x CE_i|| at x, and the
+        gradient of gn by the forward difference along the unit input gradients."""
+        x0 = x.detach().requires_grad_(True)
+        logits = self.forward(x0, make_arch())
+        ce_i = F.cross_entropy(logits, y, reduction="none")
+        n = ce_i.shape[0]
+        gx, *g0 = torch.autograd.grad(ce_i.sum(), [x0, *params], allow_unused=True)
+        norms = gx.flatten(1).norm(dim=1)
+        d = gx / norms.clamp_min(1e-30).view(-1, *[1] * (gx.dim() - 1))
+        with frozen_bn_statistics(self.model):  # restored after the backward pass, which reads them
+            logits1 = self.forward((x0.detach() + h * d).detach(), make_arch())
+            g1 = torch.autograd.grad(F.cross_entropy(logits1, y, reduction="sum"), params, allow_unused=True)
+        g_ce, g_gn = [], []
+        for a, b in zip(g0, g1):
+            g_ce.append(None if a is None else a / n)
+            if a is None and b is None:
+                g_gn.append(None)
+            else:
+                g_gn.append((b if a is None else (b - a if b is not None else -a)) / (h * n))
+        return ce_i.detach().mean(), norms.detach().mean(), logits.detach(), g_ce, g_gn
+
+    def _train_step_fast(self, epoch: int, step: int, xw, yw, xa, ya) -> StepStats:
+        """Algorithm 1 with the opt-in fast paths: the gradient-norm term by finite
+        differences (``grad_norm_grad``, :meth:`loss_grads`) and / or one architecture pass
+        that takes the gradients of mu and sigma together (``arch_update="joint"``; the
+        sigma gradient is then taken at the mu of the step's start, not after the mu update
+        as in Eq. 18). Host synchronisations: one finiteness check before each optimiser
+        step and one read of the step's statistics at the end."""
+        cfg = self.cfg
+        eps = self._eps(epoch, step)
+        # weight step
+        self.model.train()
+        arch = self.arch_weights(eps).detach()
+        w_params = [p for p in self.model.parameters() if p.requires_grad]
+        total, ce, gn, logits, grads = self.loss_grads(xw, yw, lambda: arch, w_params)
+        if not torch.isfinite(total):
+            raise NonFiniteLossError(f"non-finite weight loss {total.item()} at epoch {epoch}, step {step}")
+        self.w_opt.zero_grad(set_to_none=True)
+        for p, g in zip(w_params, grads):
+            p.grad = None if g is None else g.detach()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.w_opt.step()
+        acc = (logits.argmax(1) == yw).float().mean()
+        if epoch < cfg.arch_warmup_epochs:
+            t, a, g = torch.stack([total.detach(), acc, gn.detach()]).tolist()
+            return StepStats(t, a, g)
+        # architecture step (the same preparation as train_step)
+        if self.log_lambda_star is None and cfg.bn_recalibration_batches:
+            batches = (x for i, (_, x, _) in zip(range(cfg.bn_recalibration_batches), self.train_loader.epoch(epoch, 0)))
+            self.model.recalibrate_bn(batches, self.arch_weights(None))
+            self.log_lambda = None
+        if self.log_lambda is None or self._arch_steps % cfg.lipschitz_every == 0:
+            self.refresh_lipschitz()
+        self._arch_steps += 1
+        self.model.train()
+        if self.log_lambda_star is None:
+            with torch.no_grad():
+                self.log_lambda_star = calibrate_log_lambda_star(self.propagation().network, cfg.eta, cfg.lambda_star_ratio)
+        groups = [("mu", self.dist.mu_parameters(), self.mu_opt)]
+        if self.sigma_opt is not None:
+            groups.append(("sigma", self.dist.sigma_parameters(), self.sigma_opt))
+        passes = [groups] if cfg.arch_update == "joint" else [[g] for g in groups]
+        for gs in passes:
+            params = [p for _, ps, _ in gs for p in ps]
+            val_total, _, _, _, grads = self.loss_grads(xa, ya, lambda: self.arch_weights(eps), params)
+            extra = sum(cfg.arch_weight_decay * self.dist.decay(group) for group, _, _ in gs)
+            if cfg.use_constraint:
+                extra = extra + self.dual.penalty(self.constraint(self.propagation().network))
+            extra_grads = torch.autograd.grad(extra, params, allow_unused=True)
+            if not torch.isfinite(val_total.detach() + extra.detach()):
+                raise NonFiniteLossError(f"non-finite architecture loss at epoch {epoch}, step {step}")
+            for p, g, e in zip(params, grads, extra_grads):
+                g = e if g is None else (g if e is None else g + e)
+                p.grad = None if g is None else g.detach()
+            for _, _, opt in gs:
+                opt.step()
+        with torch.no_grad():
+            c_now = self.constraint(self.propagation().network)
+        t, a, g, v, c = torch.stack([total.detach(), acc, gn.detach(), val_total.detach(),
+                                     torch.as_tensor(c_now, dtype=total.dtype, device=total.device)]).tolist()
+        if cfg.use_constraint:
+            self.dual.update(c)
+        return StepStats(t, a, g, arch_loss=v, c=c)
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -405,6 +526,7 @@ class RACLSearch:
                     self._save()
             bar.close()
             row = self.summary_row(epoch, self._acc, time.time() - t_epoch)
+            check_finite(f"search epoch {epoch}", row, {"supernet": self.model, "distribution": self.dist})
             self.history.append(row)
             self.epoch, self.step, self._acc = epoch + 1, 0, {}
             if self.run:
@@ -415,6 +537,8 @@ class RACLSearch:
         return self.finish(time.time() - t_start)
 
     def _save(self):
+        check_finite(f"search checkpoint at epoch {self.epoch}, step {self.step}", None,
+                     {"supernet": self.model, "distribution": self.dist})
         save_checkpoint(self.run.checkpoint, self.state_dict())
         self.run.account(self.prov)
         write_json(self.run.path / "provenance.json", self.prov)
@@ -439,6 +563,27 @@ class RACLSearch:
         return result
 
 
+class frozen_bn_statistics:
+    """Batch norm in training mode (batch statistics) that leaves its running statistics
+    and batch counter as they were: for the extra forward pass of a finite difference."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                    and m.track_running_stats and m.running_mean is not None]
+
+    def __enter__(self):
+        self.saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in self.bns]
+        return self
+
+    def __exit__(self, *exc):
+        with torch.no_grad():
+            for m, (mean, var, n) in zip(self.bns, self.saved):
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+                m.num_batches_tracked.copy_(n)
+        return False
+
+
 def search(cfg: SearchConfig, out=None, data_root=None, progress=True) -> dict:
     return RACLSearch(cfg, out, data_root, progress).fit()
 
@@ -446,9 +591,62 @@ def search(cfg: SearchConfig, out=None, data_root=None, progress=True) -> dict:
 def load_search(run_dir: str | Path, device="cpu") -> RACLSearch:
     """Rebuild a search (supernet, distribution, dual) from a run directory's checkpoint."""
     run_dir = Path(run_dir)
-    state = load_checkpoint(run_dir / "checkpoint.pt", device)
+    state = load_checkpoint(run_dir / "checkpoint.pt", device, kind="racl-search")
     cfg = from_dict(SearchConfig, state["config"])
     cfg.device = str(device)
     s = RACLSearch(cfg, None, progress=False)
     s.load_state_dict(state)
     return s
+
+
+# ---------------------------------------------------------------------------- search fast paths
+#: the search's fast paths (racl.search, SearchConfig): unlike the switches above they change
+#: the arithmetic, so they are off by default and a run may not resume with them changed
+SEARCH_FAST_PATHS = {"arch_update": "joint", "grad_norm_grad": "finite_difference", "power_iteration_fused": True}
+
+
+def compare_fast_search(profile: str = "smoke", seed: int = 0, overrides: dict | None = None,
+                        fast: dict | None = None, progress: bool = False) -> dict:
+    """Run the same search (profile, seed, data) twice, the paper's exact path and with the
+    fast paths ``fast`` on, and compare what they find: the final genotypes, the per-edge
+    agreement of the fast genotype with the exact one, the constraint's trajectory (c and
+    theta per epoch) and the wall and CPU time of each run."""
+    fast = dict(SEARCH_FAST_PATHS if fast is None else fast)
+    runs = {}
+    for name, extra in (("exact", {}), ("fast", fast)):
+        cfg = get_profile(profile, {**(overrides or {}), "seed": seed, **extra})
+        wall, cpu = time.time(), time.process_time()
+        s = RACLSearch(cfg, None, progress=progress)
+        res = s.fit()
+        runs[name] = {
+            "config": to_dict(cfg),
+            "genotype": res["genotype"],
+            "genotype_str": res["genotype_str"],
+            "trajectory": [{k: r.get(k) for k in ("epoch", "c", "theta", "prob_bound", "val_acc", "train_loss")}
+                           for r in s.history],
+            "sampled_agreement": res["agreement"],
+            "wall_s": round(time.time() - wall, 2),
+            "cpu_s": round(time.process_time() - cpu, 2),
+        }
+    g_exact, g_fast = (Genotype.from_dict(runs[k]["genotype"]) for k in ("exact", "fast"))
+    per_type = {}
+    for t in ("normal", "reduce"):
+        e_exact, e_fast = set(enumerate_edges(getattr(g_exact, t))), set(enumerate_edges(getattr(g_fast, t)))
+        per_type[t] = len(e_exact & e_fast) / len(e_exact)
+    return {
+        "kind": "search-compare",
+        "profile": profile,
+        "seed": seed,
+        "overrides": dict(overrides or {}),
+        "fast_paths": fast,
+        "same_genotype": g_exact == g_fast,
+        "edge_agreement": agreement([g_fast], g_exact)["edge_agreement"],
+        "edge_agreement_by_cell": per_type,
+        "wall_ratio_fast_over_exact": runs["fast"]["wall_s"] / runs["exact"]["wall_s"],
+        "runs": runs,
+        "hardware": hardware(torch.device("cpu")),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "code": code_version(),
+        "datetime": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,21 +1,30 @@
 """Adversarial retraining of searched cells and of human designs (paper Sec. 4.1).
 
-Three objectives, each with its balance hyperparameter ``beta`` (the paper: 6, following MART):
+Three objectives (``method``), the last two with a balance hyperparameter ``beta``:
 
-* ``pgd``: Madry et al., CE on l-inf PGD examples (random start);
-* ``trades``: CE(f(x), y) + beta * KL(f(x) || f(x')), x' maximising the KL (Zhang et al.);
-* ``mart``: BCE(f(x'), y) + beta * KL(f(x) || f(x')) * (1 - p_y(x)) on PGD examples (Wang et al.).
+* ``mart`` (the ``paper`` profile): Wang et al., "Improving adversarial robustness requires
+  revisiting misclassified examples" (ICLR 2020), the paper's reference [62]. Sec. 4.1:
+  "Following [62], the hyperparameter which balances the adversarial loss and KL divergence
+  is set to 6", so beta = 6. The loss is
+  BCE(f(x'), y) + beta * KL(f(x) || f(x')) * (1 - p_y(x)), where the boosted cross-entropy
+  BCE(p', y) = -log p'_y - log(1 - max_{k != y} p'_k) and x' is crafted by CE-PGD from
+  x + 0.001 N(0, 1) (MART's reference code, :func:`mart_attack`);
+* ``pgd``: Madry et al., CE on l-inf PGD examples (uniform random start); the ``mini`` and
+  ``smoke`` profiles, whose committed records were trained with it;
+* ``trades``: CE(f(x), y) + beta * KL(f(x) || f(x')), x' maximising the KL (Zhang et al.).
 
 Paper settings (the ``paper`` profile): eps = 8/255 with 10 steps of 2/255 on CIFAR, eps =
 4/255 with 6 steps of 2/255 on Tiny-ImageNet; SGD lr 0.1, momentum 0.9, wd 2e-4, gradient
-norm clipped at 5, batch 128, 100 epochs. The learning-rate schedule is not given; we use
-the TRADES / MART one: lr / 10 at 75% and again at 90% of training (``lr_schedule="step"``),
+norm clipped at 5, batch 128, 100 epochs, "on the entire training set" (no held-out
+images: ``val_images=0``). The learning-rate schedule is not given; we use the TRADES / MART
+one: lr / 10 at 75% and again at 90% of training (``lr_schedule="step"``, :func:`step_lr`),
 with ``cosine`` as the alternative. Adversarial examples for training are crafted with the
 model in inference mode (BN running statistics), as the TRADES and MART code does.
 
-Each epoch ends with clean and PGD accuracy on a held-out slice of the training set (not
-used for training or model selection), a metrics row and a checkpoint; a run started again
-in the same directory resumes, and every random draw is keyed by (seed, epoch, step), so the
+With ``val_images > 0`` (the ``mini`` and ``smoke`` profiles) each epoch ends with clean and
+PGD accuracy on a held-out slice of the training set (not used for training or model
+selection). Each epoch writes a metrics row and a checkpoint; a run started again in the
+same directory resumes, and every random draw is keyed by (seed, epoch, step), so the
 resumed run reaches the same weights.
 """
 
@@ -37,82 +46,37 @@ from .attacks import check_epsilon, linf_pgd
 from .data import Loader, batch_seed, load_dataset, split_indices
 from .networks import build_model, count_parameters
 from .profiles import TRAIN_PROFILES, _check_choice, from_dict, to_dict
-from .records import (CheckpointError, NonFiniteLossError, RunDir, finish_provenance, load_checkpoint, provenance,
-                      resolve_device, save_checkpoint, write_json)
+from .records import (CheckpointError, NonFiniteLossError, RunDir, check_finite, finish_provenance, load_checkpoint,
+                      provenance, resolve_device, save_checkpoint, write_json)
 
 
-@dataclass
-class TrainConfig:
-    """Adversarial training. Defaults are the ``paper`` profile (CIFAR)."""
-
-    profile: str = "paper"
-    dataset: str = "cifar10"
-    seed: int = 0
-    arch: str = "RACL"  # a genotype name / file / string, or resnet18, resnet50, wrn28_10, densenet121, resnet110
-    init_channels: int = 36
-    layers: int = 20
-    auxiliary: bool = False
-    auxiliary_weight: float = 0.4
-    drop_path_prob: float = 0.0
-    method: str = "pgd"  # pgd | trades | mart
-    beta: float = 6.0
-    epsilon: float = 8 / 255
-    step_size: float = 2 / 255
-    attack_steps: int = 10
-    epochs: int = 100
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 2e-4
-    grad_clip: float = 5.0
-    lr_schedule: str = "step"  # step (lr/10 at 75% and 90%) | cosine
-    augment: bool = True
-    max_train_images: Optional[int] = None
-    val_images: int = 1000  # held-out slice of the training set
-    val_attack_steps: int = 10
-    checkpoint_every: int = 0
-    device: str = "auto"
-    # how it runs (racl.speed): fp32 | bf16 | auto; true | false | auto (on for CUDA)
-    precision: str = "fp32"
-    channels_last: Any = "auto"
-    fused_optimizer: Any = "auto"
-
-    def validate(self) -> "TrainConfig":
-        _check_choice("method", self.method, ("pgd", "trades", "mart"))
-        _check_choice("lr_schedule", self.lr_schedule, ("step", "cosine"))
-        check_epsilon(self.epsilon)
-        check_epsilon(self.step_size)
-        if self.epochs < 1 or self.batch_size < 1 or self.attack_steps < 0:
-            raise ValueError("epochs and batch_size must be positive and attack_steps non-negative")
-        if self.val_images < 0:
-            raise ValueError("val_images must be non-negative")
-        speed.check(self.precision, self.channels_last, self.fused_optimizer)
-        return self
-
-    def for_dataset(self) -> "TrainConfig":
-        """Tiny-ImageNet's attack budget (eps 4/255, 6 steps) when the CIFAR one is untouched."""
-        if self.dataset in ("tinyimagenet", "tiny-imagenet") and self.epsilon == 8 / 255 and self.attack_steps == 10:
-            self.epsilon, self.attack_steps = 4 / 255, 6
-        return self
+from .profiles import TrainConfig  # noqa: E402,F401 - plain data, defined with its profiles in racl.profiles
 
 
-TRAIN_PROFILES.update({
-    "paper": TrainConfig(),
-    # ~15-20 minutes per cell network on 2 CPU cores: a 5-cell, 16-channel network on the
-    # 5,482 real CIFAR-10 images, PGD-3 training, 6 epochs (the paper's code path, less of
-    # it). Measured: one step of the 8-cell variant takes 2.7 s on 2 cores, which put 10
-    # epochs at 45 minutes.
-    "mini": TrainConfig(profile="mini", dataset="cifar10-mini", init_channels=16, layers=5, attack_steps=3,
-                        step_size=3 / 255, epochs=6, batch_size=64, lr=0.05, val_images=256, val_attack_steps=10,
-                        checkpoint_every=20),
-    # seconds: a 3-cell, 8-channel network on synthetic 16x16 images
-    "smoke": TrainConfig(profile="smoke", dataset="synthetic", init_channels=8, layers=3, attack_steps=2,
-                         step_size=4 / 255, epochs=4, batch_size=32, lr=0.05, max_train_images=416, val_images=64,
-                         val_attack_steps=3),
-})
+# ---------------------------------------------------------------------- schedule
+def step_lr(lr: float, epoch: int, epochs: int) -> float:
+    """The step schedule: ``lr`` until 75% of training, ``lr / 10`` until 90%, then
+    ``lr / 100`` (TRADES / MART), changed at epoch boundaries: the drops come at epochs
+    ``b1 = floor(0.75 E)`` and ``b2 = floor(0.9 E)`` (0-based), except that every phase but
+    the last lasts at least one epoch (``b1 >= 1``, ``b2 >= b1 + 1``). So 100 epochs are 75 at
+    lr, 15 at lr / 10 and 10 at lr / 100; 6 epochs are 4, 1, 1; 2 epochs are 1 at lr and 1 at
+    lr / 10; a single epoch trains at lr (the floors alone gave it lr / 100)."""
+    b1 = max(1, int(0.75 * epochs))
+    b2 = max(b1 + 1, int(0.9 * epochs))
+    if epoch >= b1:  # two divisions by 10, not one by 100: the same floats as before the b1, b2 guards
+        lr /= 10
+    if epoch >= b2:
+        lr /= 10
+    return lr
 
 
 # ---------------------------------------------------------------------- objectives
+def mart_attack(model, x, y, eps, alpha, steps, generator=None):
+    """MART's inner maximisation (Wang et al.'s reference code): CE-PGD from x + 0.001 N(0, 1)."""
+    noise = torch.randn(x.shape, generator=generator).to(x)
+    return linf_pgd(model, x, y, eps, alpha, steps, loss="ce", start=x + 0.001 * noise)
+
+
 def trades_attack(model, x, eps, alpha, steps, generator=None):
     """TRADES' inner maximisation: PGD on KL(f(x) || f(x')) from x + 0.001 N(0, 1)."""
     with torch.no_grad():
@@ -126,6 +90,11 @@ def trades_attack(model, x, eps, alpha, steps, generator=None):
 
 
 def adversarial_loss(method: str, model: nn.Module, x, y, x_adv, beta: float) -> torch.Tensor:
+    """The training loss of ``method`` on a batch (clean ``x``, crafted ``x_adv``), as in the
+    module docstring. MART follows Wang et al.'s reference code term by term: the boosted CE
+    is CE(f(x'), y) - log(1.0001 - p'_{y*}) with y* the most likely wrong class of f(x'),
+    the KL is summed over classes and weighted per example by (1.0000001 - p_y(x)), then
+    averaged over the batch."""
     if method == "pgd":
         return F.cross_entropy(model(x_adv), y)
     logits = model(x)
@@ -191,10 +160,14 @@ class AdversarialTrainer:
         train = load_dataset(cfg.dataset, "train", data_root).head(cfg.max_train_images)
         if cfg.val_images >= len(train):
             raise ValueError(f"val_images={cfg.val_images} leaves nothing to train on ({len(train)} images)")
-        val_idx, tr_idx = split_indices(len(train), cfg.val_images / len(train), cfg.seed)
         self.data = train
-        self.train_loader = Loader(train.subset(tr_idx), cfg.batch_size, True, cfg.augment, cfg.seed, self.device, True, stream=5)
-        self.val_loader = Loader(train.subset(val_idx), 256, False, False, cfg.seed, self.device)
+        if cfg.val_images:
+            val_idx, tr_idx = split_indices(len(train), cfg.val_images / len(train), cfg.seed)
+            self.train_loader = Loader(train.subset(tr_idx), cfg.batch_size, True, cfg.augment, cfg.seed, self.device, True, stream=5)
+            self.val_loader = Loader(train.subset(val_idx), 256, False, False, cfg.seed, self.device)
+        else:  # the entire training set (the paper's Sec. 4.1)
+            self.train_loader = Loader(train, cfg.batch_size, True, cfg.augment, cfg.seed, self.device, True, stream=5)
+            self.val_loader = None
         self.model = build_model(cfg.arch, train.num_classes, train.image_size, cfg.init_channels, cfg.layers,
                                  cfg.auxiliary, cfg.drop_path_prob, train.mean, train.std).to(self.device)
         self.n_params = count_parameters(self.model)
@@ -239,18 +212,15 @@ class AdversarialTrainer:
         cfg = self.cfg
         if cfg.lr_schedule == "cosine":
             return cfg.lr * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
-        lr = cfg.lr
-        if epoch >= int(0.75 * cfg.epochs):
-            lr /= 10
-        if epoch >= int(0.9 * cfg.epochs):
-            lr /= 10
-        return lr
+        return step_lr(cfg.lr, epoch, cfg.epochs)
 
     def craft(self, x, y, gen):
         cfg = self.cfg
         self.model.eval()
         if cfg.method == "trades":
             x_adv = trades_attack(self.model, x, cfg.epsilon, cfg.step_size, cfg.attack_steps, gen)
+        elif cfg.method == "mart":
+            x_adv = mart_attack(self.model, x, y, cfg.epsilon, cfg.step_size, cfg.attack_steps, gen)
         else:
             x_adv = linf_pgd(self.model, x, y, cfg.epsilon, cfg.step_size, cfg.attack_steps, "ce", True, gen)
         self.model.train()
@@ -270,8 +240,7 @@ class AdversarialTrainer:
                 loss = loss + cfg.auxiliary_weight * F.cross_entropy(self.model.aux_logits, y)
         loss = speed.full(loss)
         if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"non-finite training loss {loss.item()} at epoch {epoch}, step {step}; "
-                                     f"the last good checkpoint is kept")
+            raise NonFiniteLossError(f"non-finite training loss {loss.item()} at epoch {epoch}, step {step}")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
@@ -282,7 +251,10 @@ class AdversarialTrainer:
         return loss.item(), acc
 
     def validate(self, epoch: int) -> dict:
+        """Clean and PGD accuracy on the held-out slice; nothing without one (``val_images=0``)."""
         cfg = self.cfg
+        if self.val_loader is None:
+            return {}
         clean, n = accuracy(self.model, self.val_loader)
         gen_seed = batch_seed(cfg.seed, 7, epoch)
         pgd = lambda m, x, y: linf_pgd(m, x, y, cfg.epsilon, cfg.step_size, cfg.val_attack_steps, "ce", True,  # noqa: E731
@@ -324,6 +296,7 @@ class AdversarialTrainer:
                    "train_adv_acc": a.get("acc", 0) / max(a.get("n", 1), 1)}
             row.update(self.validate(epoch))
             row["seconds"] = round(time.time() - t_epoch, 2)
+            check_finite(f"training epoch {epoch}", row, {"model": self.model})
             self.history.append(row)
             self.epoch, self.step, self._acc = epoch + 1, 0, {}
             if self.run:
@@ -337,6 +310,7 @@ class AdversarialTrainer:
         return {"final": self.history[-1] if self.history else None, "n_params": self.n_params}
 
     def _save(self):
+        check_finite(f"training checkpoint at epoch {self.epoch}, step {self.step}", None, {"model": self.model})
         save_checkpoint(self.run.checkpoint, self.state_dict())
         self.run.account(self.prov)
         write_json(self.run.path / "provenance.json", self.prov)
@@ -360,7 +334,8 @@ def load_trained(path: str | Path, device="cpu") -> tuple[nn.Module, dict]:
         raise CheckpointError(f"{ckpt}: weights do not fit architecture {cfg.arch!r}: {e}") from e
     model.eval()
     return model, {"config": to_dict(cfg), "epoch": state["epoch"], "n_params": state["n_params"],
-                   "complete": state["epoch"] >= cfg.epochs, "history": state["history"]}
+                   "complete": state["epoch"] >= cfg.epochs, "history": state["history"],
+                   "num_classes": state["num_classes"], "image_size": state["image_size"], "checkpoint": ckpt}
 
 
 def add_train_parser(sub, common, make_config):
@@ -369,8 +344,9 @@ def add_train_parser(sub, common, make_config):
     g = p.add_mutually_exclusive_group()
     g.add_argument("--genotype", help="genotype name (RACL, DARTS_V2, PC_DARTS...), JSON/text file or string")
     g.add_argument("--arch", help="human design: resnet18, resnet50, wrn28_10, densenet121, resnet110")
-    p.add_argument("--method", choices=["pgd", "trades", "mart"])
-    p.add_argument("--out", required=True)
+    p.add_argument("--method", choices=["pgd", "trades", "mart"],
+                   help="training objective (paper profile: mart, beta=6, Sec. 4.1; mini and smoke: pgd)")
+    p.add_argument("--out", required=True, help="run directory (resumed if it holds a checkpoint of the same config)")
 
     def run(args):
         import sys

@@ -7,7 +7,8 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# two threads (the project machines have two cores) unless RACL_TEST_THREADS says otherwise
+torch.set_num_threads(int(os.environ.get("RACL_TEST_THREADS", max(1, min(2, os.cpu_count() or 1)))))
 
 
 @pytest.fixture(scope="session")

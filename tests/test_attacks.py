@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from racl.attacks import CW, cw_margin, linf_pgd, make_attack
+from racl.attacks import CW, cw_margin, keyed_noise, linf_pgd, make_attack
 from racl.data import load_dataset
 from racl.evaluation import EvalConfig, evaluate, get_eval_profile, run_attack, sweep, transfer_matrix
 from racl.networks import SmallCNN
@@ -122,3 +122,27 @@ def test_sanity_checks_catch_gradient_masking(model, data):
     assert not rec["sanity_passed"]
     assert not rec["sanity"]["gradients_nonzero"]["passed"]
     assert not rec["sanity"]["white_box_beats_transfer"]["passed"]  # transfer from the clean twin works better
+
+
+def test_pgd_and_rfgsm_steps_are_torchattacks_steps(model, data):
+    """PGD and RFGSM run on linf_pgd (for the keyed random start); from the same start one
+    step equals torchattacks'. torchattacks averages the CE over the batch where linf_pgd
+    sums it (the same gradient signs) and projects as x + clamp(x' - x) where linf_pgd
+    clamps x' to [x - eps, x + eps]: the two differ by at most an ulp of values in [0, 1]
+    (6e-8), hence the tolerance of 1e-6."""
+    import torchattacks
+
+    _, (x, y) = data
+    x, y = x[:32], y[:32]
+    ours = make_attack("pgd1", 8 / 255, random_start=False)(model, x, y)
+    theirs = torchattacks.PGD(model, eps=8 / 255, alpha=2 / 255, steps=1, random_start=False)(x, y)
+    assert (ours - theirs).abs().max().item() <= 1e-6 and (ours - x).abs().max().item() > 1 / 255
+    # RFGSM (torchattacks' algorithm): a random step alpha * sign(N(0, 1)) (keyed), then one
+    # step alpha * sign(grad), projected
+    rf = make_attack("rfgsm", 8 / 255)
+    start = (x + rf.alpha * keyed_noise(x.shape, None, 0, 3, "normal").sign()).clamp(0, 1)
+    xa = rf(model, x, y)
+    x_start = start.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(F.cross_entropy(model(x_start), y), x_start)
+    expect = torch.min(torch.max(start + rf.alpha * g.sign(), x - 8 / 255), x + 8 / 255).clamp(0, 1)
+    assert (xa - expect).abs().max().item() <= 1e-6

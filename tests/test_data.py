@@ -86,3 +86,54 @@ def test_synthetic_is_learnable_and_the_same_templates_in_both_splits():
     d = ((te.x.float()[:, None] - means[None]) ** 2).flatten(2).sum(-1)
     acc = (d.argmin(1) == te.y).float().mean().item()
     assert acc > 0.5
+
+
+def _npz(path, **arrays):
+    rng = np.random.default_rng(0)
+    a = dict(x_train=rng.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8), y_train=np.arange(20) % 3,
+             x_test=rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8), y_test=np.arange(6) % 3)
+    a.update(arrays)
+    np.savez(path, **a)
+    return str(path)
+
+
+@pytest.mark.parametrize("arrays,message", [
+    (dict(y_train=(np.arange(20) % 3) + 0.5), r"y_train holds non-integer labels \(e.g. y_train\[0\] = 0.5\)"),
+    (dict(y_test=np.array([0, 1, 2, -1, 0, 1])), "y_test holds negative labels"),
+    (dict(classes=np.array(["a", "b"])), r"y_train holds label 2, outside 0..1 \(2 classes\)"),
+    (dict(y_train=np.eye(3, dtype=np.float32)[np.arange(20) % 3]), "one-hot"),
+    (dict(y_train=np.array(["a"] * 20)), "integer class indices"),
+    (dict(y_train=np.full(20, np.nan)), "NaN"),
+    (dict(x_train=np.zeros((20, 8, 8, 3), np.float32)), "expected uint8 images.*float32"),
+    (dict(x_train=np.zeros((20, 3, 8, 8), np.uint8), x_test=np.zeros((6, 3, 8, 8), np.uint8)), "channels-first"),
+    (dict(x_train=np.zeros((20, 8, 6, 3), np.uint8), x_test=np.zeros((6, 8, 6, 3), np.uint8)), "square"),
+    (dict(x_test=np.zeros((6, 16, 16, 3), np.uint8)), "different shapes"),
+    (dict(y_train=np.arange(19) % 3), "20 images but 19 labels"),
+    (dict(y_train=np.zeros(20, int), y_test=np.zeros(6, int)), "at least 2"),
+])
+def test_bad_npz_arrays_are_refused_at_load_naming_the_file(tmp_path, arrays, message):
+    """Labels that int() would silently truncate, or that would crash the first step, are
+    refused when the file is read, with the file's name."""
+    from racl.data import DatasetFormatError
+
+    p = _npz(tmp_path / "user.npz", **arrays)
+    with pytest.raises(DatasetFormatError, match=str(tmp_path / "user.npz").replace(".", r"\.") + ".*" + message):
+        load_dataset(p, "train")
+
+
+def test_npz_labels_in_other_whole_number_forms_load(tmp_path):
+    p = _npz(tmp_path / "ok.npz", y_train=(np.arange(20) % 3).astype(np.float32)[:, None], y_test=np.arange(6, dtype=np.uint8) % 3)
+    tr, te = load_dataset(p, "train"), load_dataset(p, "test")
+    assert tr.y.dtype == torch.int64 and tr.y.tolist() == [i % 3 for i in range(20)]
+    assert te.y.tolist() == [0, 1, 2, 0, 1, 2] and tr.num_classes == te.num_classes == 3
+
+
+def test_files_that_are_not_dataset_archives(tmp_path):
+    from racl.data import DatasetFormatError
+
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(DatasetFormatError, match="text.npz is not a .npz archive"):
+        load_dataset(str(tmp_path / "text.npz"))
+    np.savez(tmp_path / "half.npz", x_train=np.zeros((2, 8, 8, 3), np.uint8))
+    with pytest.raises(DatasetFormatError, match="half.npz lacks y_train, x_test, y_test"):
+        load_dataset(str(tmp_path / "half.npz"))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from racl.lipschitz import LipschitzEstimator, empirical_ratio, exact_operator_norm, power_iteration
-from racl.operations import ALL_OPS, Pool, make_op, max_pool_constant
+from racl.operations import ALL_OPS, Pool, make_op, max_pool_constant, paper_pool_constant
 
 SHAPE = (2, 6, 6)  # small enough for explicit operator matrices
 
@@ -78,10 +78,40 @@ def test_avg_pool_without_padding_counts_exceeds_one_at_the_border():
     exact = exact_operator_norm(pool, (1, 6, 6))
     assert exact > 1.0  # count_include_pad=False reweights border windows
     est_exact = LipschitzEstimator("exact", init_iter=300)
-    est_paper = LipschitzEstimator("paper")
     assert est_exact.op_constant("p", pool, (1, 6, 6)).item() == pytest.approx(exact, rel=1e-4)
-    assert est_paper.op_constant("p", pool, (1, 6, 6)).item() == 1.0
-    assert LipschitzEstimator("paper").op_constant("m", Pool("max", 1, 1, False), (1, 6, 6)).item() == 1.0
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_paper_mode_uses_the_constants_of_section_3_2(stride):
+    """Sec. 3.2: average pooling S^-0.5 (S the stride), max pooling 1, identity 1, zero 0.
+    The values are set, not computed, so they compare exactly (fp32 of S^-0.5)."""
+    est = LipschitzEstimator("paper")
+    shape = (2, 6, 6)
+
+    def const(name):
+        return est.op_constant(f"{name}/{stride}", make_op(name, shape[0], stride, pool_bn=False), shape).item()
+
+    assert paper_pool_constant("avg", 2) == 2**-0.5
+    assert const("avg_pool_3x3") == torch.tensor(stride**-0.5, dtype=torch.float32).item()
+    assert const("max_pool_3x3") == 1.0
+    assert const("none") == 0.0
+    if stride == 1:
+        assert const("skip_connect") == 1.0
+    # the exact mode departs from the paper: the true operator norms of the DARTS pools
+    exact = LipschitzEstimator("exact", init_iter=300)
+    avg = make_op("avg_pool_3x3", 1, stride, pool_bn=False).double()
+    exact_avg = exact.op_constant("a", avg, (1, 8, 8)).item()
+    assert exact_avg == pytest.approx(exact_operator_norm(avg, (1, 8, 8)), rel=1e-4)
+    assert (exact_avg > 1.0) if stride == 1 else (exact_avg < 2**-0.5)
+    assert exact.op_constant("m", make_op("max_pool_3x3", 1, stride, pool_bn=False).double(), (1, 8, 8)).item() == (
+        3.0 if stride == 1 else 2.0)
+
+
+def test_paper_pool_constant_refuses_bad_input():
+    with pytest.raises(ValueError, match="stride"):
+        paper_pool_constant("avg", 0)
+    with pytest.raises(ValueError, match="kind"):
+        paper_pool_constant("min", 1)
 
 
 def test_estimator_state_round_trip():

@@ -1,6 +1,7 @@
-"""The report tables of Tables 4-8, Fig. 4 and the sanity checks, on fake records written
-into a temporary ``RUNS``: the paper's number beside ours, 'not run' where no record exists,
-'not transcribed' where the paper's value is null, and failed checks shown."""
+"""The report tables in the paper's layout (Tables 1-8), Fig. 4 and the sanity checks, on
+fake records written into a temporary ``RUNS``: under each paper line our number where a
+record exists, 'not run' where none does, paper-only rows for other papers' methods, the
+budget of ours in the notes, and failed checks shown."""
 
 import json
 
@@ -35,12 +36,13 @@ def _write(path, obj):
 
 @pytest.fixture
 def runs(tmp_path, monkeypatch):
-    """Fake records: RACL and DARTS_V2 white-box evaluations, Table 4 and Table 5 transfer
-    records, two RACL seeds and one random-search seed (Table 7), one ablation (Table 8);
-    the paper file with a handful of values filled in."""
+    """Fake records: RACL (seeds 0 and 1: Table 7) and DARTS_V2 white-box evaluations,
+    Table 4 and Table 5 transfer records, two searched-RACL seeds, one random-search seed
+    and one ablation (Table 8); the paper file with a Fig. 4 curve added."""
     runs = tmp_path / "runs"
     ev = runs / "eval"
     _write(ev / "mini-cifar10-mini-racl-pgd-s0.json", _eval("RACL", 0.6))
+    _write(ev / "mini-cifar10-mini-racl-pgd-s1.json", _eval("RACL", 0.4, seed=1))
     _write(ev / "mini-cifar10-mini-darts-v2-pgd-s0.json", _eval("DARTS_V2", 0.5, failing=("large_eps_near_zero",)))
     genotype = str(runs / "search" / "mini-cifar10-mini-racl-s0" / "genotype.json")
     for s, clean in ((0, 0.6), (1, 0.4)):
@@ -58,9 +60,6 @@ def runs(tmp_path, monkeypatch):
     _write(tr / "mini-cifar10-mini-table5.json", {"sources": ["RACL", "DARTS_V2"], "targets": ["RACL", "DARTS_V2"],
                                                   "n": 256, "matrices": m5, "provenance": PROV})
     p = report.paper()
-    p["tables"]["table4"]["values"]["RACL"]["fgsm"] = 55.5
-    p["tables"]["table5"]["values"]["RACL"]["RACL"] = 40.0
-    p["tables"]["table7"]["values"]["RACL"]["clean"] = "84.2 ± 0.3"
     p["figures"]["fig4"]["series"] = {"RACL": {"pgd_eps": [50.0, 40.0, 30.0, 20.0, 10.0]}}
     paper_file = tmp_path / "paper.json"
     paper_file.write_text(json.dumps(p))
@@ -74,31 +73,83 @@ def empty(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "RUNS", tmp_path / "nothing")
 
 
+def test_table1_paper_layout_with_ours_beneath(runs):
+    tab = report.white_box_table("table1")
+    df = tab.frame
+    assert list(df.columns) == ["Params", "Natural", "FGSM", "MIM", "PGD-20", "PGD-100", "CW", "AutoAttack"]
+    assert list(df.index.get_level_values(0).unique()) == ["CIFAR-10", "CIFAR-100", "Tiny-ImageNet"]
+    assert df.loc[("CIFAR-10", "AmoebaNet", "paper"), "Natural"] == "82.28"
+    assert df.loc[("CIFAR-10", "RACL(ours)", "paper"), "Params"] == "3.3M"
+    assert df.loc[("Tiny-ImageNet", "RACL(ours)", "paper"), "AutoAttack"] == report.NOT_REPORTED
+    # DARTS and RACL have records (budget letters), AmoebaNet has none: params only
+    darts = df.xs(("CIFAR-10", "DARTS"))
+    ours = [k for k in darts.index if k.startswith("ours (")]
+    assert len(ours) == 1 and darts.loc[ours[0], "Natural"] == "50.0" and darts.loc[ours[0], "FGSM"] == "25.0"
+    assert darts.loc[ours[0], "PGD-100"] == report.NOT_RUN  # the fake record has no PGD-100
+    assert df.loc[("CIFAR-10", "AmoebaNet", "ours"), "Natural"] == report.NOT_RUN
+    assert df.loc[("CIFAR-10", "DARTS", ours[0]), "Params"] == f"{report.paper_size_params('DARTS_V2') / 1e6:.2f}M"
+    assert df.loc[("CIFAR-100", "RACL(ours)", "ours"), "Params"] == f"{report.paper_size_params('RACL', 'cifar100') / 1e6:.2f}M"
+    letter = ours[0][len("ours ("):-1]
+    note = next(n for n in tab.notes if n.startswith(f"({letter})"))
+    assert "mini · cifar10-mini · seed 0 · Test CPU (2 threads)" in note and "n=256" in note
+    assert "sanity checks FAILED" in note  # the fake DARTS record fails one check: the table says so
+    assert "Tiny-ImageNet" in tab.title and "TABLE 1" in tab._repr_html_() and note in tab._repr_html_()
+
+
+def test_table2_other_papers_methods_paper_only(runs):
+    tab = report.white_box_table("table2")
+    df = tab.frame
+    assert list(df.columns) == ["Params", "Natural", "FGSM", "PGD-20", "PGD-100", "MIM"]
+    for row in ("ABanditNAS", "RobNet-S", "RobNet-M", "RobNet-L", "RobNet-free"):
+        assert list(df.loc[row].index) == ["paper"]
+        assert row in next(n for n in tab.notes if n.startswith("Paper only"))
+    assert df.loc[("ABanditNAS", "paper"), "FGSM"] == report.NOT_REPORTED
+    assert df.loc[("ResNet-18", "ours"), "Natural"] == report.NOT_RUN
+    assert df.loc[("ResNet-18", "ours"), "Params"] == f"{report.paper_size_params('resnet18') / 1e6:.2f}M"
+    assert df.loc[("RACL(ours)", "paper"), "MIM"] == "60.00"
+
+
+def test_table3_defences_only_racl_is_ours(runs):
+    tab = report.white_box_table("table3")
+    df = tab.frame
+    assert list(df.index.get_level_values(0).unique()) == ["PGD-20", "PGD-100"]
+    assert df.loc[("PGD-20", "FAT [68]", "paper"), "CIFAR-10"] == "45.31"
+    assert df.loc[("PGD-100", "IAAT [64]", "paper"), "Tiny-ImageNet"] == report.NOT_REPORTED
+    assert list(df.loc[("PGD-100", "IAAT [64]")].index) == ["paper"]
+    assert df.loc[("PGD-20", "RACL(ours)", "ours"), "CIFAR-10"].startswith("30.0 (")  # pgd20 = clean / 2 of the fake record
+    assert df.loc[("PGD-100", "RACL(ours)", "ours"), "CIFAR-10"] == report.NOT_RUN
+    assert df.loc[("PGD-20", "RACL(ours)", "ours"), "CIFAR-100"] == report.NOT_RUN
+
+
 def test_table4_paper_beside_ours(runs):
-    df = report.transfer_table("table4")
-    assert df.loc["RACL", ("fgsm", "paper")] == "55.5" and df.loc["RACL", ("fgsm", "ours")] == "42.0"
-    assert df.loc["DARTS", ("pgd20", "ours")] == "31.0"
-    assert df.loc["DARTS", ("mim", "paper")] == report.NOT_TRANSCRIBED
-    assert df.loc["ResNet-18", ("fgsm", "ours")] == report.NOT_RUN
-    assert df.loc["ResNet-18", ("budget", "ours")] == report.NOT_RUN
-    assert df.loc["RACL", ("budget", "ours")].startswith("mini · cifar10-mini · seed 0 · Test CPU (2 threads)")
-    assert df.loc["RACL", ("budget", "ours")].endswith("n=256")
+    tab = report.transfer_table("table4")
+    df = tab.frame
+    assert df.loc[("RACL(ours)", "paper"), "FGSM"] == "82.78"
+    ours = [k for k in df.loc["RACL(ours)"].index if k.startswith("ours (")]
+    assert df.loc[("RACL(ours)", ours[0]), "FGSM"] == "42.0" and df.loc[("DARTS", ours[0]), "PGD-20"] == "31.0"
+    assert df.loc[("AmoebaNet", "ours"), "FGSM"] == report.NOT_RUN
+    note = next(n for n in tab.notes if n.startswith(f"({ours[0][6:-1]})"))
+    assert note.startswith(f"({ours[0][6:-1]}) mini · cifar10-mini · seed 0 · Test CPU (2 threads)") and note.endswith("n=256")
 
 
 def test_transfer_matrix_paper_row_above_ours(runs):
-    df = report.transfer_matrix_table("table5")
-    assert df.loc[("RACL", "paper"), "RACL"] == "40.0" and df.loc[("RACL", "ours"), "RACL"] == "20.0"
-    assert df.loc[("RACL", "ours"), "DARTS"] == "45.0" and df.loc[("DARTS", "ours"), "RACL"] == "47.0"
-    assert df.loc[("RACL", "ours"), "ResNet-18"] == report.NOT_RUN
-    assert df.loc[("ResNet-18", "ours"), "budget"] == report.NOT_RUN
-    assert df.loc[("DARTS", "paper"), "RACL"] == report.NOT_TRANSCRIBED
+    df = report.transfer_matrix_table("table5").frame
+    assert list(df.columns) == ["AmoebaNet", "NasNet", "DARTS", "PC-DARTS", "ours"]
+    assert df.loc[("RACL(ours)", "paper"), "ours"] == "55.68" + report.WHITE_BOX
+    assert df.loc[("RACL(ours)", "paper"), "AmoebaNet"] == "64.49"
+    racl = [k for k in df.loc["RACL(ours)"].index if k.startswith("ours (")][0]
+    assert df.loc[("RACL(ours)", racl), "ours"] == "20.0" + report.WHITE_BOX
+    assert df.loc[("RACL(ours)", racl), "DARTS"] == "45.0" and df.loc[("DARTS", racl), "ours"] == "47.0"
+    assert df.loc[("RACL(ours)", racl), "AmoebaNet"] == report.NOT_RUN
+    assert df.loc[("AmoebaNet", "ours"), "DARTS"] == report.NOT_RUN
     assert report.transfer_record("table6") is None
-    assert (report.transfer_matrix_table("table6").xs("ours", level=1).drop(columns="budget") == report.NOT_RUN).all().all()
+    t6 = report.transfer_matrix_table("table6").frame
+    assert (t6.xs("ours", level=1) == report.NOT_RUN).all().all()
 
 
 def test_fig4_tables_and_plot(runs):
     df = report.fig4_table("pgd_eps")
-    assert df.loc[("RACL", "paper"), 0.01] == "50.0" and df.loc[("RACL", "ours"), 0.01] == pct(0.6 * (0.45 - 0.06))
+    assert df.loc[("RACL", "paper"), 0.01] == "50.00" and df.loc[("RACL", "ours"), 0.01] == pct(0.6 * (0.45 - 0.06))
     assert df.loc[("ResNet-18", "ours"), 0.03] == report.NOT_RUN
     assert df.loc[("DARTS", "paper"), 0.03] == report.NOT_TRANSCRIBED
     steps = report.fig4_table("pgd_steps")
@@ -120,29 +171,38 @@ def pct(v):
     return report.pct(v)
 
 
-def test_table7_seeds_and_budget(runs):
-    df = report.ablation_table("table7")
-    assert df.loc["RACL", ("clean", "paper")] == "84.2 ± 0.3"
-    assert df.loc["RACL", ("clean", "ours")] == "50.0 ± 14.1"  # mean and sample std of 60 and 40
-    assert df.loc["RACL", ("seeds", "ours")] == "0,1"
-    assert df.loc["Random search", ("pgd20", "ours")] == "15.0"
-    assert df.loc["Random search", ("cw", "paper")] == report.NOT_TRANSCRIBED
-    b = df.loc["RACL", ("budget", "ours")]
-    assert "seed 0,1" in b and "search 30.0 min + training 15.0 min" in b
+def test_table7_mean_and_standard_error_over_seeds(runs):
+    tab = report.ablation_table("table7")
+    df = tab.frame
+    assert df.loc[("RACL", "paper"), "Clean"] == "83.98 ± 0.22"
+    assert df.loc[("AmoebaNet", "paper"), "Clean"] == report.NOT_LEGIBLE
+    racl = [k for k in df.loc["RACL"].index if k.startswith("ours (")][0]
+    assert df.loc[("RACL", racl), "Clean"] == "50.0 ± 10.0"  # mean and standard error of 60 and 40
+    darts = [k for k in df.loc["DARTS"].index if k.startswith("ours (")][0]
+    assert df.loc[("DARTS", darts), "Clean"] == "50.0"
+    assert df.loc[("NasNet", "ours"), "Clean"] == report.NOT_RUN
+    note = next(n for n in tab.notes if n.startswith(f"({racl[6:-1]})"))
+    assert note.startswith(f"({racl[6:-1]}) 2 runs:") and "seed 0,1" in note
 
 
 def test_table8_ablations_by_job_name(runs):
-    df = report.ablation_table("table8")
-    assert df.loc["RACL w/o gradient norm", ("clean", "ours")] == "55.0"
-    assert df.loc["RACL", ("clean", "ours")] == "60.0"  # the seed-0 full RACL, shared with Table 7
-    assert df.loc["RACL eta=0.8", ("clean", "ours")] == report.NOT_RUN
-    assert df.loc["RACL eta=0.8", ("budget", "ours")] == report.NOT_RUN
-    assert (df.xs("paper", axis=1, level=1).drop(columns=["seeds", "budget"], errors="ignore") == report.NOT_TRANSCRIBED).all().all()
+    tab = report.ablation_table("table8")
+    df = tab.frame
+    assert list(df.index.get_level_values(0).unique()) == ["Random Search", "w/o Gradient Norm", "w/o CL", "η = 0.9, ρ = 0.01",
+                                                          "η = 0.7, ρ = 0.001", "η = 0.9, ρ = 0.001"]
+    gn = [k for k in df.loc["w/o Gradient Norm"].index if k.startswith("ours (")][0]
+    assert df.loc[("w/o Gradient Norm", gn), "Clean"] == "55.0"
+    full = [k for k in df.loc["η = 0.9, ρ = 0.001"].index if k.startswith("ours (")][0]
+    assert df.loc[("η = 0.9, ρ = 0.001", full), "Clean"] == "60.0"  # the seed-0 full RACL, the ablations' seed
+    assert df.loc[("Random Search", [k for k in df.loc["Random Search"].index if k != "paper"][0]), "PGD-20"] == "15.0"
+    assert df.loc[("w/o CL", "ours"), "Clean"] == report.NOT_RUN
+    assert df.loc[("η = 0.7, ρ = 0.001", "paper"), "AA"] == "49.03"
+    assert any("η = 0.7, ρ = 0.001" in n and "Not planned" in n for n in tab.notes)
 
 
 def test_sanity_table_shows_failures(runs):
     df = report.sanity_table()
-    assert len(df) == 6
+    assert len(df) == 7  # every fake evaluation record
     darts = df.loc["mini-cifar10-mini-darts-v2-pgd-s0"]
     assert df.loc["mini-cifar10-mini-random-search-pgd-s0", "model"] == "random genotype"
     assert darts["model"] == "DARTS" and darts["large_eps_near_zero"] == "FAILED" and darts["all passed"] == "NO"
@@ -154,17 +214,38 @@ def test_sanity_table_shows_failures(runs):
 
 
 def test_everything_not_run_without_records(empty):
-    for df in (report.transfer_table("table4"), report.ablation_table("table7"), report.ablation_table("table8")):
-        assert (df.xs("ours", axis=1, level=1) == report.NOT_RUN).all().all()
-        assert (df.xs("paper", axis=1, level=1) == report.NOT_TRANSCRIBED).all().all()
-    for df in (report.transfer_matrix_table("table5"), report.fig4_table("fgsm_eps")):
-        ours = df.xs("ours", level=1).drop(columns=[c for c in ("n", "budget") if c in df.columns])
-        assert (ours == report.NOT_RUN).all().all()
-        paper = df.xs("paper", level=1).drop(columns=[c for c in ("n", "budget") if c in df.columns])
-        assert (paper == report.NOT_TRANSCRIBED).all().all()
+    for tab in (report.white_box_table("table1"), report.white_box_table("table2"), report.white_box_table("table3"),
+                report.transfer_table("table4"), report.transfer_matrix_table("table5"), report.ablation_table("table7"),
+                report.ablation_table("table8")):
+        df = tab.frame
+        ours = df[df.index.get_level_values(-1) != "paper"].drop(columns=["Params"], errors="ignore")
+        assert len(ours) and (ours == report.NOT_RUN).all().all()
+        paper = df[df.index.get_level_values(-1) == "paper"]
+        assert not paper.isin([report.NOT_RUN, report.NOT_TRANSCRIBED]).any().any()
+    fig = report.fig4_table("fgsm_eps")
+    assert (fig.xs("ours", level=1).drop(columns=["n", "budget"]) == report.NOT_RUN).all().all()
+    assert fig.loc[("AmoebaNet", "paper"), 0.01] == "75.10"  # Sec. 4.4 reads it off Fig. 4
+    assert fig.loc[("DARTS", "paper"), 0.01] == report.NOT_TRANSCRIBED
     s = report.sanity_table()
     assert len(s) == 1 and (s.drop(columns=["model"]) == report.NOT_RUN).all().all()
     assert isinstance(report.sanity_details({}), pd.DataFrame)
+
+
+def test_paper_numbers_and_runnable_rows():
+    t1 = report.paper_table("table1")
+    assert t1.loc[("cifar100", "RACL"), "autoattack"] == 25.55 and t1.loc[("tinyimagenet", "RACL")].isna().sum() == 1
+    assert report.paper_table("table3", "pgd100").loc["RACL", "tinyimagenet"] == 21.48
+    assert report.paper_errors().loc["RACL", "fgsm"] == 0.10
+    with pytest.raises(KeyError):
+        report.paper_table("table3", "cifar10")
+    assert report.runnable("table2") == [("cifar10", a) for a in ("resnet18", "resnet50", "wrn28_10", "densenet121", "RACL")]
+    assert report.runnable("table3") == [("cifar10", "RACL"), ("cifar100", "RACL"), ("tinyimagenet", "RACL")]
+    assert len(report.runnable("table1")) == 15 and len(report.runnable("table1", ("cifar10",))) == 5
+    params = report.paper_params()
+    assert params.loc["RACL", "paper, Table 1 (M)"] == "3.3" and params.loc["RACL", "paper, Table 2 (M)"] == "3.34"
+    assert params.loc["ResNet-18", "ours (M)"] == f"{report.paper_size_params('resnet18') / 1e6:.2f}"
+    with pytest.raises(KeyError):
+        report.paper_size_params("RACL", "imagenet")
 
 
 def test_rho_ablations_are_relative_to_the_profile():

@@ -104,3 +104,29 @@ def test_train_and_evaluate_cli(tmp_path):
     assert r.returncode == 2 and "epsilon must lie in [0, 1]" in r.stderr
     r = _cli("evaluate", "--checkpoint", str(tmp_path / "t"), "--attacks", "deepfool", "--out", str(tmp_path / "e.json"))
     assert r.returncode == 2 and "unknown attack" in r.stderr
+
+
+def _old_step_lr(lr, epoch, epochs):
+    """The schedule before the fix: floors alone (a 1-epoch run trained at lr / 100)."""
+    if epoch >= int(0.75 * epochs):
+        lr /= 10
+    if epoch >= int(0.9 * epochs):
+        lr /= 10
+    return lr
+
+
+def test_step_schedule_at_1_2_3_and_100_epochs():
+    from racl.training import step_lr
+
+    sched = lambda epochs, lr=0.1: [step_lr(lr, e, epochs) for e in range(epochs)]  # noqa: E731
+    assert sched(1) == [0.1]  # the old floors gave [0.001]
+    assert sched(2) == [0.1, 0.1 / 10]  # old: [0.1, 0.001]
+    assert sched(3) == [0.1, 0.1, 0.1 / 10]  # old: [0.1, 0.1, 0.001]
+    assert sched(100) == [0.1] * 75 + [0.1 / 10] * 15 + [0.1 / 10 / 10] * 10
+    # the committed mini records (6 epochs, lr 0.05) keep their learning rates bit for bit,
+    # and so does every run of 5 epochs or more
+    assert sched(6, 0.05) == [0.05] * 4 + [0.05 / 10, 0.05 / 10 / 10] == [_old_step_lr(0.05, e, 6) for e in range(6)]
+    for epochs in range(5, 301):
+        assert sched(epochs) == [_old_step_lr(0.1, e, epochs) for e in range(epochs)], epochs
+    t = AdversarialTrainer(tiny(epochs=2), None, progress=False)
+    assert [t.lr_at(e) for e in range(2)] == [0.1, 0.1 / 10]

@@ -1,0 +1,386 @@
+"""The runs each of the paper's tables needs, how they depend on each other, and what they cost.
+
+:func:`plan` turns targets (Table 1 ... Table 8, Fig. 4) into :class:`Job` s: searches
+(Algorithm 1), adversarial retrainings (Sec. 4.1), evaluations (Sec. 4.2-4.4) and transfer
+matrices (Tables 4-6), each named after the row it serves, each naming the jobs it needs
+(``Job.needs``: a retraining of a searched cell needs its search, an evaluation its
+retraining, a transfer matrix every retraining it attacks or is attacked by). This is the
+only place that knows which runs a table needs; :mod:`racl.reproduce` runs them and
+:mod:`racl.report` reads their records by the names chosen here (:data:`RUN_NAME`).
+
+Targets (the paper's captions): table1 (white-box on CIFAR-10, CIFAR-100 and Tiny-ImageNet
+against NAS cells), table2 (white-box on CIFAR-10 against human-designed networks), table3
+(against defence techniques under PGD, per dataset), table4 (transfer from ResNet-110), table5
+/ table6 (transferability under PGD-10 / RFGSM), table7 (searched cells over seeds, with
+random search), table8 (ablations), fig4 (accuracy against eps and PGD iterations, from the
+white-box evaluations).
+
+**Cost** (:func:`estimate`, :func:`cost_table`): a job's hours on a device come from a
+committed benchmark record of that device (``data/runs/bench``, ``benchmarks/bench.py``)
+that timed the same computation, scaled by how many times the job does it:
+
+* search: the benchmark's supernet weight step and RACL architecture step (same profile,
+  batch, channels, cells and image size), times the job's steps per epoch and epochs
+  (weight steps only in the warm-up epochs; the Lipschitz power iteration every
+  ``lipschitz_every`` architecture steps). Every ablation is costed as the full RACL step;
+* retraining: the benchmark's adversarial-training step of the same network (cell network
+  of the same cells and channels, or ResNet-18) at the same batch, PGD steps and objective
+  (the benchmark trains with the ``paper`` profile's MART), times steps per epoch and epochs;
+* evaluation and transfer: the benchmark's time of each attack on its batch of the same
+  network, per example, times the examples it attacks; an attack it did not time
+  (AutoAttack, PGD-100, RFGSM, CW at another step count) or the sanity checks' sweeps make
+  the job's cost unknown.
+
+The benchmark's ``auto`` variant (what a run gets by default on that device) is used where
+it was run, else its ``baseline``. Where no record of the device timed the job's
+computation, the cost is ``None`` (shown as "unknown"), never a guess.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .genotypes import Genotype
+from .networks import ARCH_ALIASES, HUMAN_ARCHS
+from .operations import PRIMITIVES
+from .profiles import ABLATIONS, DATASETS, ablation_config, get_eval_profile, get_profile, slug
+from .records import read_json
+from .report import RUNS, hardware_label, paper, runnable
+
+#: which of each table's models a budget trains by default (all of them at paper)
+DEFAULT_ARCHS = {"mini": ["RACL", "DARTS_V2", "PC_DARTS"], "smoke": ["RACL", "DARTS_V2"]}
+#: how jobs are named: ``<profile>-<dataset>-<label slug>-<method>-s<seed>`` for a
+#: retraining and its evaluation, ``<profile>-<dataset>-<ablation slug>-s<seed>`` for a search
+RUN_NAME = "{profile}-{dataset}-{label}-{method}-s{seed}"
+TARGETS = ("table1", "table2", "table3", "table4", "table5", "table6", "table7", "table8", "fig4")
+KINDS = ("search", "train", "eval", "transfer")
+
+
+@dataclass
+class Job:
+    """One run of the plan: ``kind`` (search | train | eval | transfer), its ``name`` (the
+    record's name under ``runs/<kind>/``), what it runs (``spec``), the keys
+    (``kind/name``) of the jobs it needs finished first, and the runs folder."""
+
+    kind: str
+    name: str
+    spec: dict = field(default_factory=dict)
+    needs: tuple = ()
+    runs: Path = RUNS
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+    @property
+    def path(self) -> Path:
+        return Path(self.runs) / self.kind / (self.name + (".json" if self.kind in ("eval", "transfer") else ""))
+
+    def done(self) -> bool:
+        """Its record is written (an evaluation or transfer file; a run folder whose
+        provenance says it finished)."""
+        if self.kind in ("eval", "transfer"):
+            return self.path.exists()
+        prov = self.path / "provenance.json"
+        return prov.exists() and "finished" in read_json(prov)
+
+
+def random_genotype(seed: int, steps: int = 4) -> Genotype:
+    """A cell drawn uniformly from the DARTS space (two distinct inputs per node, non-zero ops)."""
+    rng = random.Random(seed)
+    ops = [p for p in PRIMITIVES if p != "none"]
+
+    def cell():
+        edges = []
+        for i in range(steps):
+            for j in sorted(rng.sample(range(i + 2), 2)):
+                edges.append((rng.choice(ops), j))
+        return tuple(edges)
+
+    concat = tuple(range(2, steps + 2))
+    return Genotype(cell(), concat, cell(), concat, name=f"random{seed}")
+
+
+def plan(profile: str, targets: list[str], archs: Optional[list[str]] = None, seeds=(0,), method: str = "pgd",
+         runs: Optional[Path] = None) -> list[Job]:
+    """Every job ``targets`` need at budget ``profile``, each once, in an order that runs a
+    job after the jobs it needs (searches, retrainings, evaluations, transfer matrices)."""
+    if profile not in DATASETS:
+        raise KeyError(f"unknown profile {profile!r}; choose from {', '.join(DATASETS)}")
+    runs = Path(runs) if runs is not None else RUNS
+    jobs: dict[str, Job] = {}
+
+    def add(job: Job) -> Job:
+        return jobs.setdefault(job.key, job)
+
+    def search(ds: str, seed: int, overrides: dict, label: Optional[str] = None) -> str:
+        sname = f"{profile}-{ds}-{slug(label or 'RACL')}-s{seed}"
+        spec = {"dataset": ds, "seed": seed, "overrides": overrides, **({"label": label} if label else {})}
+        return add(Job("search", sname, spec, (), runs)).name
+
+    def train_eval(arch: str, dataset: str, seed: int, label: Optional[str] = None, after: tuple = ()) -> str:
+        tname = RUN_NAME.format(profile=profile, dataset=dataset, label=slug(label or arch), method=method, seed=seed)
+        add(Job("train", tname, {"arch": arch, "dataset": dataset, "seed": seed, "method": method}, after, runs))
+        add(Job("eval", tname, {"run": tname, "dataset": dataset}, (f"train/{tname}",), runs))
+        return tname
+
+    def transfer(name: str, sources: dict, targets_: dict, attacks: list, ds: str):
+        needs = tuple(dict.fromkeys(f"train/{n}" for n in {**targets_, **sources}.values()))
+        add(Job("transfer", name, {"sources": sources, "targets": targets_, "attacks": attacks, "dataset": ds}, needs, runs))
+
+    for target in targets:
+        if target in ("table1", "table2", "table3", "fig4"):
+            tid = "table1" if target == "fig4" else target
+            # the rows this project can run (other papers' methods are paper-only), per dataset
+            for dataset, arch in runnable(tid, ("cifar10",) if target == "fig4" else None):
+                ds = DATASETS[profile][dataset]
+                if ds is None or (archs is not None and arch not in archs):
+                    continue  # no dataset at this budget (e.g. Tiny-ImageNet has no mini subset)
+                for s in seeds:
+                    train_eval(arch, ds, s)
+        elif target in ("table4", "table5", "table6"):
+            ds = DATASETS[profile]["cifar10"]
+            rows = [a for _, a in runnable(target) if archs is None or a in archs]
+            names = {a: train_eval(a, ds, seeds[0]) for a in rows}
+            if target == "table4":
+                src = train_eval("resnet110", ds, seeds[0])
+                transfer(f"{profile}-{ds}-table4", {"resnet110": src}, names, ["fgsm", "mim20", "pgd20"], ds)
+            else:
+                transfer(f"{profile}-{ds}-{target}", names, names, ["pgd10" if target == "table5" else "rfgsm"], ds)
+        elif target == "table7":
+            ds = DATASETS[profile]["cifar10"]
+            for s in seeds:
+                sname = search(ds, s, {})
+                train_eval(str(runs / "search" / sname / "genotype.json"), ds, s, label="searched-racl",
+                           after=(f"search/{sname}",))
+                train_eval(str(random_genotype(s)), ds, s, label="random-search")
+        elif target == "table8":
+            ds = DATASETS[profile]["cifar10"]
+            for label, over in ABLATIONS.items():
+                sname = search(ds, seeds[0], over, label)
+                train_eval(str(runs / "search" / sname / "genotype.json"), ds, seeds[0], label=f"searched-{slug(label)}",
+                           after=(f"search/{sname}",))
+        else:
+            raise KeyError(f"unknown target {target!r}: {', '.join(TARGETS)}")
+    return sorted(jobs.values(), key=lambda j: KINDS.index(j.kind))
+
+
+def job_config(job: Job, profile: str, overrides: Optional[dict] = None, device: str = "auto"):
+    """The config a job runs with: its profile's, the job's own fields, then ``overrides``
+    ({kind: {field: value}}: ``search``, ``train`` or ``eval``; transfer matrices use the
+    ``eval`` config's examples, batch and epsilon)."""
+    over = (overrides or {})
+    if job.kind == "search":
+        return ablation_config(profile, job.spec["overrides"], dataset=job.spec["dataset"], seed=job.spec["seed"],
+                               device=device, **over.get("search", {}))
+    if job.kind == "train":
+        fields = {"dataset": job.spec["dataset"], "seed": job.spec["seed"], "arch": job.spec["arch"],
+                  "method": job.spec["method"], "device": device, **over.get("train", {})}
+        return get_profile(profile, fields, kind="train").for_dataset()
+    return get_eval_profile(profile, **over.get("eval", {}))
+
+
+# ---------------------------------------------------------------------- cost
+#: training-set images of the paper's datasets and the mini subsets (the synthetic sets:
+#: racl.data.synthetic's default); a config's ``max_train_images`` caps them
+TRAIN_IMAGES = {"cifar10": 50000, "cifar100": 50000, "tinyimagenet": 100000, "cifar10-mini": 5482,
+                "cifar100-mini": 1117, "synthetic": 640}
+IMAGE_SIZE = {"cifar10": 32, "cifar100": 32, "cifar10-mini": 32, "cifar100-mini": 32, "tinyimagenet": 64}
+#: benchmarks/bench.py's defaults, for the arguments a record's argv does not give
+BENCH_DEFAULTS = {"--cells": 20, "--channels": 36, "--train-batch": 32, "--pgd-steps": 10, "--attack-batch": 32,
+                  "--cw-steps": 100, "--batch": 32}
+#: Slurm resources per job kind: GPUs, CPU cores and host memory (GB); the time limit comes
+#: from the job's estimate (:func:`time_limit_min`)
+RESOURCES = {"search": {"gpus": 1, "cpus": 8, "mem_gb": 32}, "train": {"gpus": 1, "cpus": 8, "mem_gb": 32},
+             "eval": {"gpus": 1, "cpus": 8, "mem_gb": 32}, "transfer": {"gpus": 1, "cpus": 8, "mem_gb": 32}}
+
+
+def image_size(dataset: str) -> Optional[int]:
+    if dataset.startswith("synthetic"):
+        return int(dataset.split("-", 1)[1]) if "-" in dataset else 16
+    return IMAGE_SIZE.get(dataset)
+
+
+def train_images(dataset: str, cap: Optional[int]) -> Optional[int]:
+    n = TRAIN_IMAGES.get("synthetic" if dataset.startswith("synthetic") else dataset)
+    if n is None:
+        return cap
+    return min(n, cap) if cap else n
+
+
+def bench_for(device: str, runs: Optional[Path] = None) -> list[dict]:
+    """The committed benchmark records of ``device`` (a label as :func:`racl.report.hardware_label`
+    writes it: the GPU's name, or 'CPU model (N threads)'), newest first."""
+    folder = Path(runs if runs is not None else RUNS) / "bench"
+    recs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    recs = [r for r in recs if hardware_label(r.get("device", {})) == device]
+    return sorted(recs, key=lambda r: r.get("datetime") or r.get("date", ""), reverse=True)
+
+
+def _arg(rec: dict, flag: str):
+    argv = rec.get("argv") or []
+    for i, a in enumerate(argv):
+        if a == flag and i + 1 < len(argv):
+            return int(argv[i + 1]) if argv[i + 1].lstrip("-").isdigit() else argv[i + 1]
+        if a.startswith(flag + "="):
+            v = a.split("=", 1)[1]
+            return int(v) if v.lstrip("-").isdigit() else v
+    return BENCH_DEFAULTS.get(flag)
+
+
+def _result(rec: dict, part: str) -> Optional[dict]:
+    res = rec.get("results", {})
+    return res.get(f"{part}/auto") or res.get(f"{part}/baseline")
+
+
+def _is_cell(arch: str) -> bool:
+    return ARCH_ALIASES.get(arch.lower(), arch.lower()) not in HUMAN_ARCHS
+
+
+def _search_hours(cfg, recs) -> Optional[float]:
+    n = train_images(cfg.dataset, cfg.max_train_images)
+    for rec in recs:
+        r = _result(rec, "search")
+        c = (r or {}).get("config", {})
+        if not r or (c.get("profile"), c.get("batch"), c.get("C"), c.get("layers"), c.get("K")) != (
+                cfg.profile, cfg.batch_size, cfg.init_channels, cfg.layers, cfg.partial_channels):
+            continue
+        if n is None or image_size(c.get("dataset", "")) != image_size(cfg.dataset):
+            continue
+        steps = int(n * cfg.train_portion) // cfg.batch_size
+        warm = min(cfg.arch_warmup_epochs, cfg.epochs)
+        arch = r["racl_arch_step_s"] - r["lipschitz_power_iteration_s"] * (1 - 1 / cfg.lipschitz_every)
+        return steps * (cfg.epochs * r["weight_step_s"] + (cfg.epochs - warm) * arch) / 3600
+    return None
+
+
+def _train_hours(cfg, recs) -> Optional[float]:
+    n = train_images(cfg.dataset, cfg.max_train_images)
+    if n is None or image_size(cfg.dataset) != 32 or cfg.method != "mart":
+        return None
+    for rec in recs:
+        r = _result(rec, "train")
+        if not r or _arg(rec, "--train-batch") != cfg.batch_size or _arg(rec, "--pgd-steps") != cfg.attack_steps:
+            continue
+        if _is_cell(cfg.arch):
+            if (_arg(rec, "--cells"), _arg(rec, "--channels")) != (cfg.layers, cfg.init_channels):
+                continue
+            key = f"racl_{cfg.layers}cell_pgd{cfg.attack_steps}_step_s"
+        elif cfg.arch.lower() in ("resnet18", "resnet-18"):
+            key = f"resnet18_pgd{cfg.attack_steps}_step_s"
+        else:
+            continue
+        if key in r:
+            steps = (n - cfg.val_images) // cfg.batch_size
+            return cfg.epochs * steps * r[key] / 3600
+    return None
+
+
+def _attack_seconds(attack: str, n: int, rec: dict, r: dict, cw_steps: int) -> Optional[float]:
+    if attack == "cw" and cw_steps != _arg(rec, "--cw-steps"):
+        return None
+    t = r.get(f"{attack}_s")
+    return None if t is None else t * n / _arg(rec, "--attack-batch")
+
+
+def _attack_hours(job: Job, cfg, train_cfgs: dict, recs) -> Optional[float]:
+    """Evaluation / transfer: the benchmark's attack times of the same network, per example."""
+    for tc in train_cfgs.values():
+        if tc is None or not _is_cell(tc.arch) or image_size(tc.dataset) != 32:
+            return None
+    for rec in recs:
+        r = _result(rec, "attacks")
+        if not r or any((_arg(rec, "--cells"), _arg(rec, "--channels")) != (tc.layers, tc.init_channels)
+                        for tc in train_cfgs.values()):
+            continue
+        if job.kind == "eval":
+            if cfg.sanity:
+                return None
+            n_slow = cfg.n_slow or cfg.n
+            parts = [_attack_seconds(a, n_slow if a in ("cw", "autoattack", "autoattack_ta") else cfg.n, rec, r, cfg.cw_steps)
+                     for a in cfg.attacks]
+        else:
+            parts = [_attack_seconds(a, cfg.n, rec, r, cfg.cw_steps) for a in job.spec["attacks"] for _ in job.spec["sources"]]
+        return None if any(p is None for p in parts) else sum(parts) / 3600
+    return None
+
+
+def estimate(job: Job, profile: str, device: str, overrides: Optional[dict] = None, jobs: Optional[dict] = None,
+             runs: Optional[Path] = None) -> Optional[float]:
+    """Hours of ``job`` on ``device`` (one GPU, or that CPU) from the committed benchmark
+    records of that device (module docstring), or None where none timed its computation.
+    ``jobs`` ({key: Job}) gives an evaluation or transfer the retrainings it attacks; the
+    records are read from ``runs/bench`` (default: the job's runs folder)."""
+    recs = bench_for(device, runs if runs is not None else job.runs)
+    if not recs:
+        return None
+    cfg = job_config(job, profile, overrides)
+    if job.kind == "search":
+        return _search_hours(cfg, recs)
+    if job.kind == "train":
+        return _train_hours(cfg, recs)
+    jobs = jobs or {}
+    trains = {k: jobs.get(k) for k in job.needs}
+    train_cfgs = {k: (job_config(t, profile, overrides) if t is not None else None) for k, t in trains.items()}
+    return _attack_hours(job, cfg, train_cfgs, recs)
+
+
+def work(job: Job, profile: str, overrides: Optional[dict] = None) -> str:
+    """What a job computes, in the units its cost scales with (exact, from its config)."""
+    cfg = job_config(job, profile, overrides)
+    if job.kind == "search":
+        n = train_images(cfg.dataset, cfg.max_train_images)
+        steps = f"{int(n * cfg.train_portion) // cfg.batch_size}" if n else "?"
+        return f"{cfg.epochs} epochs x {steps} steps of batch {cfg.batch_size} ({cfg.layers} cells, C={cfg.init_channels})"
+    if job.kind == "train":
+        n = train_images(cfg.dataset, cfg.max_train_images)
+        steps = f"{(n - cfg.val_images) // cfg.batch_size}" if n else "?"
+        net = f"{cfg.layers} cells, C={cfg.init_channels}" if _is_cell(cfg.arch) else cfg.arch
+        return f"{cfg.epochs} epochs x {steps} steps of batch {cfg.batch_size}, {cfg.method} with {cfg.attack_steps} attack steps ({net})"
+    if job.kind == "eval":
+        return f"{len(cfg.attacks)} attacks on {cfg.n} examples" + (" + sanity checks" if cfg.sanity else "")
+    return f"{len(job.spec['sources'])} sources x {len(job.spec['targets'])} targets, {', '.join(job.spec['attacks'])} on {cfg.n}"
+
+
+def time_limit_min(hours: Optional[float], max_hours: float) -> int:
+    """A Slurm time limit: 1.5 times the estimate plus 15 minutes, at most ``max_hours``
+    (a job that needs longer is requeued from its checkpoint); ``max_hours`` when unknown."""
+    if hours is None:
+        return int(max_hours * 60)
+    return int(min(max_hours * 60, math.ceil(1.5 * hours * 60 + 15)))
+
+
+def cost_table(profile: str, targets: list[str], device: str, archs: Optional[list[str]] = None, seeds=(0,),
+               method: str = "pgd", overrides: Optional[dict] = None, runs: Optional[Path] = None) -> tuple[list[dict], list[dict]]:
+    """Every job of the plan with its work and estimated GPU-hours on ``device`` (None:
+    unknown), and for each target the total of its jobs (a job that serves several targets
+    counts in each; the campaign's total, last, counts it once). Totals are None when any
+    job of theirs is unknown, with the known part and the number of unknown jobs beside."""
+    jobs = plan(profile, targets, archs, seeds, method, runs)
+    by_key = {j.key: j for j in jobs}
+    hours = {j.key: estimate(j, profile, device, overrides, by_key, runs) for j in jobs}
+    gpus = {j.key: RESOURCES[j.kind]["gpus"] for j in jobs}
+    rows = []
+    for j in jobs:
+        h = hours[j.key]
+        rows.append({"kind": j.kind, "job": j.name, "needs": len(j.needs), "gpus": gpus[j.key], "work": work(j, profile, overrides),
+                     "gpu_hours": None if h is None else h * gpus[j.key]})
+
+    def total(label: str, keys: list[str]) -> dict:
+        known = [hours[k] * gpus[k] for k in keys if hours[k] is not None]
+        unknown = sum(hours[k] is None for k in keys)
+        return {"table": label, "jobs": len(keys), "gpu_hours": None if unknown else sum(known),
+                "known_gpu_hours": sum(known), "unknown_jobs": unknown}
+
+    totals = [total(t, [j.key for j in plan(profile, [t], archs, seeds, method, runs)]) for t in targets]
+    totals.append(total("all (each job once)", [j.key for j in jobs]))
+    return rows, totals
+
+
+def format_hours(h: Optional[float]) -> str:
+    return "unknown" if h is None else (f"{h:.3g}" if h >= 0.01 else f"{h:.2g}")

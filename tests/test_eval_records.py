@@ -1,0 +1,271 @@
+"""Evaluation records: every attack on the same examples with the per-example worst case,
+the sanity checks that compare attacks (each made to fire), records that name their
+checkpoint inside the repository, and the refusals before any attack (another dataset, an
+output path that exists or is a directory)."""
+
+import dataclasses
+import json
+import math
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from racl import report
+from racl.attacks import keyed_noise, make_attack
+from racl.data import load_dataset
+from racl.evaluation import (evaluate, evaluate_run, from_bits, get_eval_profile, index_ranges,
+                             parse_ranges, resolve_run, run_attack, run_ref, same_examples, standard_error,
+                             transfer_matrix, with_record_checks)
+from racl.networks import SmallCNN
+from racl.profiles import get_profile
+from racl.records import REPO
+from racl.training import AdversarialTrainer, fit_toy
+
+#: the largest checkpoint that may be committed (README, "Data")
+CHECKPOINT_LIMIT_BYTES = 5 * 1024 * 1024
+
+
+class ScaledLogits(nn.Module):
+    """Logits times 1000: the softmax saturates in float32, so the cross-entropy has a zero
+    gradient on every confidently classified example, while the margin (CW) and DLR losses
+    are unchanged up to scale. CE-PGD then overstates robustness."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return 1000 * self.model(x)
+
+
+@pytest.fixture(scope="module")
+def cifar(shared_data):
+    tr = load_dataset("cifar10-mini", "train", shared_data)
+    te = load_dataset("cifar10-mini", "test", shared_data)
+    return tr, (te.x[:64].float() / 255, te.y[:64])
+
+
+@pytest.fixture(scope="module")
+def normal(cifar):
+    tr, _ = cifar
+    torch.manual_seed(0)
+    return fit_toy(SmallCNN(mean=tr.mean, std=tr.std), tr.x.float() / 255, tr.y, epochs=2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def masked(normal, cifar):
+    tr, _ = cifar
+    m = SmallCNN(quantize=4, mean=tr.mean, std=tr.std).eval()
+    m.load_state_dict(normal.state_dict())
+    return m
+
+
+def _cfg(**kw):
+    """A small evaluation: 32 examples (16 for the slow attacks), short sweeps."""
+    return get_eval_profile("smoke", **{"attacks": ("fgsm", "pgd20", "cw_inf"), "n": 32, "n_slow": 16, "sanity_n": 32,
+                                        "sweep_steps": (1, 5), "sweep_eps": (0.03,), "cw_steps": 20, **kw})
+
+
+@pytest.fixture(scope="module")
+def normal_rec(normal, cifar):
+    _, (x, y) = cifar
+    cfg = _cfg(attacks=("fgsm", "pgd20", "cw_inf", "cw", "autoattack"))
+    return evaluate(normal, x, y, cfg, meta={"run": "data/runs/train/m-normal", "dataset": "cifar10-mini", "arch": "cnn"})
+
+
+@pytest.fixture(scope="module")
+def masked_rec(masked, cifar):
+    _, (x, y) = cifar
+    return evaluate(masked, x, y, _cfg(), meta={"run": "data/runs/train/m-masked", "dataset": "cifar10-mini", "arch": "cnn"})
+
+
+# ---------------------------------------------------------------------- per-example records
+def test_ranges_bits_and_standard_error():
+    idx = [0, 1, 2, 5, 7, 8, 3]
+    assert index_ranges(idx) == "0-2,5,7-8,3" and parse_ranges(index_ranges(idx)) == idx
+    assert from_bits("0110").tolist() == [False, True, True, False]
+    with pytest.raises(ValueError):
+        from_bits("012")
+    assert standard_error(0.25, 256) == pytest.approx(math.sqrt(0.25 * 0.75 / 256))
+
+
+def test_every_attack_on_the_same_examples_with_the_worst_case(normal_rec):
+    rec = normal_rec
+    assert rec["index"] == "0-31" and len(rec["clean_correct"]) == 32
+    assert {k: v["n"] for k, v in rec["attacks"].items()} == {"fgsm": 32, "pgd20": 32, "cw_inf": 32, "cw": 16, "autoattack": 16}
+    for name, a in rec["attacks"].items():
+        assert len(a["correct"]) == a["n"] and from_bits(a["correct"]).float().mean().item() == pytest.approx(a["acc"])
+    same = rec["same_examples"]
+    assert same == same_examples(rec) and same["n"] == 16 and same["index"] == "0-15"
+    assert set(same["attacks"]) == set(rec["attacks"])
+    # the worst case runs over the l-inf bounded attacks (CW-L2 is unbounded) and the clean prediction
+    assert same["worst_case"]["over"] == ["fgsm", "pgd20", "cw_inf", "autoattack"]
+    worst = from_bits(rec["clean_correct"][:16])
+    for k in same["worst_case"]["over"]:
+        worst &= from_bits(rec["attacks"][k]["correct"][:16])
+    assert same["worst_case"]["acc"] == worst.float().mean().item()
+    assert same["worst_case"]["acc"] <= min(v["acc"] for k, v in same["attacks"].items() if k != "cw")
+    assert same["clean"]["se"] == pytest.approx(standard_error(same["clean"]["acc"], 16))
+    json.dumps(rec)  # a plain JSON record
+    df = report.attack_details(rec)
+    assert {"clean", "worst case"} <= set(df.index) and "same 16 examples (%)" in df.columns
+
+
+def test_random_starts_are_keyed_by_example_index(normal, cifar):
+    _, (x, y) = cifar
+    idx = torch.arange(64)
+    a = keyed_noise((64, 3, 4, 4), idx, 0, 1)
+    b = keyed_noise((32, 3, 4, 4), idx[32:], 0, 1)
+    assert torch.equal(a[32:], b) and not torch.equal(a[:32], b)
+    assert not torch.equal(a, keyed_noise((64, 3, 4, 4), idx, 1, 1))  # another seed
+    # PGD with no steps returns its start: a shard of the examples starts where the whole does
+    pgd0 = make_attack("pgd20", 8 / 255, steps=0)
+    whole = pgd0(normal, x, y, idx)
+    assert torch.equal(whole[40:], pgd0(normal, x[40:], y[40:], idx[40:]))
+    r_whole = run_attack(normal, pgd0, x, y, 16, idx)["correct"]
+    r_shard = run_attack(normal, pgd0, x[40:], y[40:], 24, idx[40:])["correct"]
+    assert r_whole[40:] == r_shard
+
+
+def test_old_records_stay_readable():
+    recs = report.eval_records()
+    assert recs, "no committed evaluation record"
+    for rec in recs:
+        report.attack_details(rec)
+        if "clean_correct" not in rec:
+            assert same_examples(rec) is None
+        with_record_checks(rec)
+    report.sanity_table()
+
+
+# ---------------------------------------------------------------------- sanity checks that fire
+def test_the_new_checks_pass_on_a_normal_model(normal_rec):
+    s = normal_rec["sanity"]
+    for name in ("ce_pgd_vs_cw_inf", "ce_pgd_vs_autoattack", "unbounded_cw_reaches_zero"):
+        assert s[name]["passed"], (name, s[name])
+    assert s["unbounded_cw_reaches_zero"]["n"] == 16
+
+
+def test_ce_pgd_against_the_margin_attack_and_autoattack_fires_on_saturated_logits(normal, cifar):
+    _, (x, y) = cifar
+    bad = evaluate(ScaledLogits(normal).eval(), x, y, _cfg(attacks=("fgsm", "pgd20", "cw_inf", "autoattack")))["sanity"]
+    for name, n in (("ce_pgd_vs_cw_inf", 32), ("ce_pgd_vs_autoattack", 16)):
+        c = bad[name]
+        assert not c["passed"] and c["n"] == n and c["compared"] == "per example"
+        assert c["ce_pgd_acc"] - c[name.split("_vs_")[1] + "_acc"] > c["se"] and c["only_other_breaks"] > 0
+
+
+def test_ce_pgd_check_from_the_accuracies_of_an_older_record():
+    # an older record: no per-example results, CW-inf and PGD-20 on the same first 256
+    # examples (these are the committed RACL mini record's accuracies), AutoAttack on 64
+    rec = {"n": 256, "attacks": {"pgd20": {"acc": 65 / 256, "n": 256}, "cw_inf": {"acc": 49 / 256, "n": 256},
+                                 "autoattack": {"acc": 13 / 64, "n": 64}},
+           "sanity": {"gradients_nonzero": {"passed": True}}, "sanity_passed": True, "model": {}}
+    out = with_record_checks(rec, [])
+    c = out["sanity"]["ce_pgd_vs_cw_inf"]
+    assert not c["passed"] and c["se"] == pytest.approx(standard_error(65 / 256, 256)) and not out["sanity_passed"]
+    assert "ce_pgd_vs_autoattack" not in out["sanity"]  # other examples: not comparable
+    assert rec["sanity_passed"]  # the record itself is not modified
+
+
+def test_unbounded_cw_reaching_zero_fires_on_masked_gradients(masked_rec):
+    c = masked_rec["sanity"]["unbounded_cw_reaches_zero"]
+    assert not c["passed"] and c["acc"] > 0.2 and c["n"] == 16
+
+
+def test_white_box_beats_transfer_runs_from_a_transfer_record(normal, masked, normal_rec, masked_rec, cifar):
+    _, (x, y) = cifar
+    mat = transfer_matrix({"masked": masked, "normal": normal}, x[:32], y[:32], make_attack("pgd10", 8 / 255))
+    trec = {"sources": ["masked", "normal"], "targets": ["masked", "normal"], "n": 32, "matrices": {"pgd10": mat},
+            "runs": {"masked": "data/runs/train/m-masked", "normal": "data/runs/train/m-normal"},
+            "provenance": {"dataset": "cifar10-mini"}, "_file": "t.json"}
+    for name, rec, fires in (("masked", masked_rec, True), ("normal", normal_rec, False)):
+        assert "white_box_beats_transfer" not in rec["sanity"]  # no source model given
+        c = with_record_checks(rec, [trec])["sanity"]["white_box_beats_transfer"]
+        assert c["passed"] is not fires and c["transfer_source"] != name and c["transfer_record"] == "t.json"
+        # a transfer record of another dataset is not used
+        other = {**trec, "provenance": {"dataset": "cifar100-mini"}}
+        assert "white_box_beats_transfer" not in with_record_checks(rec, [other])["sanity"]
+
+
+def test_transfer_records_without_run_names_use_reproduces_names():
+    trec = json.loads((REPO / "data/runs/transfer/mini-cifar10-mini-table5.json").read_text())
+    rec = {"n": 256, "attacks": {"pgd20": {"acc": 0.9, "n": 256}}, "sanity": {}, "sanity_passed": True,
+           "model": {"run": "/elsewhere/data/runs/train/mini-cifar10-mini-racl-pgd-s0", "dataset": "cifar10-mini"}}
+    c = with_record_checks(rec, [trec])["sanity"]["white_box_beats_transfer"]
+    assert not c["passed"] and c["transfer_source"] in ("DARTS_V2", "PC_DARTS")
+    mart = {**rec, "model": {**rec["model"], "run": "data/runs/train/mini-cifar10-mini-racl-mart-s0"}}
+    assert "white_box_beats_transfer" not in with_record_checks(mart, [trec])["sanity"]
+
+
+# ---------------------------------------------------------------------- runs, checkpoints, refusals
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("repo") / "data" / "runs" / "train" / "tiny"
+    cfg = get_profile("smoke", dict(max_train_images=96, val_images=0, epochs=1, batch_size=32, layers=3,
+                                    init_channels=4, attack_steps=1), kind="train")
+    AdversarialTrainer(cfg, path, progress=False).fit()
+    return path
+
+
+def test_records_name_their_run_inside_the_repository(tiny_run, tmp_path):
+    assert run_ref(REPO / "data/runs/train/x") == "data/runs/train/x"
+    assert run_ref("/tmp/runs-wt/data/runs/train/x") == "data/runs/train/x"
+    assert resolve_run("data/runs/train/x") == REPO / "data/runs/train/x"
+    assert resolve_run("/tmp/runs-wt/data/runs/train/x") == REPO / "data/runs/train/x"
+    assert run_ref(tmp_path / "elsewhere") == str((tmp_path / "elsewhere").resolve())
+    cfg = get_eval_profile("smoke", attacks=("fgsm",), n=8, sanity=False, sweep_steps=(), sweep_eps=())
+    rec = evaluate_run(tiny_run, cfg, tmp_path / "e.json", progress=False)
+    m = rec["model"]
+    assert m["run"] == "data/runs/train/tiny" and m["train_dataset"] == "synthetic" and m["dataset"] == "synthetic-16"
+    assert m["checkpoint_bytes"] == (tiny_run / "checkpoint.pt").stat().st_size and len(m["checkpoint_sha256"]) == 64
+    assert json.loads((tmp_path / "e.json").read_text())["model"]["run"] == "data/runs/train/tiny"
+
+
+def test_evaluate_refuses_another_dataset_before_attacking(tiny_run, tmp_path, monkeypatch, shared_data):
+    import racl.evaluation as ev
+
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **k: pytest.fail("attacked before refusing"))
+    cfg = get_eval_profile("smoke", attacks=("fgsm",), n=16)
+    with pytest.raises(ValueError, match=r"trained on synthetic \(10 classes, 16x16 images\); cifar10-mini has 10 classes and 32x32"):
+        evaluate_run(tiny_run, cfg, None, "cifar10-mini", shared_data, progress=False)
+    five = tmp_path / "five.npz"  # 16x16 images, 5 classes
+    rng = np.random.default_rng(0)
+    np.savez(five, x_train=rng.integers(0, 255, (20, 16, 16, 3), dtype=np.uint8), y_train=np.arange(20) % 5,
+             x_test=rng.integers(0, 255, (10, 16, 16, 3), dtype=np.uint8), y_test=np.arange(10) % 5)
+    with pytest.raises(ValueError, match="five.npz has 5 classes"):
+        evaluate_run(tiny_run, cfg, None, str(five), progress=False)
+
+
+def test_evaluate_out_is_checked_before_any_work(tiny_run, tmp_path, capsys, monkeypatch):
+    import racl.evaluation as ev
+    from racl.cli import main
+
+    args = ["evaluate", "--checkpoint", str(tmp_path / "no-such-run"), "--attacks", "fgsm", "--n", "8", "--no-sanity"]
+    existing = tmp_path / "config.json"
+    existing.write_text("{}")
+    assert main([*args, "--out", str(existing)]) == 2  # checked before the missing checkpoint
+    assert "exists; pass --overwrite" in capsys.readouterr().err and existing.read_text() == "{}"
+    assert main([*args, "--out", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    good = ["evaluate", "--checkpoint", str(tiny_run), "--attacks", "fgsm", "--n", "4", "--no-sanity", "--out", str(existing)]
+    monkeypatch.setitem(ev.EVAL_PROFILES, "smoke", dataclasses.replace(ev.EVAL_PROFILES["smoke"], sweep_steps=(), sweep_eps=()))
+    assert main([*good, "--overwrite"]) == 0
+    assert json.loads(existing.read_text())["n"] == 4
+
+
+def test_committed_checkpoints_are_small():
+    """README, Data: a committed checkpoint is at most 5 MB; .gitignore lets only
+    data/runs/train/mini-*/checkpoint.pt through."""
+    tracked = subprocess.run(["git", "ls-files", "*.pt"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    untracked = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "*.pt"], cwd=REPO, capture_output=True,
+                               text=True, check=True).stdout.split()
+    for f in tracked + untracked:
+        assert f.startswith("data/runs/train/mini-") and f.endswith("/checkpoint.pt"), f
+        assert (REPO / f).stat().st_size <= CHECKPOINT_LIMIT_BYTES, f"{f} is over the 5 MB limit"
+    ignored = subprocess.run(["git", "check-ignore", "-q", "data/runs/train/mini-x/checkpoint.pt"], cwd=REPO)
+    assert ignored.returncode == 1  # not ignored
+    assert subprocess.run(["git", "check-ignore", "-q", "runs/x/checkpoint.pt"], cwd=REPO).returncode == 0

@@ -1,0 +1,265 @@
+"""The opt-in fast paths of the search (racl.search, SearchConfig fields ``arch_update``,
+``grad_norm_grad``, ``power_iteration_fused``) against the exact path.
+
+* Defaults: every fast path is off, so the default step is the paper's Algorithm 1 as before.
+* ``arch_update="joint"``: one pass for mu and sigma. Its mu update is the alternating
+  path's mu update; its sigma update is the alternating sigma update taken at the step's
+  starting mu (Eq. 18 takes it after the mu update).
+* ``grad_norm_grad="finite_difference"``: d/dtheta ||grad_x L|| by a forward difference of
+  two first-order passes. On a smooth network the error is truncation O(h) plus rounding
+  O(eps/h) and the test checks both. On the real (ReLU) supernet a third error dominates:
+  a ReLU or max-pool that switches between x and x + h d adds a jump of size O(1) / h, and
+  about (units switching) ~ h of them switch, so the estimate is right on average but noisy
+  with a variance ~ 1/h that no small h removes; h = 0.1 (per image, pixels in [0, 1]) is
+  where noise and truncation balance (measured on real CIFAR batches, see below).
+* ``power_iteration_fused``: the warm-started estimate read off the iteration itself, within
+  a stated tolerance of a converged estimate during a search.
+"""
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from racl.constraint import input_gradient_norm
+from racl.lipschitz import LipschitzEstimator, exact_operator_norm, power_iteration, power_iteration_fused
+from racl.profiles import SearchConfig, get_profile, SEARCH_PROFILES
+from racl.search import RACLSearch
+
+TINY = dict(dataset="synthetic-8", max_train_images=96, batch_size=16, epochs=2, arch_warmup_epochs=0,
+            eval_batches=1, power_iterations_init=5, channels_last=False, fused_optimizer=False)
+EPS32 = torch.finfo(torch.float32).eps
+
+
+def flat(gs):
+    return torch.cat([g.flatten() for g in gs if g is not None]).double()
+
+
+def cos(a, b):
+    return F.cosine_similarity(a, b, dim=0).item()
+
+
+def rel(a, ref):
+    return ((a - ref).norm() / ref.norm()).item()
+
+
+def exact_pieces(s, x, y, make_arch, params):
+    """grad mean CE and grad mean ||grad_x CE_i|| by double back-propagation (the exact path)."""
+    x0 = x.detach().requires_grad_(True)
+    ce_i = F.cross_entropy(s.forward(x0, make_arch()), y, reduction="none")
+    gn = input_gradient_norm(ce_i, x0, create_graph=True).mean()
+    g_ce = torch.autograd.grad(ce_i.mean(), params, retain_graph=True, allow_unused=True)
+    g_gn = torch.autograd.grad(gn, params, allow_unused=True)
+    return flat(g_ce), flat(g_gn)
+
+
+def fd_pieces(s, x, y, make_arch, params, h):
+    """grad mean CE and the finite-difference grad of mean ||grad_x CE_i||; checks that the
+    extra pass leaves the BN running statistics as one forward pass leaves them."""
+    state = {k: v.clone() for k, v in s.model.state_dict().items()}
+    _, _, _, g_ce, g_gn = s.grad_norm_fd(x, y, make_arch, params, h)
+    after = {k: v.clone() for k, v in s.model.state_dict().items()}
+    s.model.load_state_dict(state)
+    with torch.no_grad():
+        s.forward(x, make_arch())
+    assert all(torch.equal(after[k], v) for k, v in s.model.state_dict().items()), "the extra pass moved BN statistics"
+    return flat(g_ce), flat(g_gn)
+
+
+# ---------------------------------------------------------------------------- defaults
+def test_fast_paths_are_off_by_default_and_validated():
+    for cfg in [SearchConfig(), *SEARCH_PROFILES.values()]:
+        assert (cfg.arch_update, cfg.grad_norm_grad, cfg.power_iteration_fused) == ("alternating", "exact", False)
+    s = RACLSearch(get_profile("smoke", TINY), None, progress=False)
+    assert not s._fast and not s.lip.fused  # train_step runs the unchanged exact code
+    with pytest.raises(ValueError, match="arch_update must be one of"):
+        get_profile("smoke", {"arch_update": "both"})
+    with pytest.raises(ValueError, match="grad_norm_grad must be one of"):
+        get_profile("smoke", {"grad_norm_grad": "fd"})
+    with pytest.raises(ValueError, match="grad_norm_fd_h must be positive"):
+        get_profile("smoke", {"grad_norm_fd_h": 0})
+    with pytest.raises(ValueError, match="needs precision=fp32"):
+        RACLSearch(get_profile("smoke", {**TINY, "grad_norm_grad": "finite_difference", "precision": "bf16"}), None,
+                   progress=False)
+
+
+# ---------------------------------------------------------------------------- joint mu / sigma pass
+def test_joint_pass_is_the_alternating_mu_step_and_sigma_at_the_starting_mu():
+    """Three searches from the same seed and the same first (exact) iteration, then one
+    more iteration each: alternating, joint, and alternating with mu frozen."""
+    def run():
+        s = RACLSearch(get_profile("smoke", TINY), None, progress=False)
+        batches = list(zip(s.train_loader.epoch(0), s.arch_loader.epoch(0)))[:2]
+        (_, xw, yw), (_, xa, ya) = batches[0]
+        s.train_step(0, 0, xw, yw, xa, ya)
+        return s, batches[1]
+
+    alt, b = run()
+    joint, _ = run()
+    joint.cfg.arch_update, joint._fast = "joint", True  # from here on, one pass for mu and sigma
+    frozen, _ = run()
+    frozen.mu_opt.step = lambda: None  # the alternating path with mu held at its starting value
+    for s in (alt, joint, frozen):
+        (_, xw, yw), (_, xa, ya) = b
+        s.train_step(0, 1, xw, yw, xa, ya)
+    mu = lambda s: flat(s.dist.mu_parameters())  # noqa: E731
+    sigma = lambda s: flat(s.dist.sigma_parameters())  # noqa: E731
+    # the same gradients, summed in another order: one Adam step apart by fp32 rounding
+    torch.testing.assert_close(mu(joint), mu(alt), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(sigma(joint), sigma(frozen), rtol=1e-6, atol=1e-7)
+    assert not torch.equal(sigma(joint), sigma(alt))  # Eq. 18's order does matter
+
+
+# ---------------------------------------------------------------------------- finite differences
+def smooth_search():
+    """A tiny supernet without kinks (SiLU for ReLU, no max pooling, K = 1) in fp64: where the
+    finite difference's error is exactly truncation plus rounding."""
+    s = RACLSearch(get_profile("smoke", {**TINY, "partial_channels": 1,
+                                         "primitives": ("none", "skip_connect", "avg_pool_3x3", "sep_conv_3x3")}),
+                   None, progress=False)
+    for m in list(s.model.modules()):
+        for name, child in m.named_children():
+            if isinstance(child, nn.ReLU):
+                setattr(m, name, nn.SiLU())
+    s.model.train()
+    return s
+
+
+def test_finite_difference_converges_at_first_order_on_a_smooth_supernet():
+    s = smooth_search()
+    (_, x, y), = [next(iter(s.train_loader.epoch(0)))]
+    eps = s._eps(0, 0)
+    params = s.dist.mu_parameters() + s.dist.sigma_parameters()
+    arch = lambda: s.arch_weights(eps)  # noqa: E731
+    s.model.double()
+    s.dist.double()
+    x64 = x.double()
+    g_ce_ref, exact = exact_pieces(s, x64, y, arch, params)
+    errs = {h: rel(fd_pieces(s, x64, y, arch, params, h)[1], exact) for h in (0.04, 0.02, 0.01)}
+    print(f"\nsmooth supernet, fp64: relative error of the term by h: {errs}")
+    # truncation error c h: halving h halves it (ratio 2 up to O(h^2) terms)
+    assert 1.7 < errs[0.04] / errs[0.02] < 2.3 and 1.7 < errs[0.02] / errs[0.01] < 2.3, errs
+    assert errs[0.01] < 0.05, errs
+    # in fp32: truncation (as in fp64) plus rounding. Each first-order gradient carries a
+    # relative rounding error delta (measured here against fp64), so the difference of the
+    # two, divided by h, carries an absolute error of about 2 delta |grad CE| / h. The
+    # assertion allows 3x the sum of the two.
+    s.model.float()
+    s.dist.float()
+    g_ce32, _ = fd_pieces(s, x, y, arch, params, 0.01)
+    delta = max(rel(g_ce32, g_ce_ref), 16 * EPS32)
+    for h in (0.01, 0.001):
+        _, fd32 = fd_pieces(s, x, y, arch, params, h)
+        rounding = 2 * delta * g_ce_ref.norm().item() / (h * exact.norm().item())
+        truncation = errs[0.01] * h / 0.01
+        err = rel(fd32, exact)
+        print(f"fp32, h={h}: error {err:.2e}, truncation {truncation:.2e} + rounding {rounding:.2e} (delta {delta:.1e})")
+        assert err <= 3 * (truncation + rounding), (h, err, truncation, rounding)
+
+
+@pytest.fixture(scope="module")
+def cifar_search(shared_data):
+    """The smoke supernet on real CIFAR-10 images (32x32), after one weight step."""
+    import os
+
+    os.environ.setdefault("RACL_DATA", str(shared_data))
+    s = RACLSearch(get_profile("smoke", {**TINY, "dataset": "cifar10-mini", "max_train_images": 256, "batch_size": 32,
+                                         "arch_warmup_epochs": 1}), None, progress=False)
+    batches = list(zip(s.train_loader.epoch(0), s.arch_loader.epoch(0)))[:3]
+    (_, xw, yw), (_, xa, ya) = batches[0]
+    s.train_step(0, 0, xw, yw, xa, ya)
+    s.model.train()
+    return s, batches[1:]
+
+
+# Measured on the two batches below (smoke supernet, cifar10-mini, fp32, h = 0.1): for the
+# gradient-norm term alone, cosine 0.90 / relative error 0.43 for the weights, cosine 0.993 /
+# relative error 0.17 for mu and sigma; the objective's whole gradient (CE + 0.1 x term)
+# has cosine > 0.998. The error is the ReLU switching noise of the module docstring: fp32 and
+# fp64 give the same numbers to three digits, and it shrinks as h grows to 0.1-0.3 before
+# truncation takes over. The bounds below leave a margin for other batches and CPUs.
+@pytest.mark.parametrize("target", ["weights", "arch"])
+def test_finite_difference_against_double_backprop_on_cifar(cifar_search, target):
+    s, batches = cifar_search
+    gamma, h = s.cfg.grad_norm_weight, 0.1
+    assert s.cfg.grad_norm_fd_h == h
+    eps = s._eps(0, 1)
+    results = []
+    for (_, xw, yw), (_, xa, ya) in batches:
+        if target == "weights":
+            params, arch, x, y = list(s.model.parameters()), (lambda: s.arch_weights(eps).detach()), xw, yw
+        else:
+            params, arch, x, y = s.dist.mu_parameters() + s.dist.sigma_parameters(), (lambda: s.arch_weights(eps)), xa, ya
+        state = {k: v.clone() for k, v in s.model.state_dict().items()}
+        g_ce, g_gn = exact_pieces(s, x, y, arch, params)
+        s.model.load_state_dict(state)
+        f_ce, f_gn = fd_pieces(s, x, y, arch, params, h)
+        torch.testing.assert_close(f_ce, g_ce, rtol=1e-5, atol=1e-8)  # the first-order part is the same gradient
+        results.append((cos(f_gn, g_gn), rel(f_gn, g_gn), cos(f_ce + gamma * f_gn, g_ce + gamma * g_gn)))
+    print(f"\n{target}: (term cosine, term relative error, whole-gradient cosine) per batch: "
+          + ", ".join(f"({a:.4f}, {b:.3f}, {c:.5f})" for a, b, c in results))
+    min_cos, max_rel = (0.8, 0.7) if target == "weights" else (0.97, 0.35)
+    for c_term, r_term, c_all in results:
+        assert c_term > min_cos and r_term < max_rel and c_all > 0.99
+
+
+def test_finite_difference_search_step_runs_and_counts_the_term():
+    s = RACLSearch(get_profile("smoke", {**TINY, "grad_norm_grad": "finite_difference", "arch_update": "joint",
+                                         "power_iteration_fused": True}), None, progress=False)
+    ref = RACLSearch(get_profile("smoke", TINY), None, progress=False)
+    (_, xw, yw), (_, xa, ya) = next(zip(s.train_loader.epoch(0), s.arch_loader.epoch(0)))
+    a, b = s.train_step(0, 0, xw, yw, xa, ya), ref.train_step(0, 0, xw, yw, xa, ya)
+    # the reported loss and gradient norm are those of the exact path on the same weights
+    assert a.loss == pytest.approx(b.loss, rel=1e-5) and a.grad_norm == pytest.approx(b.grad_norm, rel=1e-5)
+    assert all(math.isfinite(v) for v in (a.arch_loss, a.c)) and s.dual.theta >= 0
+
+
+# ---------------------------------------------------------------------------- power iteration
+def test_fused_estimate_lies_between_the_start_and_end_estimates():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 5, 3, padding=1, bias=False).double()
+    shape = (3, 6, 6)
+    exact = exact_operator_norm(conv, shape)
+    v = torch.randn((1, *shape), dtype=torch.float64)
+    v = v / v.norm()
+    for n in (1, 3, 10):
+        start = conv(v).norm().item() if n == 1 else power_iteration(conv, v, n - 1)[0].item()
+        fused, v_f = power_iteration_fused(conv, v, n)
+        full, v_p = power_iteration(conv, v, n)
+        assert torch.allclose(v_f, v_p, rtol=1e-12, atol=1e-14)  # the same iteration
+        assert start * (1 - 1e-12) <= fused.item() <= full.item() * (1 + 1e-12) <= exact * (1 + 1e-9)
+
+
+# The tolerance: ln lambda enters the constraint c through log-sum-exps, so an error of at
+# most tol in every ln lambda moves ln of each edge's and node's bound by at most tol and c by
+# at most (cells x nodes) x tol. We ask the warm-started estimates (one iteration per
+# architecture step, as every profile runs) to stay within tol = 1e-3 of a converged estimate
+# (the same vectors iterated 50 more times, on the same weights): c then moves by at most
+# 0.012 on this 3-cell supernet, against the c of order 0.1 - 1 the dual reacts to.
+TOL_LN_LAMBDA = 1e-3
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_warm_started_power_iteration_tracks_the_converged_constants(fused):
+    s = RACLSearch(get_profile("smoke", {**TINY, "power_iteration_fused": fused, "power_iterations_init": 20}), None,
+                   progress=False)
+    worst = []
+    refresh = s.refresh_lipschitz
+
+    def refresh_and_compare():
+        refresh()  # one warm-started iteration per part (power_iterations = 1)
+        est = LipschitzEstimator(s.cfg.op_constants, 50, 50)
+        est.load_state_dict(s.lip.state_dict())
+        ref = s.model.log_lambdas(est)
+        finite = torch.isfinite(ref)
+        worst.append((s.log_lambda[finite] - ref[finite]).abs().max().item())
+
+    s.refresh_lipschitz = refresh_and_compare
+    for step, ((_, xw, yw), (_, xa, ya)) in enumerate(zip(s.train_loader.epoch(0), s.arch_loader.epoch(0))):
+        if step == 3:
+            break
+        s.train_step(0, step, xw, yw, xa, ya)  # the weights move by SGD between the refreshes
+    print(f"\nfused={fused}: max |ln lambda - converged| per refresh: {[f'{w:.1e}' for w in worst]}")
+    assert len(worst) >= 3 and max(worst[1:]) < TOL_LN_LAMBDA  # worst[0]: right after the 20 initial iterations

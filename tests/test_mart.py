@@ -1,0 +1,96 @@
+"""MART (Wang et al., ICLR 2020; the paper's [62]), the paper profile's objective (Sec. 4.1:
+"Following [62], the hyperparameter which balances the adversarial loss and KL divergence is
+set to 6"), and the paper profile training on the entire training set."""
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from racl.profiles import get_profile
+from racl.training import AdversarialTrainer, adversarial_loss, mart_attack
+
+TINY = dict(max_train_images=96, epochs=1, batch_size=32, layers=3, init_channels=4, attack_steps=1)
+
+
+def _mart_by_hand(logits, logits_adv, y, beta):
+    """MART's loss from its definition (Wang et al., Eq. 8 with the reference code's
+    constants), in float64 with plain Python loops: (1/B) sum_i [ -log p'_{i,y} -
+    log(1.0001 - max_{k != y} p'_{i,k}) + beta * KL(p_i || p'_i) * (1.0000001 - p_{i,y}) ]."""
+    total = 0.0
+    for z, za, t in zip(logits.double().tolist(), logits_adv.double().tolist(), y.tolist()):
+        p = [math.exp(v - max(z)) for v in z]
+        p = [v / sum(p) for v in p]
+        pa = [math.exp(v - max(za)) for v in za]
+        pa = [v / sum(pa) for v in pa]
+        wrong = max(pa[k] for k in range(len(pa)) if k != t)
+        bce = -math.log(pa[t]) - math.log(1.0001 - wrong + 1e-12)
+        kl = sum(pk * (math.log(pk) - math.log(pak + 1e-12)) for pk, pak in zip(p, pa) if pk > 0)
+        total += bce + beta * kl * (1.0000001 - p[t])
+    return total / len(y)
+
+
+def test_mart_loss_matches_its_definition():
+    # an identity "model": the inputs are the logits, so the loss can be written out by hand
+    g = torch.Generator().manual_seed(0)
+    logits = 3 * torch.randn(16, 10, generator=g)
+    logits_adv = logits + torch.randn(16, 10, generator=g)
+    y = torch.randint(0, 10, (16,), generator=g)
+    logits_adv[0, y[0]] += 20  # one example whose adversarial prediction is confidently right
+    model = nn.Identity()
+    for beta in (0.0, 1.0, 6.0):
+        ours = adversarial_loss("mart", model, logits, y, logits_adv, beta).item()
+        # float32 softmax / log over 10 classes against float64: relative error ~1e-6
+        assert ours == pytest.approx(_mart_by_hand(logits, logits_adv, y, beta), rel=2e-5)
+
+
+def test_mart_kl_term_is_weighted_by_clean_misclassification():
+    model = nn.Identity()
+    y = torch.tensor([0, 0])
+    logits_adv = torch.tensor([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    sure = torch.tensor([[30.0, 0.0, 0.0], [30.0, 0.0, 0.0]])  # p_y(clean) = 1 in float32: weight 1e-7
+    unsure = torch.tensor([[0.0, 3.0, 0.0], [0.0, 3.0, 0.0]])  # p_y(clean) ~ 0.045
+    bce = adversarial_loss("mart", model, sure, y, logits_adv, 0.0)
+    # a clean prediction that is right with certainty switches the KL term off
+    assert (adversarial_loss("mart", model, sure, y, logits_adv, 6.0) - bce).abs().item() < 1e-5
+    kl = F.kl_div(torch.log(F.softmax(logits_adv, 1)), F.softmax(unsure, 1), reduction="none").sum(1)
+    weight = 1.0000001 - F.softmax(unsure, 1)[:, 0]
+    got = adversarial_loss("mart", model, unsure, y, logits_adv, 6.0) - bce
+    assert got.item() == pytest.approx(6.0 * (kl * weight).mean().item(), rel=1e-5)
+
+
+def test_mart_crafts_with_ce_pgd_from_a_small_gaussian_start():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10)).eval()
+    x = torch.rand(32, 3, 8, 8)
+    y = torch.randint(0, 10, (32,))
+    eps = 8 / 255
+    # zero steps: the start, x + 0.001 N(0, 1) kept in [0, 1]
+    start = mart_attack(model, x, y, eps, 2 / 255, 0, torch.Generator().manual_seed(1))
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(start, torch.min(torch.max(x + 0.001 * noise, x - eps), x + eps).clamp(0, 1))
+    x_adv = mart_attack(model, x, y, eps, 2 / 255, 10, torch.Generator().manual_seed(1))
+    assert (x_adv - x).abs().max() <= eps + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    ce = lambda t: F.cross_entropy(model(t), y).item()  # noqa: E731
+    assert ce(x_adv) > ce(start) + 0.1  # it ascends the cross-entropy
+
+
+def test_paper_profile_is_mart_beta_6_on_the_entire_training_set():
+    cfg = get_profile("paper", kind="train")
+    assert (cfg.method, cfg.beta, cfg.val_images) == ("mart", 6.0, 0)
+    # the smaller profiles keep the objective their committed records were trained with
+    assert get_profile("mini", kind="train").method == "pgd" and get_profile("smoke", kind="train").method == "pgd"
+    assert get_profile("mini", kind="train").val_images == 256
+
+
+def test_mart_training_on_the_entire_training_set():
+    cfg = get_profile("smoke", {**TINY, "method": "mart", "val_images": 0}, kind="train")
+    t = AdversarialTrainer(cfg, None, progress=False)
+    assert t.val_loader is None and len(t.train_loader.y) == 96
+    res = t.fit()
+    row = res["final"]
+    assert math.isfinite(row["train_loss"]) and not any(k.startswith("val_") for k in row)
+    with_val = AdversarialTrainer(get_profile("smoke", {**TINY, "val_images": 32}, kind="train"), None, progress=False)
+    assert len(with_val.train_loader.y) == 64 and len(with_val.val_loader.y) == 32

@@ -1,0 +1,316 @@
+"""Running the plan (issue 11, parts 3-4): the local executor (submitit's LocalExecutor, one
+process per job, the plan's dependencies respected) writes the records the sequential path
+writes; a job stopped midway by submitit's preemption signal is requeued and resumes from its
+checkpoint to the same weights; the Slurm submission of the paper plan asks for the GPUs, time
+limits and ``afterok`` dependencies of the cost table (a fake ``sbatch`` on the PATH records
+what submitit would give Slurm); ``--executor slurm`` without Slurm is one error line; the
+dry run prints each job's cost and the total per table.
+
+Records are compared with their timing and provenance fields left out, checkpoints by their
+tensors; both runs write into the same folder (the first is moved away before the second), so
+that even the paths inside configs must agree."""
+
+import json
+import os
+import shutil
+import signal
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from racl import cli
+from racl.plan import Job, cost_table, plan, time_limit_min
+from racl.reproduce import JobRun, SlurmOptions, run_local, run_sequential, submit_slurm
+
+#: tiny jobs: two epochs of retraining on 96 images (a checkpoint every 2 steps of 3), two
+#: cheap attacks on 16 examples
+OVERRIDES = {"train": dict(epochs=2, max_train_images=96, val_images=0, attack_steps=1, layers=3, init_channels=4,
+                           checkpoint_every=2),
+             "eval": dict(attacks=("fgsm", "pgd20"), n=16, n_slow=16, batch_size=16, sanity=False, sanity_n=8,
+                          sweep_eps=(0.03,), sweep_steps=(1, 2))}
+#: fields that hold times, and the checkpoint's hash and size (a checkpoint holds its run's
+#: metrics, with their seconds: its weights are compared instead)
+TIMING = {"provenance", "seconds", "wall_time_s", "cpu_time_s", "checkpoint_sha256"}
+
+
+def smoke_jobs(runs: Path) -> list[Job]:
+    """RACL's retraining, then its evaluation and the Table 5 transfer matrix (RACL against
+    itself) side by side. (A search is left out: even one epoch of it takes minutes of CPU on
+    a busy 2-core machine; the Slurm test below checks the search -> retraining dependency.)"""
+    return plan("smoke", ["table1", "table5"], ["RACL"], (0,), "pgd", runs)
+
+
+def strip(obj):
+    if isinstance(obj, dict):
+        return {k: strip(v) for k, v in obj.items() if k not in TIMING}
+    if isinstance(obj, list):
+        return [strip(v) for v in obj]
+    return obj
+
+
+def records(root: Path) -> dict:
+    """Every JSON / JSONL record under ``root`` (timing and provenance left out), and every
+    checkpoint's tensors."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.name == "provenance.json":  # when, where and how long: compared by nothing else
+            continue
+        if p.suffix == ".json":
+            out[rel] = strip(json.loads(p.read_text()))
+        elif p.suffix == ".jsonl":
+            out[rel] = [strip(json.loads(line)) for line in p.read_text().splitlines() if line.strip()]
+    return out
+
+
+def checkpoint_tensors(path: Path) -> dict:
+    s = torch.load(path, map_location="cpu", weights_only=False)
+    return {k: v for k, v in s["model"].items()}
+
+
+def same_tensors(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def campaigns(tmp_path_factory):
+    """The smoke campaign run sequentially in this process, then with the local executor
+    (two workers) in the same folder; both trees and their wall times."""
+    base = tmp_path_factory.mktemp("campaign")
+    runs = base / "data" / "runs"
+    threads = torch.get_num_threads()
+    t0 = time.time()
+    run_sequential(smoke_jobs(runs), "smoke", None, "cpu", OVERRIDES, progress=False, log=lambda *a: None)
+    t_seq = time.time() - t0
+    shutil.move(str(runs), str(base / "sequential"))
+    t0 = time.time()
+    status = run_local(smoke_jobs(runs), "smoke", base / "logs", None, "cpu", workers=2, overrides=OVERRIDES,
+                       poll_s=0.1, log=lambda *a: None, threads=threads)
+    t_local = time.time() - t0
+    print(f"\nsmoke campaign: sequential {t_seq:.1f} s, local executor (2 workers) {t_local:.1f} s")
+    return {"seq": base / "sequential", "local": runs, "logs": base / "logs", "status": status}
+
+
+def test_local_executor_writes_the_records_of_the_sequential_path(campaigns):
+    assert set(campaigns["status"].values()) == {"done"}, campaigns["status"]
+    seq, loc = records(campaigns["seq"]), records(campaigns["local"])
+    kinds = {k.split("/")[0] for k in seq}
+    assert kinds == {"train", "eval", "transfer"}, sorted(seq)
+    assert seq.keys() == loc.keys()
+    for k in seq:
+        assert loc[k] == seq[k], f"{k} differs between the sequential and the local campaign"
+    for ckpt in campaigns["seq"].rglob("checkpoint.pt"):
+        other = campaigns["local"] / ckpt.relative_to(campaigns["seq"])
+        assert same_tensors(checkpoint_tensors(ckpt), checkpoint_tensors(other)), ckpt
+    for j in smoke_jobs(campaigns["local"]):  # one log folder per job, with the job's own output
+        logs = list((campaigns["logs"] / j.kind / j.name).glob("*_log.out"))
+        assert logs and f"{j.key}: finished" in logs[0].read_text()
+
+
+def test_a_job_whose_prerequisite_failed_is_skipped(tmp_path):
+    runs = tmp_path / "data" / "runs"
+    jobs = [j for j in plan("smoke", ["table1"], ["RACL"], (0,), "pgd", runs)]
+    over = {**OVERRIDES, "train": {**OVERRIDES["train"], "max_train_images": 8, "val_images": 8}}  # nothing left to train on
+    status = run_local(jobs, "smoke", tmp_path / "logs", None, "cpu", workers=1, overrides=over, poll_s=0.1,
+                       log=lambda *a: None)
+    assert status["train/smoke-synthetic-racl-pgd-s0"].startswith("failed: ValueError: val_images=8 leaves nothing")
+    assert status["eval/smoke-synthetic-racl-pgd-s0"] == "skipped: needs train/smoke-synthetic-racl-pgd-s0"
+
+
+def _task_pid(controller_pid: int) -> int:
+    """The job's process: the child of submitit's local controller."""
+    for _ in range(600):
+        kids = []
+        for t in Path(f"/proc/{controller_pid}/task").iterdir():
+            kids += (t / "children").read_text().split()
+        if kids:
+            return int(kids[0])
+        time.sleep(0.05)
+    raise AssertionError("submitit's controller started no job process")
+
+
+def test_a_preempted_job_is_requeued_and_resumes(tmp_path):
+    """submitit's preemption / timeout signal (USR2) reaches the job after its first
+    checkpoint: JobRun.checkpoint resubmits it, submitit requeues it, and it resumes from the
+    checkpoint to the weights of a run that was never stopped."""
+    runs = tmp_path / "data" / "runs"
+    over = {**OVERRIDES, "train": {**OVERRIDES["train"], "epochs": 3, "checkpoint_every": 1}}
+    job = [j for j in plan("smoke", ["table1"], ["RACL"], (0,), "pgd", runs) if j.kind == "train"]
+    run_sequential(job, "smoke", None, "cpu", over, progress=False, log=lambda *a: None)
+    shutil.move(str(runs), str(tmp_path / "reference"))
+    ckpt = job[0].path / "checkpoint.pt"
+    sent = {}
+
+    def preempt(j, sj):
+        def wait_and_signal():
+            pid = _task_pid(sj._process.pid)
+            for _ in range(6000):
+                if ckpt.exists():
+                    os.kill(pid, signal.SIGUSR2)
+                    sent["at"] = torch.load(ckpt, map_location="cpu", weights_only=False)["step"]
+                    return
+                time.sleep(0.01)
+        threading.Thread(target=wait_and_signal, daemon=True).start()
+
+    status = run_local(job, "smoke", tmp_path / "logs", None, "cpu", workers=1, overrides=over, poll_s=0.1,
+                       log=lambda *a: None, on_start=preempt, threads=torch.get_num_threads())
+    assert status == {job[0].key: "done"}
+    out = "".join(p.read_text() for p in (tmp_path / "logs" / "train").rglob("*_log.out"))
+    err = "".join(p.read_text() for p in (tmp_path / "logs" / "train").rglob("*_log.err"))
+    logs = out + err
+    assert "at" in sent  # the signal went out after a checkpoint of the first run
+    assert "this job is preempted" in logs and "Requeued job" in logs, logs[-2000:]
+    assert f"{job[0].key}: resuming from {ckpt}" in out, out
+    ref = tmp_path / "reference" / "train" / job[0].name
+    assert records(ref) == records(job[0].path)
+    assert same_tensors(checkpoint_tensors(ref / "checkpoint.pt"), checkpoint_tensors(ckpt))
+
+
+# ---------------------------------------------------------------------- Slurm (a fake sbatch)
+FAKE_SBATCH = """#!/bin/sh
+# records the submission script and answers like sbatch
+n=$(cat "$FAKE_SLURM/next" 2>/dev/null || echo 1000)
+echo $((n + 1)) > "$FAKE_SLURM/next"
+cp "$1" "$FAKE_SLURM/job$n.sh"
+echo "Submitted batch job $n"
+"""
+FAKE_SQUEUE = """#!/bin/sh
+cat "$FAKE_SLURM/active" 2>/dev/null
+"""
+#: a benchmark record of a made-up GPU: paper-profile supernet steps and the 20-cell
+#: network's MART PGD-10 step at batch 128
+STEP = {"weight_step_s": 0.1, "racl_arch_step_s": 0.3, "lipschitz_power_iteration_s": 0.05, "pgd10": 0.5}
+
+
+@pytest.fixture
+def fake_slurm(tmp_path, monkeypatch):
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for name, text in (("sbatch", FAKE_SBATCH), ("squeue", FAKE_SQUEUE), ("srun", "#!/bin/sh\nexit 0\n")):
+        (bin_ / name).write_text(text)
+        (bin_ / name).chmod((bin_ / name).stat().st_mode | stat.S_IEXEC)
+    state = tmp_path / "slurm"
+    state.mkdir()
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM", str(state))
+    return state
+
+
+@pytest.fixture
+def bench_runs(tmp_path):
+    runs = tmp_path / "data" / "runs"
+    rec = {"device": {"gpu": "Test GPU", "device": "cuda"}, "date": "2026-01-01",
+           "argv": ["--part", "search,train", "--profile", "paper", "--batch", "128", "--train-batch", "128"],
+           "results": {"search/baseline": {"weight_step_s": STEP["weight_step_s"], "racl_arch_step_s": STEP["racl_arch_step_s"],
+                                           "lipschitz_power_iteration_s": STEP["lipschitz_power_iteration_s"],
+                                           "config": {"profile": "paper", "batch": 128, "C": 16, "layers": 8, "K": 4,
+                                                      "dataset": "cifar10"}},
+                       "train/baseline": {"racl_20cell_pgd10_step_s": STEP["pgd10"]}}}
+    (runs / "bench").mkdir(parents=True)
+    (runs / "bench" / "test-gpu.json").write_text(json.dumps(rec))
+    return runs
+
+
+#: the paper's search (Sec. 4.1: 50 epochs, 15 of them warm-up, half of CIFAR-10's 50,000
+#: images for the weights at batch 128) and retraining (100 epochs of 50,000 images at 128)
+SEARCH_H = (25000 // 128) * (50 * STEP["weight_step_s"] + 35 * STEP["racl_arch_step_s"]) / 3600
+TRAIN_H = 100 * (50000 // 128) * STEP["pgd10"] / 3600
+
+
+def sbatch_flags(script: str) -> dict:
+    return dict(line[len("#SBATCH --"):].split("=", 1) if "=" in line else (line[len("#SBATCH --"):], True)
+                for line in script.splitlines() if line.startswith("#SBATCH --"))
+
+
+def test_slurm_submission_of_the_paper_plan(fake_slurm, bench_runs, tmp_path):
+    jobs = plan("paper", ["table7", "table5"], None, (0,), "mart", bench_runs)
+    opts = SlurmOptions(partition="gpu", max_hours=24, cost_device="Test GPU", setup=["module load cuda"])
+    ids = submit_slurm(jobs, "paper", tmp_path / "logs", opts, log=lambda *a: None)
+    assert len(ids) == len(jobs) == len(list(fake_slurm.glob("job*.sh")))
+    by_id = {v: k for k, v in ids.items()}
+    flags = {by_id[p.stem[3:]]: sbatch_flags(p.read_text()) for p in fake_slurm.glob("job*.sh")}
+    scripts = {by_id[p.stem[3:]]: p.read_text() for p in fake_slurm.glob("job*.sh")}
+    for j in jobs:
+        f = flags[j.key]
+        assert f["gpus-per-node"] == "1" and f["cpus-per-task"] == "8" and f["mem"] == "32GB" and f["partition"] == "gpu"
+        assert f["signal"] == "USR2@120" and f["kill-on-invalid-dep"] == "yes"  # submitit requeues on USR2
+        assert f["job-name"] == f"racl-{j.kind}-{j.name}"
+        assert f["output"].startswith(str(tmp_path / "logs" / j.kind / j.name) + "/")  # one log folder per job
+        assert "module load cuda" in scripts[j.key]
+        deps = f.get("dependency")
+        assert deps == ("afterok:" + ":".join(ids[n] for n in j.needs) if j.needs else None), (j.key, deps)
+    search = next(j for j in jobs if j.kind == "search")
+    searched = next(j for j in jobs if j.kind == "train" and "searched-racl" in j.name)
+    transfer = next(j for j in jobs if j.kind == "transfer")
+    assert flags[searched.key]["dependency"] == f"afterok:{ids[search.key]}"
+    assert len(transfer.needs) == 5 and all(n.startswith("train/") for n in transfer.needs)
+    # time limits: 1.5 x the estimate + 15 min from the benchmark record; 24 h where unknown
+    assert flags[search.key]["time"] == str(time_limit_min(SEARCH_H, 24)) == "91"
+    assert flags[searched.key]["time"] == str(time_limit_min(TRAIN_H, 24)) == "503"
+    evaluation = next(j for j in jobs if j.kind == "eval")
+    assert flags[evaluation.key]["time"] == str(24 * 60)  # no benchmark of its attacks in this record
+    assert flags[transfer.key]["time"] == str(24 * 60)
+
+
+def test_a_campaign_is_resubmitted_without_duplicates(fake_slurm, bench_runs, tmp_path):
+    jobs = plan("paper", ["table2"], ["RACL", "resnet18"], (0,), "mart", bench_runs)
+    ids = submit_slurm(jobs, "paper", tmp_path / "logs", SlurmOptions(), log=lambda *a: None)
+    assert len(list(fake_slurm.glob("job*.sh"))) == len(jobs) == 4  # retraining and evaluation of each
+    # RACL's retraining and evaluation still queued; ResNet-18's retraining finished, its
+    # evaluation failed (gone from the queue, no record): only that one is submitted again
+    racl = [k for k in ids if "racl" in k]
+    (fake_slurm / "active").write_text("\n".join(ids[k] for k in racl) + "\n")
+    done = next(j for j in jobs if j.kind == "train" and "resnet18" in j.name)
+    done.path.mkdir(parents=True)
+    (done.path / "provenance.json").write_text(json.dumps({"finished": "2026-01-01T00:00:00+00:00"}))
+    again = submit_slurm(plan("paper", ["table2"], ["RACL", "resnet18"], (0,), "mart", bench_runs), "paper",
+                         tmp_path / "logs", SlurmOptions(), log=lambda *a: None)
+    assert len(list(fake_slurm.glob("job*.sh"))) == len(jobs) + 1
+    assert {k: again[k] for k in racl} == {k: ids[k] for k in racl}
+    new = again["eval/paper-cifar10-resnet18-mart-s0"]
+    assert new not in ids.values() and "dependency" not in sbatch_flags((fake_slurm / f"job{new}.sh").read_text())
+    manifest = json.loads((tmp_path / "logs" / "slurm-jobs.json").read_text())
+    assert manifest["eval/paper-cifar10-resnet18-mart-s0"]["job_id"] == new
+
+
+def test_slurm_requeues_through_the_jobs_checkpoint(tmp_path):
+    j = Job("train", "x", {}, (), tmp_path)
+    run = JobRun(j, "paper", None, "cuda", {"train": {"epochs": 2}})
+    again = run.checkpoint()
+    assert again.function is run and again.args == () and again.kwargs == {}
+
+
+def test_slurm_without_slurm_is_one_error_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, no srun
+    rc = cli.main(["reproduce", "--profile", "smoke", "--executor", "slurm", "--runs", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert err[0].startswith("error: --executor slurm needs Slurm, but sbatch and srun are not on the PATH")
+    assert not (tmp_path / "runs").exists()
+
+
+# ---------------------------------------------------------------------- dry run
+def test_dry_run_prints_every_job_and_the_total_per_table(bench_runs, capsys):
+    rc = cli.main(["reproduce", "--profile", "paper", "--targets", "table7,table1", "--archs", "RACL", "--method", "mart",
+                   "--runs", str(bench_runs), "--dry-run", "--cost-device", "Test GPU"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    rows, totals = cost_table("paper", ["table7", "table1"], "Test GPU", ["RACL"], (0,), "mart", runs=bench_runs)
+    # a search; retrainings of the searched and a random cell and of RACL on CIFAR-10, CIFAR-100
+    # and Tiny-ImageNet; an evaluation of each
+    assert len(rows) == 11 and [r["kind"] for r in rows].count("eval") == 5
+    for r in rows:
+        assert f"todo  {r['kind']:8s} {r['job']}" in out
+    by_job = {f"{r['kind']}/{r['job']}": r["gpu_hours"] for r in rows}
+    assert by_job["search/paper-cifar10-racl-s0"] == pytest.approx(SEARCH_H)
+    assert by_job["train/paper-cifar10-racl-mart-s0"] == pytest.approx(TRAIN_H)
+    assert by_job["train/paper-tinyimagenet-racl-mart-s0"] is None  # 64x64 images: not the benchmarked network
+    t7 = next(t for t in totals if t["table"] == "table7")
+    assert t7["gpu_hours"] is None and t7["known_gpu_hours"] == pytest.approx(SEARCH_H + 2 * TRAIN_H)
+    assert t7["unknown_jobs"] == 2  # the evaluations: sanity checks and AutoAttack were not benchmarked
+    assert f"{SEARCH_H + 2 * TRAIN_H:.3g} known, 2 jobs unknown" in out
+    assert "estimated GPU-hours on Test GPU" in out
