@@ -241,6 +241,28 @@ class RACLSearch:
         return float((b <= self.log_lambda_star).double().mean())
 
     # ------------------------------------------------------------------ one iteration
+    def _prepare_arch_step(self, epoch: int) -> list:
+        """Before an architecture step: BN statistics and lambda* at the first one, the Lipschitz
+        constants every ``lipschitz_every`` steps. Returns the (name, parameters, optimiser)
+        groups of Eq. 18: mu, then sigma when it is learned."""
+        cfg = self.cfg
+        if self.log_lambda_star is None and cfg.bn_recalibration_batches:
+            # lambda* is set now: measure the bound with current BN statistics
+            batches = (x for i, (_, x, _) in zip(range(cfg.bn_recalibration_batches), self.train_loader.epoch(epoch, 0)))
+            self.model.recalibrate_bn(batches, self.arch_weights(None))
+            self.log_lambda = None
+        if self.log_lambda is None or self._arch_steps % cfg.lipschitz_every == 0:
+            self.refresh_lipschitz()
+        self._arch_steps += 1
+        self.model.train()
+        if self.log_lambda_star is None:
+            with torch.no_grad():
+                self.log_lambda_star = calibrate_log_lambda_star(self.propagation().network, cfg.eta, cfg.lambda_star_ratio)
+        groups = [("mu", self.dist.mu_parameters(), self.mu_opt)]
+        if self.sigma_opt is not None:
+            groups.append(("sigma", self.dist.sigma_parameters(), self.sigma_opt))
+        return groups
+
     def train_step(self, epoch: int, step: int, xw, yw, xa, ya) -> StepStats:
         if self._fast:
             return self._train_step_fast(epoch, step, xw, yw, xa, ya)
@@ -260,21 +282,7 @@ class RACLSearch:
         if epoch < cfg.arch_warmup_epochs:
             return stats
         # architecture step: mu with sigma fixed, then sigma with mu fixed
-        if self.log_lambda_star is None and cfg.bn_recalibration_batches:
-            # lambda* is set now: measure the bound with current BN statistics
-            batches = (x for i, (_, x, _) in zip(range(cfg.bn_recalibration_batches), self.train_loader.epoch(epoch, 0)))
-            self.model.recalibrate_bn(batches, self.arch_weights(None))
-            self.log_lambda = None
-        if self.log_lambda is None or self._arch_steps % cfg.lipschitz_every == 0:
-            self.refresh_lipschitz()
-        self._arch_steps += 1
-        self.model.train()
-        if self.log_lambda_star is None:
-            with torch.no_grad():
-                self.log_lambda_star = calibrate_log_lambda_star(self.propagation().network, cfg.eta, cfg.lambda_star_ratio)
-        groups = [("mu", self.dist.mu_parameters(), self.mu_opt)]
-        if self.sigma_opt is not None:
-            groups.append(("sigma", self.dist.sigma_parameters(), self.sigma_opt))
+        groups = self._prepare_arch_step(epoch)
         for group, params, opt in groups:
             arch = self.arch_weights(eps)
             val_total, _, _, _ = self.loss(xa, ya, arch)
@@ -374,20 +382,7 @@ class RACLSearch:
             t, a, g = torch.stack([total.detach(), acc, gn.detach()]).tolist()
             return StepStats(t, a, g)
         # architecture step (the same preparation as train_step)
-        if self.log_lambda_star is None and cfg.bn_recalibration_batches:
-            batches = (x for i, (_, x, _) in zip(range(cfg.bn_recalibration_batches), self.train_loader.epoch(epoch, 0)))
-            self.model.recalibrate_bn(batches, self.arch_weights(None))
-            self.log_lambda = None
-        if self.log_lambda is None or self._arch_steps % cfg.lipschitz_every == 0:
-            self.refresh_lipschitz()
-        self._arch_steps += 1
-        self.model.train()
-        if self.log_lambda_star is None:
-            with torch.no_grad():
-                self.log_lambda_star = calibrate_log_lambda_star(self.propagation().network, cfg.eta, cfg.lambda_star_ratio)
-        groups = [("mu", self.dist.mu_parameters(), self.mu_opt)]
-        if self.sigma_opt is not None:
-            groups.append(("sigma", self.dist.sigma_parameters(), self.sigma_opt))
+        groups = self._prepare_arch_step(epoch)
         passes = [groups] if cfg.arch_update == "joint" else [[g] for g in groups]
         for gs in passes:
             params = [p for _, ps, _ in gs for p in ps]
