@@ -228,12 +228,18 @@ def train_runs() -> list[dict]:
 
 
 def eval_records(dataset: Optional[str] = None) -> list[dict]:
+    """The committed evaluation records, each with the checks that its own results and the
+    committed transfer records decide (:func:`racl.evaluation.with_record_checks`), so that
+    every table shows the same sanity verdict for a record."""
+    from .evaluation import with_record_checks
+
+    transfers = json_records("transfer")
     recs = []
     for p in sorted((RUNS / "eval").glob("*.json")):
         r = json.loads(p.read_text())
         r["_file"] = p.name
         if dataset is None or r["model"]["dataset"].split("-")[0] == dataset:
-            recs.append(r)
+            recs.append(with_record_checks(r, transfers))
     return recs
 
 
