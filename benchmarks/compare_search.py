@@ -32,6 +32,7 @@ def main():
     ap.add_argument("--fast", help=f"comma list of fast paths to turn on (default: all of {', '.join(SEARCH_FAST_PATHS)})")
     ap.add_argument("--threads", type=int, help="torch threads (default: PyTorch's)")
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--workdir", help="run directories of the two searches (resumed when the comparison is started again)")
     ap.add_argument("--out", required=True, help="the record (.json)")
     args = ap.parse_args()
     if args.threads:
@@ -46,7 +47,8 @@ def main():
             ap.error(f"unknown fast path {', '.join(unknown)}; choose from {', '.join(SEARCH_FAST_PATHS)}")
         fast = {n: SEARCH_FAST_PATHS[n] for n in names}
     try:
-        rec = compare_fast_search(args.profile, args.seed, _overrides(args.set), fast, progress=args.progress)
+        rec = compare_fast_search(args.profile, args.seed, _overrides(args.set), fast, progress=args.progress,
+                                  workdir=args.workdir)
     except (KeyError, ValueError) as e:
         print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
         return 2

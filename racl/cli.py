@@ -256,11 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _known_errors() -> tuple:
     from .data import DatasetFormatError, DatasetNotFoundError
+    from .distributed import DistributedError
     from .genotypes import GenotypeError
     from .records import CheckpointError, NonFiniteLossError, RecordError, RunDirError
 
     return (UsageError, GenotypeError, DatasetNotFoundError, DatasetFormatError, CheckpointError, NonFiniteLossError,
-            RecordError, RunDirError)
+            RecordError, RunDirError, DistributedError)
 
 
 def _message(e: BaseException) -> str:
@@ -275,7 +276,7 @@ def _remove_new_run_folder(out, existed: bool) -> str:
     checkpoint (a run that failed before saving anything); say so."""
     from .records import RUN_FILES
 
-    if out is None or existed:
+    if out is None or existed or os.environ.get("RANK", "0") not in ("", "0"):  # with torchrun: rank 0's folder
         return ""
     p = Path(out)
     if not p.is_dir() or (p / "checkpoint.pt").exists():

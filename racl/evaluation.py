@@ -67,7 +67,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import speed
+from . import distributed, speed
 from .attacks import Attack, CW, PGD, check_epsilon, make_attack
 from .networks import count_parameters
 from .records import REPO, provenance, read_json, write_json
@@ -165,6 +165,19 @@ def _batches(x, y, bs, index=None):
         yield x[i : i + bs], y[i : i + bs], index[i : i + bs]
 
 
+def per_batch(fn, x, y, bs, index=None) -> list:
+    """``[fn(xb, yb, ib) for each batch]``, in order. With several processes (torchrun,
+    :mod:`racl.distributed`) rank r computes batches r, r + N, ... and every rank receives
+    all results (``fn`` returns plain Python values): the batches are the single-process
+    ones, so the results are the same."""
+    batches = list(_batches(x, y, bs, index))
+    done = {b: fn(*batches[b]) for b in distributed.mine(len(batches))}
+    if distributed.shard().active:
+        for part in distributed.gather(done):
+            done.update(part)
+    return [done[b] for b in range(len(batches))]
+
+
 def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
                index=None) -> dict:
     """Accuracy of ``model`` under ``attack`` on (x, y), the per-example correctness
@@ -172,14 +185,17 @@ def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tenso
     in their split (keys the random starts; default 0..n-1)."""
     model.eval()
     t0 = time.time()
-    correct, max_linf, in_range = [], 0.0, True
-    for xb, yb, ib in _batches(x, y, batch_size, index):
+
+    def one(xb, yb, ib):
         xa = attack(model, xb, yb, ib).detach()
         with torch.no_grad():
-            correct.append((model(xa).argmax(1) == yb).cpu())
-        max_linf = max(max_linf, (xa - xb).abs().max().item())
-        in_range &= bool(xa.min() >= 0) and bool(xa.max() <= 1)
-    correct = torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
+            hit = to_bits((model(xa).argmax(1) == yb).cpu())
+        return hit, (xa - xb).abs().max().item(), bool(xa.min() >= 0) and bool(xa.max() <= 1)
+
+    parts = per_batch(one, x, y, batch_size, index)
+    correct = from_bits("".join(p[0] for p in parts))
+    max_linf = max([p[1] for p in parts], default=0.0)
+    in_range = all(p[2] for p in parts)
     n = len(y)
     out = {"acc": correct.float().mean().item() if n else float("nan"), "n": n, "params": attack.params(),
            "seconds": round(time.time() - t0, 2), "max_linf": max_linf, "in_range": in_range}
@@ -192,7 +208,7 @@ def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tenso
 @torch.no_grad()
 def clean_correct(model, x, y, batch_size=256) -> torch.Tensor:
     model.eval()
-    return torch.cat([(model(xb).argmax(1) == yb).cpu() for xb, yb, _ in _batches(x, y, batch_size)])
+    return from_bits("".join(per_batch(lambda xb, yb, _: to_bits((model(xb).argmax(1) == yb).cpu()), x, y, batch_size)))
 
 
 def clean_accuracy(model, x, y, batch_size=256) -> float:
@@ -220,10 +236,21 @@ def transfer_matrix(models: dict, x, y, attack: Attack, batch_size: int = 256, i
     result = {}
     for s_name, src in models.items():
         src.eval()
-        advs = [attack(src, xb, yb, ib).detach() for xb, yb, ib in _batches(x, y, batch_size, index)]
-        xa = torch.cat(advs)
-        result[s_name] = {t_name: clean_accuracy(tgt, xa, y, batch_size) for t_name, tgt in models.items()}
+        hits = per_batch(lambda xb, yb, ib: _transfer_hits(src, models, attack, xb, yb, ib), x, y, batch_size, index)
+        result[s_name] = {t: from_bits("".join(h[t] for h in hits)).float().mean().item() for t in models}
     return result
+
+
+@torch.no_grad()
+def _transfer_hits(src, targets: dict, attack: Attack, xb, yb, ib) -> dict:
+    """Per-example correctness (0/1 string) of each target on the examples crafted on ``src``."""
+    with torch.enable_grad():
+        xa = attack(src, xb, yb, ib).detach()
+    out = {}
+    for t_name, tgt in targets.items():
+        tgt.eval()
+        out[t_name] = to_bits((tgt(xa).argmax(1) == yb).cpu())
+    return out
 
 
 def input_gradient_stats(model, x, y) -> dict:
@@ -404,8 +431,9 @@ def sanity_checks(model, x, y, cfg: EvalConfig, attacks: dict, source: Optional[
     add("white_box_beats_noise", pgd_acc <= noise + tol, pgd=pgd_acc, noise=noise)
     if source is not None:
         a = PGD(cfg.epsilon, steps=20, seed=cfg.seed)
-        xa = torch.cat([a(source.eval(), xb, yb, ib).detach() for xb, yb, ib in _batches(x, y, cfg.batch_size, index)])
-        transfer = clean_accuracy(model, xa, y, cfg.batch_size)
+        hits = per_batch(lambda xb, yb, ib: _transfer_hits(source.eval(), {"m": model}, a, xb, yb, ib)["m"], x, y,
+                         cfg.batch_size, index)
+        transfer = from_bits("".join(hits)).float().mean().item()
         add("white_box_beats_transfer", pgd_acc <= transfer + tol, pgd=pgd_acc, transfer=transfer)
 
     g = input_gradient_stats(model, x[: cfg.batch_size], y[: cfg.batch_size])
@@ -532,7 +560,8 @@ def evaluate_run(run: str | Path, cfg: EvalConfig, out: Optional[str | Path] = N
     if out:
         check_out_path(out, overwrite)
     c0 = time.process_time()
-    dev = resolve_device(device)
+    shard, dev = distributed.init(resolve_device(device))  # several processes under torchrun: sharded batches
+    progress = progress and shard.main
     cl = speed.resolve_flag(cfg.channels_last, dev)
     model, meta = load_trained(run, dev)
     speed.memory_format(model, cl)
@@ -561,8 +590,11 @@ def evaluate_run(run: str | Path, cfg: EvalConfig, out: Optional[str | Path] = N
     rec["provenance"] = provenance(cfg.profile, ds.name, cfg.seed, dev, data_source=ds.source)
     rec["provenance"]["wall_time_s"] = rec["seconds"]
     rec["provenance"]["cpu_time_s"] = round(time.process_time() - c0, 2)
-    if out:
+    if shard.active:
+        rec["provenance"]["world_size"] = shard.world_size
+    if out and shard.main:
         write_json(Path(out), rec)
+    distributed.barrier()
     return rec
 
 
@@ -572,6 +604,8 @@ def add_evaluate_parser(sub):
     p.add_argument("--attacks", default="all", help=f"all, or a comma list of: {', '.join(ALL_ATTACKS)}, autoattack_ta, noise")
     p.add_argument("--profile", default="smoke", help="smoke | mini | paper (attack budgets and n)")
     p.add_argument("--n", type=int, help="number of test examples")
+    p.add_argument("--batch-size", type=int, help="examples per attack batch (the unit a sharded evaluation splits; "
+                                                  "CW-L2 and AutoAttack results depend on it)")
     p.add_argument("--eps", type=float, help="l-inf radius in [0, 1] (default 8/255; 4/255 on Tiny-ImageNet)")
     p.add_argument("--dataset", help="test set (default: the model's training dataset; must match its image size and classes)")
     p.add_argument("--data-root", help="folder holding the dataset")
@@ -590,13 +624,22 @@ def add_evaluate_parser(sub):
                 make_attack(a)  # unknown names fail before any work
         if args.n:
             over["n"] = args.n
+        if args.batch_size is not None:
+            if args.batch_size < 1:
+                raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+            over["batch_size"] = args.batch_size
         if args.eps is not None:
             over["epsilon"] = args.eps
         if args.no_sanity:
             over["sanity"] = False
         cfg = get_eval_profile(args.profile, **over)
-        rec = evaluate_run(args.checkpoint, cfg, args.out, args.dataset, args.data_root, args.transfer_source, args.device,
-                           overwrite=args.overwrite)
+        try:
+            rec = evaluate_run(args.checkpoint, cfg, args.out, args.dataset, args.data_root, args.transfer_source,
+                               args.device, overwrite=args.overwrite)
+        finally:
+            distributed.finish()
+        if not distributed.shard().main:
+            return 0
         summary = {k: round(v["acc"], 4) for k, v in rec["attacks"].items()}
         same = rec.get("same_examples") or {}
         print(json.dumps({"clean": round(rec["clean_acc"], 4), **summary,

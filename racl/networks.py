@@ -25,11 +25,17 @@ from .operations import FactorizedReduce, Identity, ReLUConvBN, make_op
 from .supernet import CIFAR_MEAN, CIFAR_STD, Normalize
 
 
-def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
+def drop_path(x: torch.Tensor, drop_prob: float, rows: Optional[slice] = None, batch: Optional[int] = None) -> torch.Tensor:
+    """Zero whole examples with probability ``drop_prob`` (scaling the rest by 1 / keep).
+    With several processes, ``x`` holds the ``rows`` of a global batch of ``batch``: the mask
+    is drawn for the global batch and sliced, so it does not depend on the number of ranks."""
     if drop_prob <= 0:
         return x
     keep = 1.0 - drop_prob
-    mask = torch.empty((x.shape[0], 1, 1, 1), device=x.device, dtype=x.dtype).bernoulli_(keep)
+    n = x.shape[0] if batch is None else batch
+    mask = torch.empty((n, 1, 1, 1), device=x.device, dtype=x.dtype).bernoulli_(keep)
+    if rows is not None:
+        mask = mask[rows]
     return x / keep * mask
 
 
@@ -46,14 +52,14 @@ class Cell(nn.Module):
         self.indices = [j for _, j in edges]
         self.ops = nn.ModuleList(make_op(name, C, 2 if reduction and j < 2 else 1, affine=True) for name, j in edges)
 
-    def forward(self, s0, s1, drop_prob: float = 0.0):
+    def forward(self, s0, s1, drop_prob: float = 0.0, rows: Optional[tuple[slice, int]] = None):
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         for i in range(self.steps):
             hs = []
             for k in (2 * i, 2 * i + 1):
                 h = self.ops[k](states[self.indices[k]])
                 if self.training and drop_prob > 0 and not isinstance(self.ops[k], Identity):
-                    h = drop_path(h, drop_prob)
+                    h = drop_path(h, drop_prob, *(rows or (None, None)))
                 hs.append(h)
             states.append(hs[0] + hs[1])
         return torch.cat([states[i] for i in self.concat], dim=1)
@@ -105,12 +111,14 @@ class NetworkCIFAR(nn.Module):
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_p, num_classes)
         self.aux_logits: Optional[torch.Tensor] = None
+        #: (rows, global batch) when this process trains on rows of a larger batch (racl.distributed)
+        self.drop_path_rows: Optional[tuple[slice, int]] = None
 
     def forward(self, x):
         s0 = s1 = self.stem(self.normalize(x))
         self.aux_logits = None
         for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            s0, s1 = s1, cell(s0, s1, self.drop_path_prob, self.drop_path_rows)
             if i == self.aux_index and self.auxiliary_head is not None and self.training:
                 self.aux_logits = self.auxiliary_head(s1)
         return self.classifier(self.global_pooling(s1).flatten(1))

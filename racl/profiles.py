@@ -246,6 +246,9 @@ class TrainConfig:
     precision: str = "fp32"
     channels_last: Any = "auto"
     fused_optimizer: Any = "auto"
+    # with several processes (torchrun, racl.distributed): BatchNorm statistics of the global
+    # batch, so that the run equals the single-process one; false: per-rank statistics
+    sync_batchnorm: bool = True
 
     def validate(self) -> "TrainConfig":
         _check_choice("method", self.method, ("pgd", "trades", "mart"))

@@ -41,7 +41,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import speed
+from . import distributed, speed
 from .attacks import check_epsilon, linf_pgd
 from .data import Loader, batch_seed, load_dataset, split_indices
 from .networks import build_model, count_parameters
@@ -71,17 +71,19 @@ def step_lr(lr: float, epoch: int, epochs: int) -> float:
 
 
 # ---------------------------------------------------------------------- objectives
-def mart_attack(model, x, y, eps, alpha, steps, generator=None):
-    """MART's inner maximisation (Wang et al.'s reference code): CE-PGD from x + 0.001 N(0, 1)."""
-    noise = torch.randn(x.shape, generator=generator).to(x)
+def mart_attack(model, x, y, eps, alpha, steps, generator=None, noise=None):
+    """MART's inner maximisation (Wang et al.'s reference code): CE-PGD from x + 0.001 N(0, 1)
+    (``noise``: that N(0, 1) draw, else drawn from ``generator``)."""
+    noise = torch.randn(x.shape, generator=generator).to(x) if noise is None else noise
     return linf_pgd(model, x, y, eps, alpha, steps, loss="ce", start=x + 0.001 * noise)
 
 
-def trades_attack(model, x, eps, alpha, steps, generator=None):
-    """TRADES' inner maximisation: PGD on KL(f(x) || f(x')) from x + 0.001 N(0, 1)."""
+def trades_attack(model, x, eps, alpha, steps, generator=None, noise=None):
+    """TRADES' inner maximisation: PGD on KL(f(x) || f(x')) from x + 0.001 N(0, 1)
+    (``noise``: that N(0, 1) draw, else drawn from ``generator``)."""
     with torch.no_grad():
         p_clean = F.softmax(model(x), 1)
-    noise = torch.randn(x.shape, generator=generator).to(x)
+    noise = torch.randn(x.shape, generator=generator).to(x) if noise is None else noise
 
     def kl(logits, _y):
         return F.kl_div(F.log_softmax(logits, 1), p_clean, reduction="none").sum(1)
@@ -153,8 +155,10 @@ _RESUMABLE_FIELDS = ("checkpoint_every", "device", *speed.RESUMABLE)
 class AdversarialTrainer:
     def __init__(self, cfg: TrainConfig, out: Optional[str | Path] = None, data_root=None, progress: bool = True):
         self.cfg = cfg.validate()
-        self.device = resolve_device(cfg.device)
-        self.progress = progress
+        # several processes (torchrun): this one trains on `rows` of every global batch
+        self.shard, self.device = distributed.init(resolve_device(cfg.device))
+        self.rows = distributed.rows(cfg.batch_size, self.shard) if self.shard.active else slice(None)
+        self.progress = progress and self.shard.main
         self.run = RunDir(out) if out else None
         torch.manual_seed(cfg.seed)
         train = load_dataset(cfg.dataset, "train", data_root).head(cfg.max_train_images)
@@ -171,11 +175,27 @@ class AdversarialTrainer:
         self.model = build_model(cfg.arch, train.num_classes, train.image_size, cfg.init_channels, cfg.layers,
                                  cfg.auxiliary, cfg.drop_path_prob, train.mean, train.std).to(self.device)
         self.n_params = count_parameters(self.model)
+        if self.shard.active and cfg.sync_batchnorm:
+            self.model = distributed.sync_batchnorm(self.model, self.device)
+        if self.shard.active and hasattr(self.model, "drop_path_rows"):
+            self.model.drop_path_rows = (self.rows, cfg.batch_size)
         self.precision = speed.resolve_precision(cfg.precision, self.device)
         self.channels_last = speed.resolve_flag(cfg.channels_last, self.device)
         speed.memory_format(self.model, self.channels_last)
         self.opt = speed.sgd(self.model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay,
                              speed.resolve_flag(cfg.fused_optimizer, self.device))
+        # the module the loss runs through: DistributedDataParallel averages the gradients over the ranks
+        self.ddp = self.model
+        if self.shard.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            import inspect
+
+            # no buffer broadcast at each forward when BatchNorm already uses the global batch
+            sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters \
+                else "broadcast_buffers"
+            self.ddp = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                                               **{sync: not cfg.sync_batchnorm})
         self.epoch, self.step, self.history, self._acc = 0, 0, [], {}
         self._resumed = False
         if self.run is not None:
@@ -183,13 +203,23 @@ class AdversarialTrainer:
 
     # ---------------------------------------------------------------- run directory
     def _prepare_run_dir(self):
+        """Every rank resumes from the directory's checkpoint; only rank 0 writes."""
         state = self.run.resume_state("racl-train", self.cfg, _RESUMABLE_FIELDS, self.device)
         if state is not None:
             self.load_state_dict(state)
             self._resumed = True
+        if not self.shard.main:
+            self.prov = None
+            return
         self.prov = self.run.start_provenance(self._resumed, lambda: provenance(
             self.cfg.profile, self.cfg.dataset, self.cfg.seed, self.device, arch=self.cfg.arch, n_params=self.n_params,
             data_source=self.data.source, n_train_images=len(self.data)))
+        if self.shard.active or "world_size" in self.prov:
+            self.prov["world_size"] = self.shard.world_size
+            sizes = self.prov.setdefault("world_sizes", [])
+            if self.shard.world_size not in sizes:
+                sizes.append(self.shard.world_size)
+            self.prov["sync_batchnorm"] = self.cfg.sync_batchnorm
         write_json(self.run.path / "config.json", to_dict(self.cfg))
 
     def state_dict(self) -> dict:
@@ -215,14 +245,30 @@ class AdversarialTrainer:
         return step_lr(cfg.lr, epoch, cfg.epochs)
 
     def craft(self, x, y, gen):
+        """Adversarial examples of this rank's rows of the global batch (x, y) (all of them in
+        one process). With several ranks the random start is drawn for the global batch from
+        ``gen``, as one process draws it, and sliced."""
         cfg = self.cfg
         self.model.eval()
-        if cfg.method == "trades":
-            x_adv = trades_attack(self.model, x, cfg.epsilon, cfg.step_size, cfg.attack_steps, gen)
-        elif cfg.method == "mart":
-            x_adv = mart_attack(self.model, x, y, cfg.epsilon, cfg.step_size, cfg.attack_steps, gen)
+        if not self.shard.active:
+            if cfg.method == "trades":
+                x_adv = trades_attack(self.model, x, cfg.epsilon, cfg.step_size, cfg.attack_steps, gen)
+            elif cfg.method == "mart":
+                x_adv = mart_attack(self.model, x, y, cfg.epsilon, cfg.step_size, cfg.attack_steps, gen)
+            else:
+                x_adv = linf_pgd(self.model, x, y, cfg.epsilon, cfg.step_size, cfg.attack_steps, "ce", True, gen)
         else:
-            x_adv = linf_pgd(self.model, x, y, cfg.epsilon, cfg.step_size, cfg.attack_steps, "ce", True, gen)
+            r = self.rows
+            if cfg.method in ("trades", "mart"):
+                noise = torch.randn(x.shape, generator=gen).to(x)[r]
+                if cfg.method == "trades":
+                    x_adv = trades_attack(self.model, x[r], cfg.epsilon, cfg.step_size, cfg.attack_steps, noise=noise)
+                else:
+                    x_adv = mart_attack(self.model, x[r], y[r], cfg.epsilon, cfg.step_size, cfg.attack_steps, noise=noise)
+            else:  # linf_pgd's uniform start in the ball, drawn for the global batch
+                noise = torch.rand(x.shape, generator=gen, dtype=x.dtype, device="cpu").to(x.device)
+                start = (x + (2 * noise - 1) * cfg.epsilon).clamp(0, 1)[r]
+                x_adv = linf_pgd(self.model, x[r], y[r], cfg.epsilon, cfg.step_size, cfg.attack_steps, "ce", start=start)
         self.model.train()
         return x_adv
 
@@ -234,21 +280,29 @@ class AdversarialTrainer:
         x = speed.as_input(x, self.channels_last)
         with speed.autocast(self.precision, self.device):
             x_adv = self.craft(x, y, gen)
+            if self.shard.active:
+                x, y = x[self.rows], y[self.rows]
             self.model.train()
-            loss = adversarial_loss(cfg.method, self.model, x, y, x_adv, cfg.beta)
+            loss = adversarial_loss(cfg.method, self.ddp, x, y, x_adv, cfg.beta)
             if cfg.auxiliary and getattr(self.model, "aux_logits", None) is not None:
                 loss = loss + cfg.auxiliary_weight * F.cross_entropy(self.model.aux_logits, y)
         loss = speed.full(loss)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"non-finite training loss {loss.item()} at epoch {epoch}, step {step}")
+        shown = distributed.all_mean(loss)  # the global batch's loss; every rank stops together
+        if not torch.isfinite(shown):
+            raise NonFiniteLossError(f"non-finite training loss {shown.item()} at epoch {epoch}, step {step}")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.opt.step()
         with torch.no_grad():
             self.model.eval()
-            acc = (self.model(x_adv).argmax(1) == y).float().mean().item()
-        return loss.item(), acc
+            hit = self.model(x_adv).argmax(1) == y
+            if self.shard.active:
+                k, n = distributed.all_sum([hit.sum().item(), len(y)], self.device)
+                acc = k / n
+            else:
+                acc = hit.float().mean().item()
+        return shown.item(), acc
 
     def validate(self, epoch: int) -> dict:
         """Clean and PGD accuracy on the held-out slice; nothing without one (``val_images=0``)."""
@@ -275,7 +329,7 @@ class AdversarialTrainer:
             t_epoch = time.time() - self._acc.get("seconds", 0.0)
             bar = tqdm(total=n_steps, initial=self.step, desc=f"{cfg.arch} {cfg.method} epoch {epoch + 1}/{cfg.epochs}",
                        disable=not self.progress, leave=False)
-            for step, x, y in self.train_loader.epoch(epoch, self.step):
+            for step, x, y in self.train_loader.epoch(epoch, self.step):  # the global batch, on every rank
                 if stop_after_steps is not None and done >= stop_after_steps:
                     bar.close()
                     return {"stopped": True, "epoch": epoch, "step": step}
@@ -300,17 +354,21 @@ class AdversarialTrainer:
             self.history.append(row)
             self.epoch, self.step, self._acc = epoch + 1, 0, {}
             if self.run:
-                self.run.rewrite_metrics(self.history)
+                if self.shard.main:
+                    self.run.rewrite_metrics(self.history)
                 self._save()
             if callback:
                 callback(row)
-        if self.run:
+        if self.run and self.shard.main:
             self.prov = finish_provenance(self.run.account(self.prov), self.prov["wall_time_s"])
             write_json(self.run.path / "provenance.json", self.prov)
+        distributed.barrier()  # every rank ends once rank 0 has written
         return {"final": self.history[-1] if self.history else None, "n_params": self.n_params}
 
     def _save(self):
         check_finite(f"training checkpoint at epoch {self.epoch}, step {self.step}", None, {"model": self.model})
+        if not self.shard.main:
+            return
         save_checkpoint(self.run.checkpoint, self.state_dict())
         self.run.account(self.prov)
         write_json(self.run.path / "provenance.json", self.prov)
@@ -363,10 +421,15 @@ def add_train_parser(sub, common, make_config):
         if key not in HUMAN_ARCHS:
             load_genotype(cfg.arch)  # fail early with the genotype's own message
         t = AdversarialTrainer(cfg, args.out, args.data_root, progress=not args.no_progress)
-        if t._resumed:
-            print(f"resuming {args.out} at epoch {t.epoch + 1}, step {t.step}", file=sys.stderr)
-        res = t.fit()
-        print(f"{cfg.arch}: {t.n_params / 1e6:.3f}M params; final {res['final']}")
+        try:
+            if t._resumed and t.shard.main:
+                print(f"resuming {args.out} at epoch {t.epoch + 1}, step {t.step}", file=sys.stderr)
+            res = t.fit()
+            if t.shard.main:
+                ranks = f" on {t.shard.world_size} processes" if t.shard.active else ""
+                print(f"{cfg.arch}: {t.n_params / 1e6:.3f}M params{ranks}; final {res['final']}")
+        finally:
+            distributed.finish()
         return 0
 
     p.set_defaults(func=run)
