@@ -471,4 +471,7 @@ def cost_table(profile: str, targets: list[str], device: str, archs: Optional[li
 
 
 def format_hours(h: Optional[float]) -> str:
-    return "unknown" if h is None else (f"{h:.3g}" if h >= 0.01 else f"{h:.2g}")
+    """Hours as printed; None (or NaN, as a pandas column holds None beside numbers): unknown."""
+    if h is None or h != h:
+        return "unknown"
+    return f"{h:.3g}" if h >= 0.01 else f"{h:.2g}"

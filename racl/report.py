@@ -6,6 +6,7 @@ Records live under ``data/runs`` (committed; small JSON files):
 * ``train/<name>/``: config.json, provenance.json, metrics.jsonl
 * ``eval/<name>.json``: evaluation records (:func:`racl.evaluation.evaluate_run`)
 * ``transfer/<name>.json``: transfer matrices
+* ``select/<name>.json``: Table 8's random-search choices (:mod:`racl.random_search`)
 * ``bench/<name>.json``: benchmark results
 
 The paper's numbers come from ``data/paper/racl_paper.json`` only. Each of our numbers is
@@ -817,9 +818,9 @@ def ablation_table(tid: str, method: str = "pgd") -> PaperTable:
             extra.append("Left out (evaluated on fewer test images, e.g. Table 1's): "
                          + ", ".join(f"{ROW_LABEL.get(r, r)}: {k} record{'s' if k > 1 else ''}" for r, k in smaller.items()) + ".")
     if unplanned:
-        extra.append(f"Not planned by racl.plan (no such ablation): {', '.join(unplanned)}.")
+        extra.append(f"Not planned by racl.plan (no such ablation): {'; '.join(unplanned)}.")
     if missing:
-        extra.append(f"Not run yet at any budget (no record): {', '.join(missing)}.")
+        extra.append(f"Not run yet at any budget (no record): {'; '.join(missing)}.")
     return PaperTable(t["caption"], df, notes[:1] + extra + notes[1:])
 
 
@@ -947,28 +948,32 @@ def common_edges(genotypes: dict) -> dict:
     return {t: sorted(set.intersection(*(set(enumerate_edges(getattr(g, t))) for g in gs))) for t in ("normal", "reduce")}
 
 
-def fig5_table(genotypes: dict) -> pd.DataFrame:
+def fig5_table(genotypes: dict, reference: Optional[dict] = None) -> pd.DataFrame:
     """Sec. 4.5's patterns (:func:`cell_patterns`) in each of ``genotypes`` ({label:
     Genotype}), then a line for all of them: in how many the normal cell has a node that
     pairs a skip connection with a parametric operation (the paper: "always"), and in how
-    many the reduction cell chooses pooling (the paper: it "tends to")."""
-    rows = {}
-    for label, g in genotypes.items():
+    many the reduction cell chooses pooling (the paper: it "tends to"). ``reference``
+    ({label: Genotype}, e.g. the published cell) adds lines after that, not counted in it."""
+    def line(g) -> dict:
         p = cell_patterns(g)
-        rows[label] = {"normal: skip + parametric nodes": f"{p['normal skip + parametric nodes']} of {p['normal nodes']}",
-                       "normal: skip edges": p["normal skip edges"],
-                       "reduction: pooling chosen": "yes" if p["reduction pooling chosen"] else "no",
-                       "reduction: pooling / max-pool / skip edges":
-                           f"{p['reduction pooling edges']} / {p['reduction max-pool edges']} / {p['reduction skip edges']}"}
+        return {"normal: skip + parametric nodes": f"{p['normal skip + parametric nodes']} of {p['normal nodes']}",
+                "normal: skip edges": p["normal skip edges"],
+                "reduction: pooling chosen": "yes" if p["reduction pooling chosen"] else "no",
+                "reduction: pooling / max-pool / skip edges":
+                    f"{p['reduction pooling edges']} / {p['reduction max-pool edges']} / {p['reduction skip edges']}"}
+
+    rows = {label: line(g) for label, g in genotypes.items()}
     k = len(genotypes)
     if k:
         pats = [cell_patterns(g) for g in genotypes.values()]
-        rows[f"all {k}"] = {"normal: skip + parametric nodes": f"{sum(p['normal skip + parametric nodes'] > 0 for p in pats)} of {k} have one",
-                            "normal: skip edges": f"{sum(p['normal skip edges'] > 0 for p in pats)} of {k} have one",
-                            "reduction: pooling chosen": f"{sum(p['reduction pooling chosen'] for p in pats)} of {k}",
-                            "reduction: pooling / max-pool / skip edges":
-                                f"{sum(p['reduction pooling edges'] for p in pats)} / {sum(p['reduction max-pool edges'] for p in pats)}"
-                                f" / {sum(p['reduction skip edges'] for p in pats)}"}
+        total = lambda key: sum(p[key] for p in pats)  # noqa: E731
+        rows[f"all {k}"] = {
+            "normal: skip + parametric nodes": f"{sum(p['normal skip + parametric nodes'] > 0 for p in pats)} of {k} have one",
+            "normal: skip edges": f"{sum(p['normal skip edges'] > 0 for p in pats)} of {k} have one",
+            "reduction: pooling chosen": f"{total('reduction pooling chosen')} of {k}",
+            "reduction: pooling / max-pool / skip edges": f"{total('reduction pooling edges')} / "
+                                                          f"{total('reduction max-pool edges')} / {total('reduction skip edges')}"}
+    rows.update({label: line(g) for label, g in (reference or {}).items()})
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("cells")
 
 

@@ -321,6 +321,8 @@ def test_fig5_patterns_on_fixed_cells():
     assert df.loc["a", "normal: skip + parametric nodes"] == "2 of 4" and df.loc["b", "reduction: pooling chosen"] == "no"
     assert df.loc["all 2", "normal: skip + parametric nodes"] == "2 of 2 have one"
     assert df.loc["all 2", "reduction: pooling chosen"] == "1 of 2"
+    ref = report.fig5_table({"a": a}, reference={"published": b})  # a reference cell is shown, not counted
+    assert list(ref.index) == ["a", "all 1", "published"] and ref.loc["all 1", "reduction: pooling chosen"] == "1 of 1"
 
 
 def test_fig5_draws_the_committed_searches():
