@@ -299,3 +299,62 @@ def plot_cell(genotype: Genotype, cell: str = "normal", filename: str | None = N
     if filename:
         g.render(filename, view=False, cleanup=True)
     return g
+
+
+#: short names of the operations in :func:`draw_cell`, and their colours: convolutions
+#: (trainable parameters) red, pooling blue, the skip connection black
+OP_SHORT = {"sep_conv_3x3": "sep 3x3", "sep_conv_5x5": "sep 5x5", "sep_conv_7x7": "sep 7x7", "dil_conv_3x3": "dil 3x3",
+            "dil_conv_5x5": "dil 5x5", "conv_7x1_1x7": "conv 7x1/1x7", "max_pool_3x3": "max 3x3",
+            "avg_pool_3x3": "avg 3x3", "skip_connect": "skip", "none": "zero"}
+
+
+def op_colour(op: str) -> str:
+    if op == "skip_connect":
+        return "black"
+    if op.endswith("pool_3x3"):
+        return "tab:blue"
+    return "tab:red" if op != "none" else "lightgray"
+
+
+def draw_cell(ax, genotype: Genotype, cell: str = "normal"):
+    """One cell drawn with matplotlib on ``ax`` (no graphviz needed), left to right like
+    the paper's Figs. 3 and 5: the two cell inputs c_{k-2} and c_{k-1}, the intermediate
+    nodes 0..n-1, each with its two incoming operations (convolutions red, pooling blue,
+    skip connections black), and the output c_k concatenating ``<cell>_concat``."""
+    if cell not in ("normal", "reduce"):
+        raise ValueError(f"cell must be 'normal' or 'reduce', got {cell!r}")
+    edges = getattr(genotype, cell)
+    concat = getattr(genotype, f"{cell}_concat")
+    n = len(edges) // 2
+    pos = {0: (0.0, 1.3), 1: (0.0, -1.3)}
+    for i in range(n):
+        pos[i + 2] = (1.0 + i, 0.8 if i % 2 == 0 else -0.8)
+    out = (n + 1.0, 0.0)
+    for k, (op, j) in enumerate(edges):
+        (x1, y1), (x2, y2) = pos[j], pos[k // 2 + 2]
+        rad = (0.25 if k % 2 == 0 else -0.25) * (1 + 0.3 * max(0, k // 2 + 2 - j - 2))
+        col = op_colour(op)
+        ax.annotate("", xy=(x2, y2), xytext=(x1, y1),
+                    arrowprops=dict(arrowstyle="-|>", color=col, lw=1.6, shrinkA=12, shrinkB=12,
+                                    connectionstyle=f"arc3,rad={rad}"))
+        # the label on the arc (matplotlib's arc3: a quadratic Bezier through the control
+        # point below), nearer the node it enters, where the arcs into a node fan out
+        cx, cy = (x1 + x2) / 2 + rad * (y2 - y1), (y1 + y2) / 2 - rad * (x2 - x1)
+        t = 0.62
+        mx = (1 - t) ** 2 * x1 + 2 * t * (1 - t) * cx + t ** 2 * x2
+        my = (1 - t) ** 2 * y1 + 2 * t * (1 - t) * cy + t ** 2 * y2
+        ax.text(mx, my, OP_SHORT.get(op, op), color=col, fontsize=7, ha="center", va="center",
+                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
+    for c in concat:
+        ax.annotate("", xy=out, xytext=pos[c], arrowprops=dict(arrowstyle="-|>", color="gray", lw=0.8, shrinkA=12,
+                                                                shrinkB=12, linestyle="--"))
+    style = dict(ha="center", va="center", fontsize=9)
+    for j, label in ((0, "c_{k-2}"), (1, "c_{k-1}")):
+        ax.text(*pos[j], f"${label}$", bbox=dict(boxstyle="round", fc="#c1e1c1", ec="gray"), **style)
+    for i in range(n):
+        ax.text(*pos[i + 2], str(i), bbox=dict(boxstyle="round", fc="lightblue", ec="gray"), **style)
+    ax.text(*out, "$c_{k}$", bbox=dict(boxstyle="round", fc="palegoldenrod", ec="gray"), **style)
+    ax.set_xlim(-0.6, n + 1.6)
+    ax.set_ylim(-2.2, 2.2)
+    ax.axis("off")
+    return ax

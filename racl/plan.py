@@ -1,19 +1,36 @@
 """The runs each of the paper's tables needs, how they depend on each other, and what they cost.
 
-:func:`plan` turns targets (Table 1 ... Table 8, Fig. 4) into :class:`Job` s: searches
-(Algorithm 1), adversarial retrainings (Sec. 4.1), evaluations (Sec. 4.2-4.4) and transfer
-matrices (Tables 4-6), each named after the row it serves, each naming the jobs it needs
+
+:func:`plan` turns targets (Table 1 ... Table 8, Fig. 4, Fig. 5) into :class:`Job` s:
+searches (Algorithm 1), adversarial retrainings (Sec. 4.1), the random search's selection
+(Sec. 4.6, :mod:`racl.random_search`), evaluations (Sec. 4.2-4.4) and transfer matrices
+(Tables 4-6), each named after the row it serves, each naming the jobs it needs
 (``Job.needs``: a retraining of a searched cell needs its search, an evaluation its
-retraining, a transfer matrix every retraining it attacks or is attacked by). This is the
-only place that knows which runs a table needs; :mod:`racl.reproduce` runs them and
+retraining, a transfer matrix every retraining it attacks or is attacked by, the random
+search's selection its screening runs and its retraining the selection). This is the only
+place that knows which runs a table needs; :mod:`racl.reproduce` runs them and
 :mod:`racl.report` reads their records by the names chosen here (:data:`RUN_NAME`).
 
-Targets (the paper's captions): table1 (white-box on CIFAR-10, CIFAR-100 and Tiny-ImageNet
-against NAS cells), table2 (white-box on CIFAR-10 against human-designed networks), table3
-(against defence techniques under PGD, per dataset), table4 (transfer from ResNet-110), table5
-/ table6 (transferability under PGD-10 / RFGSM), table7 (searched cells over seeds, with
-random search), table8 (ablations), fig4 (accuracy against eps and PGD iterations, from the
-white-box evaluations).
+Targets (the paper's captions):
+
+* table1: white-box robustness on CIFAR-10, CIFAR-100 and Tiny-ImageNet against the NAS
+  cells (AmoebaNet, NASNet, DARTS, PC-DARTS);
+* table2: white-box robustness on CIFAR-10 against human-designed architectures and other
+  robust NAS algorithms (the latter, RobNet and ABanditNAS, are other papers' methods and
+  paper-only; the human-designed networks are run);
+* table3: against existing defence techniques under PGD-20 and PGD-100, on CIFAR-10,
+  CIFAR-100 and Tiny-ImageNet (only RACL is ours; the defences are paper-only);
+* table4: transfer-based black-box attacks (FGSM, MIM, PGD-20) crafted on a ResNet-110;
+* table5 / table6: transferability matrices among the NAS cells under PGD-10 / RFGSM;
+* table7: multiple runs of the searched cells: the named cells retrained and evaluated at
+  several seeds (default 0, 1, 2), each on at least :data:`racl.profiles.STABILITY_EVAL`
+  test images, for the mean and standard error (Sec. 4.5);
+* table8: the ablations of Sec. 4.6, exactly the paper's six rows: random search (the best
+  of 10 random cells, :mod:`racl.random_search`), RACL without the gradient-norm term,
+  without confidence learning, (eta, rho) = (0.9, 10x the profile's rho), (0.7, the
+  profile's rho), and the full RACL (0.9, the profile's rho);
+* fig4: accuracy against epsilon and PGD iterations, from the white-box evaluations;
+* fig5: the cells of RACL searches at several seeds (default 0, 1, 2; Sec. 4.5).
 
 **Cost** (:func:`estimate`, :func:`cost_table`): a job's hours on a device come from a
 committed benchmark record of that device (``data/runs/bench``, ``benchmarks/bench.py``)
@@ -23,6 +40,7 @@ that timed the same computation, scaled by how many times the job does it:
   batch, channels, cells and image size), times the job's steps per epoch and epochs
   (weight steps only in the warm-up epochs; the Lipschitz power iteration every
   ``lipschitz_every`` architecture steps). Every ablation is costed as the full RACL step;
+* selection (the random search's choice): reading a few records, costed as zero;
 * retraining: the benchmark's adversarial-training step of the same network (cell network
   of the same cells and channels, or ResNet-18) at the same batch, PGD steps and objective
   (the benchmark trains with the ``paper`` profile's MART), times steps per epoch and epochs;
@@ -38,33 +56,40 @@ computation, the cost is ``None`` (shown as "unknown"), never a guess.
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .genotypes import Genotype
 from .networks import ARCH_ALIASES, HUMAN_ARCHS
-from .operations import PRIMITIVES
-from .profiles import ABLATIONS, DATASETS, ablation_config, get_eval_profile, get_profile, slug
+from .profiles import (ABLATIONS, DATASETS, DEFAULT_SEEDS, RANDOM_SEARCH, RANDOM_SEARCH_LABEL, TABLE8_ROWS,
+                       ablation_config, get_eval_profile, get_profile, screen_overrides, slug, stability_eval)
+from .random_search import CRITERION, genotype_seeds, random_genotype
 from .records import read_json
-from .report import RUNS, hardware_label, paper, runnable
+from .report import RUNS, TABLE4_SOURCE, hardware_label, paper, runnable
 
 #: which of each table's models a budget trains by default (all of them at paper)
 DEFAULT_ARCHS = {"mini": ["RACL", "DARTS_V2", "PC_DARTS"], "smoke": ["RACL", "DARTS_V2"]}
 #: how jobs are named: ``<profile>-<dataset>-<label slug>-<method>-s<seed>`` for a
-#: retraining and its evaluation, ``<profile>-<dataset>-<ablation slug>-s<seed>`` for a search
+#: retraining, its evaluation and a selection, ``<profile>-<dataset>-<ablation slug>-s<seed>``
+#: for a search; Table 7's evaluations add :data:`STABILITY_SUFFIX` where they attack more
+#: test images than the profile's evaluation (racl.profiles.stability_eval)
 RUN_NAME = "{profile}-{dataset}-{label}-{method}-s{seed}"
-TARGETS = ("table1", "table2", "table3", "table4", "table5", "table6", "table7", "table8", "fig4")
-KINDS = ("search", "train", "eval", "transfer")
+STABILITY_SUFFIX = "-stability"
+TARGETS = ("table1", "table2", "table3", "table4", "table5", "table6", "table7", "table8", "fig4", "fig5")
+KINDS = ("search", "train", "select", "eval", "transfer")
+
+
+#: job kinds whose record is one JSON file (the others: a run folder)
+FILE_KINDS = ("select", "eval", "transfer")
 
 
 @dataclass
 class Job:
-    """One run of the plan: ``kind`` (search | train | eval | transfer), its ``name`` (the
-    record's name under ``runs/<kind>/``), what it runs (``spec``), the keys
+    """One run of the plan: ``kind`` (search | train | select | eval | transfer), its
+    ``name`` (the record's name under ``runs/<kind>/``), what it runs (``spec``), the keys
     (``kind/name``) of the jobs it needs finished first, and the runs folder."""
 
     kind: str
@@ -79,39 +104,65 @@ class Job:
 
     @property
     def path(self) -> Path:
-        return Path(self.runs) / self.kind / (self.name + (".json" if self.kind in ("eval", "transfer") else ""))
+        return Path(self.runs) / self.kind / (self.name + (".json" if self.kind in FILE_KINDS else ""))
 
     def done(self) -> bool:
-        """Its record is written (an evaluation or transfer file; a run folder whose
-        provenance says it finished)."""
-        if self.kind in ("eval", "transfer"):
+        """Its record is written (an evaluation, selection or transfer file; a run folder
+        whose provenance says it finished)."""
+        if self.kind in FILE_KINDS:
             return self.path.exists()
         prov = self.path / "provenance.json"
         return prov.exists() and "finished" in read_json(prov)
 
 
-def random_genotype(seed: int, steps: int = 4) -> Genotype:
-    """A cell drawn uniformly from the DARTS space (two distinct inputs per node, non-zero ops)."""
-    rng = random.Random(seed)
-    ops = [p for p in PRIMITIVES if p != "none"]
-
-    def cell():
-        edges = []
-        for i in range(steps):
-            for j in sorted(rng.sample(range(i + 2), 2)):
-                edges.append((rng.choice(ops), j))
-        return tuple(edges)
-
-    concat = tuple(range(2, steps + 2))
-    return Genotype(cell(), concat, cell(), concat, name=f"random{seed}")
+def seeds_of(target: str, seeds=None) -> tuple:
+    """The seeds ``target`` runs at: ``seeds`` when given, else :data:`racl.profiles.DEFAULT_SEEDS`
+    (0, 1, 2 for Table 7 and Fig. 5; 0 for the others)."""
+    if seeds is not None:
+        seeds = tuple(seeds)
+        if not seeds:
+            raise ValueError("no seeds given")
+        return seeds
+    return DEFAULT_SEEDS.get(target, (0,))
 
 
-def plan(profile: str, targets: list[str], archs: Optional[list[str]] = None, seeds=(0,), method: str = "pgd",
+def in_order(jobs: list[Job]) -> list[Job]:
+    """The jobs in an order that runs each after the jobs it needs (a topological order;
+    among the jobs ready at a time, by kind as in :data:`KINDS`, then as planned). A need
+    that is not among ``jobs`` is left for the runner to report."""
+    keys = {j.key for j in jobs}
+    waiting = {j.key: {n for n in j.needs if n in keys} for j in jobs}
+    needed_by: dict[str, list[str]] = {}
+    for j in jobs:
+        for n in waiting[j.key]:
+            needed_by.setdefault(n, []).append(j.key)
+    rank = {j.key: (KINDS.index(j.kind), i) for i, j in enumerate(jobs)}
+    by_key = {j.key: j for j in jobs}
+    ready = [rank[k] + (k,) for k, w in waiting.items() if not w]
+    heapq.heapify(ready)
+    out = []
+    while ready:
+        key = heapq.heappop(ready)[-1]
+        out.append(by_key[key])
+        for k in needed_by.get(key, []):
+            waiting[k].discard(key)
+            if not waiting[k]:
+                heapq.heappush(ready, rank[k] + (k,))
+    if len(out) != len(jobs):
+        raise ValueError("the plan's jobs need each other in a cycle: " + ", ".join(k for k, w in waiting.items() if w))
+    return out
+
+
+def plan(profile: str, targets: list[str], archs: Optional[list[str]] = None, seeds=None, method: str = "pgd",
          runs: Optional[Path] = None) -> list[Job]:
     """Every job ``targets`` need at budget ``profile``, each once, in an order that runs a
-    job after the jobs it needs (searches, retrainings, evaluations, transfer matrices)."""
+    job after the jobs it needs (:func:`in_order`). ``seeds`` (None: each target's default,
+    :func:`seeds_of`) applies to every target; Tables 4-6 use the first."""
     if profile not in DATASETS:
         raise KeyError(f"unknown profile {profile!r}; choose from {', '.join(DATASETS)}")
+    for target in targets:
+        if target not in TARGETS:
+            raise KeyError(f"unknown target {target!r}: {', '.join(TARGETS)}")
     runs = Path(runs) if runs is not None else RUNS
     jobs: dict[str, Job] = {}
 
@@ -123,17 +174,39 @@ def plan(profile: str, targets: list[str], archs: Optional[list[str]] = None, se
         spec = {"dataset": ds, "seed": seed, "overrides": overrides, **({"label": label} if label else {})}
         return add(Job("search", sname, spec, (), runs)).name
 
-    def train_eval(arch: str, dataset: str, seed: int, label: Optional[str] = None, after: tuple = ()) -> str:
+    def train(arch: str, dataset: str, seed: int, label: Optional[str] = None, after: tuple = (),
+              overrides: Optional[dict] = None) -> str:
         tname = RUN_NAME.format(profile=profile, dataset=dataset, label=slug(label or arch), method=method, seed=seed)
-        add(Job("train", tname, {"arch": arch, "dataset": dataset, "seed": seed, "method": method}, after, runs))
-        add(Job("eval", tname, {"run": tname, "dataset": dataset}, (f"train/{tname}",), runs))
+        spec = {"arch": arch, "dataset": dataset, "seed": seed, "method": method, **({"overrides": overrides} if overrides else {})}
+        add(Job("train", tname, spec, after, runs))
+        return tname
+
+    def train_eval(arch: str, dataset: str, seed: int, label: Optional[str] = None, after: tuple = (),
+                   stability: bool = False) -> str:
+        tname = train(arch, dataset, seed, label, after)
+        over = stability_eval(profile) if stability else {}
+        ename = tname + (STABILITY_SUFFIX if over else "")
+        add(Job("eval", ename, {"run": tname, "dataset": dataset, **({"overrides": over} if over else {})},
+                (f"train/{tname}",), runs))
         return tname
 
     def transfer(name: str, sources: dict, targets_: dict, attacks: list, ds: str):
         needs = tuple(dict.fromkeys(f"train/{n}" for n in {**targets_, **sources}.values()))
         add(Job("transfer", name, {"sources": sources, "targets": targets_, "attacks": attacks, "dataset": ds}, needs, runs))
 
+    def random_search(ds: str, seed: int) -> str:
+        """Table 8's random search at ``seed`` (racl.random_search): screen, select, retrain."""
+        label = slug(RANDOM_SEARCH_LABEL)
+        screens = [train(str(random_genotype(g)), ds, seed, label=f"random-cell{g}-screen", overrides=screen_overrides(profile))
+                   for g in genotype_seeds(seed, RANDOM_SEARCH["models"])]
+        sel = RUN_NAME.format(profile=profile, dataset=ds, label=label, method=method, seed=seed)
+        add(Job("select", sel, {"candidates": screens, "dataset": ds, "seed": seed, "rule": CRITERION},
+                tuple(f"train/{n}" for n in screens), runs))
+        return train_eval(str(runs / "select" / f"{sel}.json"), ds, seed, label=label, after=(f"select/{sel}",))
+
     for target in targets:
+        seeds_t = seeds_of(target, seeds)
+        ds10 = DATASETS[profile]["cifar10"]
         if target in ("table1", "table2", "table3", "fig4"):
             tid = "table1" if target == "fig4" else target
             # the rows this project can run (other papers' methods are paper-only), per dataset
@@ -141,48 +214,56 @@ def plan(profile: str, targets: list[str], archs: Optional[list[str]] = None, se
                 ds = DATASETS[profile][dataset]
                 if ds is None or (archs is not None and arch not in archs):
                     continue  # no dataset at this budget (e.g. Tiny-ImageNet has no mini subset)
-                for s in seeds:
+                for s in seeds_t:
                     train_eval(arch, ds, s)
         elif target in ("table4", "table5", "table6"):
-            ds = DATASETS[profile]["cifar10"]
             rows = [a for _, a in runnable(target) if archs is None or a in archs]
-            names = {a: train_eval(a, ds, seeds[0]) for a in rows}
+            names = {a: train_eval(a, ds10, seeds_t[0]) for a in rows}
             if target == "table4":
-                src = train_eval("resnet110", ds, seeds[0])
-                transfer(f"{profile}-{ds}-table4", {"resnet110": src}, names, ["fgsm", "mim20", "pgd20"], ds)
+                # the source is only attacked from (no white-box evaluation of its own); it is
+                # also a target, so the record holds its white-box accuracy for reference
+                src = train(TABLE4_SOURCE, ds10, seeds_t[0])
+                transfer(f"{profile}-{ds10}-table4", {TABLE4_SOURCE: src}, {**names, TABLE4_SOURCE: src},
+                         ["fgsm", "mim20", "pgd20"], ds10)
             else:
-                transfer(f"{profile}-{ds}-{target}", names, names, ["pgd10" if target == "table5" else "rfgsm"], ds)
+                transfer(f"{profile}-{ds10}-{target}", names, names, ["pgd10" if target == "table5" else "rfgsm"], ds10)
         elif target == "table7":
-            ds = DATASETS[profile]["cifar10"]
-            for s in seeds:
-                sname = search(ds, s, {})
-                train_eval(str(runs / "search" / sname / "genotype.json"), ds, s, label="searched-racl",
-                           after=(f"search/{sname}",))
-                train_eval(str(random_genotype(s)), ds, s, label="random-search")
+            # the paper's rows are the named cells, each retrained at several seeds (Sec. 4.5)
+            for _, arch in runnable("table7"):
+                if archs is None or arch in archs:
+                    for s in seeds_t:
+                        train_eval(arch, ds10, s, stability=True)
         elif target == "table8":
-            ds = DATASETS[profile]["cifar10"]
-            for label, over in ABLATIONS.items():
-                sname = search(ds, seeds[0], over, label)
-                train_eval(str(runs / "search" / sname / "genotype.json"), ds, seeds[0], label=f"searched-{slug(label)}",
-                           after=(f"search/{sname}",))
-        else:
-            raise KeyError(f"unknown target {target!r}: {', '.join(TARGETS)}")
-    return sorted(jobs.values(), key=lambda j: KINDS.index(j.kind))
+            for s in seeds_t:
+                for row, label in TABLE8_ROWS.items():
+                    if label == RANDOM_SEARCH_LABEL:
+                        random_search(ds10, s)
+                        continue
+                    sname = search(ds10, s, ABLATIONS[label], None if label == "RACL" else label)
+                    train_eval(str(runs / "search" / sname / "genotype.json"), ds10, s, label=f"searched-{slug(label)}",
+                               after=(f"search/{sname}",))
+        elif target == "fig5":
+            for s in seeds_t:
+                search(ds10, s, {})
+    return in_order(list(jobs.values()))
 
 
 def job_config(job: Job, profile: str, overrides: Optional[dict] = None, device: str = "auto"):
-    """The config a job runs with: its profile's, the job's own fields, then ``overrides``
-    ({kind: {field: value}}: ``search``, ``train`` or ``eval``; transfer matrices use the
-    ``eval`` config's examples, batch and epsilon)."""
+    """The config a job runs with: its profile's, the job's own fields and overrides (a
+    screening run's epochs, Table 7's evaluation size), then ``overrides`` ({kind: {field:
+    value}}: ``search``, ``train`` or ``eval``; transfer matrices use the ``eval`` config's
+    examples, batch and epsilon). A selection has no config (None)."""
     over = (overrides or {})
     if job.kind == "search":
         return ablation_config(profile, job.spec["overrides"], dataset=job.spec["dataset"], seed=job.spec["seed"],
                                device=device, **over.get("search", {}))
     if job.kind == "train":
         fields = {"dataset": job.spec["dataset"], "seed": job.spec["seed"], "arch": job.spec["arch"],
-                  "method": job.spec["method"], "device": device, **over.get("train", {})}
+                  "method": job.spec["method"], "device": device, **job.spec.get("overrides", {}), **over.get("train", {})}
         return get_profile(profile, fields, kind="train").for_dataset()
-    return get_eval_profile(profile, **over.get("eval", {}))
+    if job.kind == "select":
+        return None  # it reads its candidates' records (racl.random_search)
+    return get_eval_profile(profile, **{**job.spec.get("overrides", {}), **over.get("eval", {})})
 
 
 # ---------------------------------------------------------------------- cost
@@ -197,6 +278,7 @@ BENCH_DEFAULTS = {"--cells": 20, "--channels": 36, "--train-batch": 32, "--pgd-s
 #: Slurm resources per job kind: GPUs, CPU cores and host memory (GB); the time limit comes
 #: from the job's estimate (:func:`time_limit_min`)
 RESOURCES = {"search": {"gpus": 1, "cpus": 8, "mem_gb": 32}, "train": {"gpus": 1, "cpus": 8, "mem_gb": 32},
+             "select": {"gpus": 0, "cpus": 1, "mem_gb": 4},
              "eval": {"gpus": 1, "cpus": 8, "mem_gb": 32}, "transfer": {"gpus": 1, "cpus": 8, "mem_gb": 32}}
 
 
@@ -316,6 +398,8 @@ def estimate(job: Job, profile: str, device: str, overrides: Optional[dict] = No
     records of that device (module docstring), or None where none timed its computation.
     ``jobs`` ({key: Job}) gives an evaluation or transfer the retrainings it attacks; the
     records are read from ``runs/bench`` (default: the job's runs folder)."""
+    if job.kind == "select":
+        return 0.0  # reads the screening runs' metrics
     recs = bench_for(device, runs if runs is not None else job.runs)
     if not recs:
         return None
@@ -332,6 +416,8 @@ def estimate(job: Job, profile: str, device: str, overrides: Optional[dict] = No
 
 def work(job: Job, profile: str, overrides: Optional[dict] = None) -> str:
     """What a job computes, in the units its cost scales with (exact, from its config)."""
+    if job.kind == "select":
+        return f"the best of {len(job.spec['candidates'])} screened random cells: {job.spec['rule']}"
     cfg = job_config(job, profile, overrides)
     if job.kind == "search":
         n = train_images(cfg.dataset, cfg.max_train_images)
@@ -343,7 +429,9 @@ def work(job: Job, profile: str, overrides: Optional[dict] = None) -> str:
         net = f"{cfg.layers} cells, C={cfg.init_channels}" if _is_cell(cfg.arch) else cfg.arch
         return f"{cfg.epochs} epochs x {steps} steps of batch {cfg.batch_size}, {cfg.method} with {cfg.attack_steps} attack steps ({net})"
     if job.kind == "eval":
-        return f"{len(cfg.attacks)} attacks on {cfg.n} examples" + (" + sanity checks" if cfg.sanity else "")
+        slow = [a for a in cfg.attacks if a in ("cw", "autoattack", "autoattack_ta")]
+        n_slow = f" ({', '.join(slow)} on {cfg.n_slow})" if slow and cfg.n_slow and cfg.n_slow != cfg.n else ""
+        return f"{len(cfg.attacks)} attacks on {cfg.n} examples{n_slow}" + (" + sanity checks" if cfg.sanity else "")
     return f"{len(job.spec['sources'])} sources x {len(job.spec['targets'])} targets, {', '.join(job.spec['attacks'])} on {cfg.n}"
 
 
@@ -355,7 +443,7 @@ def time_limit_min(hours: Optional[float], max_hours: float) -> int:
     return int(min(max_hours * 60, math.ceil(1.5 * hours * 60 + 15)))
 
 
-def cost_table(profile: str, targets: list[str], device: str, archs: Optional[list[str]] = None, seeds=(0,),
+def cost_table(profile: str, targets: list[str], device: str, archs: Optional[list[str]] = None, seeds=None,
                method: str = "pgd", overrides: Optional[dict] = None, runs: Optional[Path] = None) -> tuple[list[dict], list[dict]]:
     """Every job of the plan with its work and estimated GPU-hours on ``device`` (None:
     unknown), and for each target the total of its jobs (a job that serves several targets
@@ -383,4 +471,7 @@ def cost_table(profile: str, targets: list[str], device: str, archs: Optional[li
 
 
 def format_hours(h: Optional[float]) -> str:
-    return "unknown" if h is None else (f"{h:.3g}" if h >= 0.01 else f"{h:.2g}")
+    """Hours as printed; None (or NaN, as a pandas column holds None beside numbers): unknown."""
+    if h is None or h != h:
+        return "unknown"
+    return f"{h:.3g}" if h >= 0.01 else f"{h:.2g}"

@@ -6,6 +6,7 @@ Records live under ``data/runs`` (committed; small JSON files):
 * ``train/<name>/``: config.json, provenance.json, metrics.jsonl
 * ``eval/<name>.json``: evaluation records (:func:`racl.evaluation.evaluate_run`)
 * ``transfer/<name>.json``: transfer matrices
+* ``select/<name>.json``: Table 8's random-search choices (:mod:`racl.random_search`)
 * ``bench/<name>.json``: benchmark results
 
 The paper's numbers come from ``data/paper/racl_paper.json`` only. Each of our numbers is
@@ -474,7 +475,8 @@ def _transfer_budget(rec: dict) -> str:
 def transfer_table(tid: str = "table4") -> PaperTable:
     """Table 4 in the paper's layout: accuracy (%) of each target under FGSM, MIM and PGD-20
     examples crafted white-box on ResNet-110; under each paper line ours, from the transfer
-    record of the largest budget (its budget in the notes)."""
+    record of the largest budget (its budget in the notes), each with its standard error
+    over the record's n test images (:func:`binomial_se`, one run)."""
     t = paper()["tables"][tid]
     b = t["blocks"][0]
     rec = transfer_record(tid)
@@ -485,11 +487,21 @@ def transfer_table(tid: str = "table4") -> PaperTable:
         cells = []
         for col in t["columns"]:
             m = (rec or {}).get("matrices", {}).get(TRANSFER_ATTACK_OF_COLUMN.get(col, col), {}).get(TABLE4_SOURCE, {})
-            cells.append(pct(m[arch]) if arch in m else NOT_RUN)
+            cells.append(_summary([m[arch]], rec["n"]) if arch in m else NOT_RUN)
         ran = rec is not None and arch in rec.get("targets", [])
         rows.append(((label, f"ours ({budgets.mark(_transfer_budget(rec))})" if ran else "ours"), cells))
     df = _frame(rows, ["target", ""], t["column_labels"])
     notes = _common_notes(t, [], budgets, "our target's accuracy (%) on examples crafted on our ResNet-110, trained with the same recipe")
+    notes.insert(1, "Ours: one run; in brackets (±x) the standard error over the record's n test images, √(p(1−p)/n).")
+    src = (rec or {}).get("matrices", {})
+    if rec is not None and TABLE4_SOURCE in rec.get("targets", []):
+        notes.insert(2, "The source's own (white-box) accuracy on its examples, for reference: "
+                        + ", ".join(f"{lab} {pct(src[a][TABLE4_SOURCE][TABLE4_SOURCE])}"
+                                    for col, lab in zip(t["columns"], t["column_labels"])
+                                    if (a := TRANSFER_ATTACK_OF_COLUMN.get(col, col)) in src) + ".")
+    elif rec is None:
+        notes.insert(2, "Not run yet at any budget: `python -m racl reproduce --targets table4` trains the ResNet-110 "
+                        "source and the targets and writes the transfer record.")
     return PaperTable(t["caption"], df, notes)
 
 
@@ -598,16 +610,37 @@ def plot_sweeps(curves: dict, axes=None, title: str = "", paper_series: Optional
 
 
 # ---------------------------------------------------------------------- Tables 7-8
-def _summary(vals: list) -> str:
-    """'84.2' for one value, 'mean ± standard error' (sample std / sqrt(n), in %) for
-    several: the paper's Table 7 reports the standard error (Sec. 4.5)."""
+def mean_se(vals: list) -> tuple:
+    """(mean, standard error, number of values) of ``vals`` (None left out): the standard
+    error is the sample standard deviation over √k (Sec. 4.5, Table 7), None for one value;
+    (None, None, 0) for none."""
     vals = [v for v in vals if v is not None]
-    if not vals:
+    k = len(vals)
+    if not k:
+        return None, None, 0
+    m = sum(vals) / k
+    if k == 1:
+        return m, None, 1
+    return m, (sum((v - m) ** 2 for v in vals) / (k - 1)) ** 0.5 / k ** 0.5, k
+
+
+def binomial_se(p: float, n: int) -> float:
+    """The standard error of an accuracy ``p`` measured on ``n`` test images, √(p(1−p)/n):
+    the error bar of a single run (the spread over test images, not over seeds)."""
+    if not n or n < 1:
+        raise ValueError(f"an accuracy needs at least one example, got n={n}")
+    return (p * (1 - p) / n) ** 0.5
+
+
+def _summary(vals: list, n: Optional[int] = None) -> str:
+    """Several values: 'mean ± standard error' over them (in %), as the paper's Table 7
+    reports it (Sec. 4.5). One value: the value, with '(±x)', the standard error over its
+    ``n`` test images (:func:`binomial_se`), where ``n`` is given."""
+    m, se, k = mean_se(vals)
+    if not k:
         return NOT_RUN
-    if len(vals) == 1:
-        return pct(vals[0])
-    m = sum(vals) / len(vals)
-    se = (sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 / len(vals) ** 0.5
+    if k == 1:
+        return pct(m) + (f" (±{pct(binomial_se(m, n))})" if n else "")
     return f"{100 * m:.1f} ± {100 * se:.1f}"
 
 
@@ -627,6 +660,13 @@ def _pipeline_wall(rec: dict) -> str:
     return " + ".join(parts)
 
 
+def _n_text(recs: list) -> str:
+    """'n=512 (CW, AutoAttack: 128)': the test images of the records' cheap and slow attacks."""
+    ns = sorted({r["n"] for r in recs})
+    slow = sorted({a["n"] for r in recs for k, a in r.get("attacks", {}).items() if k in ("cw", "autoattack")} - set(ns))
+    return "n=" + "/".join(map(str, ns)) + (f" (CW, AutoAttack: {'/'.join(map(str, slow))})" if slow else "")
+
+
 def _budget_of(recs: list) -> str:
     """The budget of one or several evaluation records (several: the seeds listed, the
     evaluation wall times summed), with the search and training wall times where known."""
@@ -634,39 +674,48 @@ def _budget_of(recs: list) -> str:
     if len(recs) > 1:
         prov["seed"] = ",".join(str(r["provenance"].get("seed", "?")) for r in recs)
         prov["wall_time_s"] = sum(r["provenance"].get("wall_time_s") or 0 for r in recs) or None
-    out = f"{len(recs)} run{'s' if len(recs) > 1 else ''}: " + budget(prov) + f" · n={recs[0]['n']}"
+    out = f"{len(recs)} run{'s' if len(recs) > 1 else ''}: " + budget(prov) + " · " + _n_text(recs)
     pipe = [w for w in (_pipeline_wall(r) for r in recs) if w]
     if pipe:
         out += " · " + ("; ".join(pipe) if len(pipe) > 1 else pipe[0])
     return out
 
 
-#: Table 8's rows -> the label of the ablation (racl.reproduce.ABLATIONS) whose search,
-#: retraining and evaluation give our number; Random Search is the 'random-search' job of
-#: racl.reproduce.plan; None: no such run is planned
-TABLE8_ABLATION = {"Random Search": "random search", "w/o Gradient Norm": "RACL w/o gradient norm",
-                   "w/o CL": "RACL w/o confidence learning", "eta=0.9, rho=0.01": "RACL rho=1e-2",
-                   "eta=0.7, rho=0.001": None, "eta=0.9, rho=0.001": "RACL"}
-
-
 def _row_slug(tid: str, row: str) -> Optional[str]:
-    from .profiles import slug as _slug
+    """The label slug of the runs behind a row of Table 8 (racl.plan's names): 'random-search'
+    or 'searched-<ablation slug>'; None for a row no run serves."""
+    from .profiles import RANDOM_SEARCH_LABEL, TABLE8_ROWS, slug
 
-    label = TABLE8_ABLATION.get(row)
+    label = TABLE8_ROWS.get(row)
     if label is None:
         return None
-    return "random-search" if label == "random search" else f"searched-{_slug(label)}"
+    return slug(RANDOM_SEARCH_LABEL) if label == RANDOM_SEARCH_LABEL else f"searched-{slug(label)}"
 
 
-def _multi_run_records(tid: str, method: str) -> dict:
+def is_stability_eval(rec: dict) -> bool:
+    """Whether an evaluation record attacked at least :data:`racl.profiles.STABILITY_EVAL`
+    test images (requested, ``eval_config``): Table 7's evaluations (Sec. 4.5)."""
+    from .profiles import STABILITY_EVAL
+
+    cfg = rec.get("eval_config") or {}
+    n = cfg.get("n", rec.get("n", 0))
+    return n >= STABILITY_EVAL["n"] and (cfg.get("n_slow") or n) >= STABILITY_EVAL["n_slow"]
+
+
+def _multi_run_records(tid: str, method: str, with_smaller: bool = False):
     """Table 7: {row: [evaluation records of the row's named cell, one per seed]} at the
-    largest budget that has any (``<profile>-<dataset>-<arch>-<method>-s<seed>``, what
-    ``reproduce --targets table1 --seeds 0,1,2,3,4`` writes)."""
+    largest training budget that has any, among the evaluations of Table 7's size
+    (:func:`is_stability_eval`: ``<profile>-<dataset>-<arch>-<method>-s<seed>[-stability]``,
+    what ``reproduce --targets table7`` writes). ``with_smaller``: also {row: number of
+    smaller evaluations of the row's cell that are left out}."""
     b = paper()["tables"][tid]["blocks"][0]
     recs = eval_records(b["dataset"])
-    out = {}
+    out, smaller = {}, {}
     for row in b["rows"]:
-        cands = [r for r in recs if r["model"]["arch"] == ARCH_OF_ROW.get(row) and r["model"].get("method", method) == method]
+        mine = [r for r in recs if r["model"]["arch"] == ARCH_OF_ROW.get(row) and r["model"].get("method", method) == method]
+        cands = [r for r in mine if is_stability_eval(r)]
+        if len(mine) > len(cands):
+            smaller[row] = len(mine) - len(cands)
         if not cands:
             continue
         top = max(PROFILE_RANK.get(r["model"].get("train_profile"), 0) for r in cands)
@@ -674,17 +723,17 @@ def _multi_run_records(tid: str, method: str) -> dict:
         for r in sorted((r for r in cands if PROFILE_RANK.get(r["model"].get("train_profile"), 0) == top), key=lambda r: r["n"]):
             by_seed[r["provenance"].get("seed")] = r
         out[row] = [by_seed[s] for s in sorted(by_seed, key=str)]
-    return out
+    return (out, smaller) if with_smaller else out
 
 
 def ablation_records(tid: str, method: str = "pgd") -> dict:
     """{row of Table 7 or 8: [evaluation records, one per seed]} at the largest budget
     that has any record for the row. Table 7: the row's named cell retrained at several
-    seeds (:func:`_multi_run_records`). Table 8: the records named by
-    :func:`racl.reproduce.plan`'s jobs (:data:`TABLE8_ABLATION`):
-    ``<profile>-<dataset>-searched-<ablation slug>-<method>-s<seed>`` and
-    ``...-random-search-<method>-s<seed>``; the full RACL keeps only the seeds the ablations
-    were run at."""
+    seeds and evaluated on Table 7's number of test images (:func:`_multi_run_records`).
+    Table 8: the records named by :func:`racl.plan.plan`'s jobs
+    (:data:`racl.profiles.TABLE8_ROWS`): ``<profile>-<dataset>-searched-<ablation slug>-<method>-s<seed>``
+    and ``...-random-search-<method>-s<seed>``; the full RACL keeps only the seeds the
+    ablations were run at."""
     import re
 
     from .profiles import DATASETS
@@ -720,40 +769,257 @@ def ablation_records(tid: str, method: str = "pgd") -> dict:
     return out
 
 
+def _values(recs: list, col: str) -> tuple:
+    """The accuracies of column ``col`` in ``recs`` and their number of test images (that
+    of the first record that has the column)."""
+    if col == "clean":
+        return [r["clean_acc"] for r in recs], (recs[0]["n"] if recs else None)
+    key = ATTACK_OF_COLUMN.get(col, col)
+    have = [r["attacks"][key] for r in recs if key in r.get("attacks", {})]
+    return [a["acc"] for a in have], (have[0].get("n") if have else None)
+
+
 def ablation_table(tid: str, method: str = "pgd") -> PaperTable:
     """Table 7 (multiple runs: mean ± standard error) or Table 8 (ablations) in the
     paper's layout: under each paper line ours (over several seeds: mean ± standard error,
-    in %), the seeds and budget in the notes."""
+    in %; one seed: the value and, in brackets, its standard error over the test images),
+    the seeds and budget in the notes."""
     t = paper()["tables"][tid]
     b = t["blocks"][0]
-    found = ablation_records(tid, method)
-    budgets, rows, unplanned = _Budgets(), [], []
+    if tid == "table7":
+        found, smaller = _multi_run_records(tid, method, with_smaller=True)
+    else:
+        found, smaller = ablation_records(tid, method), {}
+    budgets, rows, unplanned, missing = _Budgets(), [], [], []
     for row, label in zip(b["rows"], b["row_labels"]):
         rows.append(((label, "paper"), [_pv(b, row, c) for c in t["columns"]]))
         recs = found.get(row, [])
-        cells = []
-        for col in t["columns"]:
-            if not recs:
-                cells.append(NOT_RUN)
-            elif col == "clean":
-                cells.append(_summary([r["clean_acc"] for r in recs]))
-            else:
-                key = ATTACK_OF_COLUMN.get(col, col)
-                cells.append(_summary([r["attacks"][key]["acc"] for r in recs if key in r["attacks"]]))
+        cells = [_summary(*_values(recs, col)) if recs else NOT_RUN for col in t["columns"]]
         if tid == "table8" and _row_slug(tid, row) is None:
             unplanned.append(label)
+        elif not recs:
+            missing.append(label)
         rows.append(((label, f"ours ({budgets.mark(_budget_of(recs))})" if recs else "ours"), cells))
     df = _frame(rows, ["model" if tid == "table7" else "setting", ""], t["column_labels"])
     if tid == "table7":
         what = "our mean ± standard error over the seeds at which the row's named cell was retrained and evaluated"
     else:
-        what = "our number for the same setting (racl.reproduce.ABLATIONS; ρ relative to the profile's ρ)"
+        what = "our number for the same setting (racl.profiles.ABLATIONS; ρ relative to the profile's ρ)"
     notes = _common_notes(t, [], budgets, what)
+    extra = ["Several runs: mean ± standard error over the seeds (sample standard deviation / √k). One run: the value, "
+             "and in brackets (±x) the standard error over its n test images, √(p(1−p)/n), which is not a spread over seeds."]
     if tid == "table7":
-        notes.insert(1, "Paper: mean ± standard error; RACL 'out of 5 runs' (Sec. 4.5).")
+        from .profiles import STABILITY_EVAL
+
+        extra.insert(0, "Paper: mean ± standard error; RACL 'out of 5 runs' (Sec. 4.5).")
+        extra.append(f"Ours: evaluations on at least {STABILITY_EVAL['n']} test images ({STABILITY_EVAL['n_slow']} for CW "
+                     f"and AutoAttack), as `reproduce --targets table7` runs them.")
+        if smaller:
+            extra.append("Left out (evaluated on fewer test images, e.g. Table 1's): "
+                         + ", ".join(f"{ROW_LABEL.get(r, r)}: {k} record{'s' if k > 1 else ''}" for r, k in smaller.items()) + ".")
     if unplanned:
-        notes.insert(1, f"Not planned by racl.reproduce (no such ablation in ABLATIONS): {', '.join(unplanned)}.")
-    return PaperTable(t["caption"], df, notes)
+        extra.append(f"Not planned by racl.plan (no such ablation): {'; '.join(unplanned)}.")
+    if missing:
+        extra.append(f"Not run yet at any budget (no record): {'; '.join(missing)}.")
+    return PaperTable(t["caption"], df, notes[:1] + extra + notes[1:])
+
+
+#: the paper's row keys -> labels as printed in Tables 7 and 8
+ROW_LABEL = {"NASNet": "NasNet"}
+
+
+def _advantage(a: list, b: list) -> dict:
+    """RACL's advantage ``a`` − ``b`` over a baseline (means of the values), its combined
+    standard error √(se_a² + se_b²), and whether the advantage exceeds it (None: fewer
+    than two values on a side, no standard error)."""
+    ma, sa, ka = mean_se(a)
+    mb, sb, kb = mean_se(b)
+    if not ka or not kb:
+        return {"diff": None, "se": None, "exceeds": None, "k": (ka, kb)}
+    if sa is None or sb is None:
+        return {"diff": ma - mb, "se": None, "exceeds": None, "k": (ka, kb)}
+    se = (sa ** 2 + sb ** 2) ** 0.5
+    return {"diff": ma - mb, "se": se, "exceeds": ma - mb > se, "k": (ka, kb)}
+
+
+def advantage_verdict(diff: Optional[float], se: Optional[float], scale: float = 1.0, digits: int = 1) -> str:
+    """'+1.6 > 0.3: exceeds' / '+0.2 ≤ 0.5: within' / '−0.4: behind (SE 0.5)' for RACL's
+    advantage ``diff`` over a baseline and the combined standard error ``se`` (both times
+    ``scale``: 100 for fractions)."""
+    if diff is None:
+        return NOT_RUN
+    d = f"{scale * diff:+.{digits}f}".replace("-", "−")
+    if se is None:
+        return f"{d}: no SE (one run)"
+    s = f"{scale * se:.{digits}f}"
+    if diff > se:
+        return f"{d} > {s}: exceeds"
+    return f"{d} ≤ {s}: within" if diff >= 0 else f"{d}: behind (SE {s})"
+
+
+def table7_advantage(method: str = "pgd") -> pd.DataFrame:
+    """Per column of Table 7 and baseline, whether RACL's mean accuracy exceeds the
+    baseline's by more than the combined standard error √(se_RACL² + se_baseline²): from
+    the paper's means and error bars (where the extraction kept them), and from ours (over
+    the seeds of :func:`ablation_records`)."""
+    t = paper()["tables"]["table7"]
+    b = t["blocks"][0]
+    found = _multi_run_records("table7", method)
+    ours_racl = found.get("RACL", [])
+    rows = []
+    for row in b["rows"]:
+        if row == "RACL":
+            continue
+        p, o = {}, {}
+        for col, label in zip(t["columns"], t["column_labels"]):
+            ra, rb = b["values"]["RACL"][col], b["values"][row][col]
+            ea, eb = b["errors"]["RACL"][col], b["errors"][row][col]
+            if None in (ra, rb, ea, eb):
+                p[label] = NOT_LEGIBLE if rb is None else NOT_REPORTED
+            else:
+                se = (ea ** 2 + eb ** 2) ** 0.5
+                p[label] = advantage_verdict(ra - rb, se, 1.0, 2)
+            if ours_racl and found.get(row):
+                adv = _advantage(_values(ours_racl, col)[0], _values(found[row], col)[0])
+                o[label] = advantage_verdict(adv["diff"], adv["se"], 100.0)
+            else:
+                o[label] = NOT_RUN
+        k = (len(ours_racl), len(found.get(row, [])))
+        rows.append(((f"RACL − {ROW_LABEL.get(row, row)}", "paper"), p))
+        rows.append(((f"RACL − {ROW_LABEL.get(row, row)}", f"ours ({k[0]} vs {k[1]} seeds)"), o))
+    df = pd.DataFrame([r[1] for r in rows], index=pd.MultiIndex.from_tuples([r[0] for r in rows], names=["", ""]))
+    return df[t["column_labels"]]
+
+
+# ---------------------------------------------------------------------- Table 8's random search
+def random_search_selections(method: str = "pgd") -> list[dict]:
+    """The committed selection records of Table 8's random search (``runs/select/*.json``,
+    :mod:`racl.random_search`), largest budget first."""
+    recs = [r for r in json_records("select") if f"-{method}-s" in r["_file"]]
+    return sorted(recs, key=_rank, reverse=True)
+
+
+def random_search_table(rec: dict) -> pd.DataFrame:
+    """One selection: every screened random cell's held-out clean and PGD accuracy (%) and
+    which one was kept."""
+    rows = [{"candidate": c["run"], "epochs": c["epochs"], "held-out n": c.get("val_n"),
+             "held-out clean (%)": pct(c["val_clean_acc"]), f"held-out {c['criterion'][4:-4].upper()} (%)": pct(c["val_pgd_acc"]),
+             "kept": "✓" if i == rec["chosen_index"] else ""} for i, c in enumerate(rec["candidates"])]
+    return pd.DataFrame(rows).set_index("candidate")
+
+
+# ---------------------------------------------------------------------- Fig. 5
+#: operations with trainable parameters (convolutions), pooling and the identity, as Sec. 4.5
+#: groups them when it describes the cells RACL prefers
+PARAMETRIC_OPS = ("sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7", "dil_conv_3x3", "dil_conv_5x5", "conv_7x1_1x7")
+POOLING_OPS = ("max_pool_3x3", "avg_pool_3x3")
+#: search fields that change how a run computes or where, not which search it is
+_RUN_ONLY_FIELDS = ("seed", "device", "checkpoint_every", "channels_last", "fused_optimizer")
+
+
+def cell_patterns(genotype) -> dict:
+    """What Sec. 4.5 says RACL's cells have in common, counted in one genotype: in the
+    normal cell, the nodes whose two inputs are a skip connection and an operation with
+    trainable parameters (the "ResNet-like pattern"); in the reduction cell, whether
+    pooling is chosen, and how often max pooling, any pooling and skip connections are."""
+    def nodes(edges):
+        return [tuple(op for op, _ in edges[2 * i: 2 * i + 2]) for i in range(len(edges) // 2)]
+
+    normal, reduce = nodes(genotype.normal), nodes(genotype.reduce)
+    resnet_like = [i for i, ops in enumerate(normal) if "skip_connect" in ops and any(o in PARAMETRIC_OPS for o in ops)]
+    ops_r = [op for op, _ in genotype.reduce]
+    return {"normal nodes": len(normal), "normal skip + parametric nodes": len(resnet_like),
+            "normal resnet-like nodes": resnet_like,
+            "normal skip edges": sum(op == "skip_connect" for op, _ in genotype.normal),
+            "reduction pooling chosen": any(o in POOLING_OPS for o in ops_r),
+            "reduction pooling edges": sum(o in POOLING_OPS for o in ops_r),
+            "reduction max-pool edges": sum(o == "max_pool_3x3" for o in ops_r),
+            "reduction skip edges": sum(o == "skip_connect" for o in ops_r)}
+
+
+def common_edges(genotypes: dict) -> dict:
+    """{cell type: the (node, input, operation) edges that every genotype of ``genotypes``
+    ({label: Genotype}) chose}."""
+    from .genotypes import enumerate_edges
+
+    gs = list(genotypes.values())
+    if not gs:
+        return {"normal": [], "reduce": []}
+    return {t: sorted(set.intersection(*(set(enumerate_edges(getattr(g, t))) for g in gs))) for t in ("normal", "reduce")}
+
+
+def fig5_table(genotypes: dict, reference: Optional[dict] = None) -> pd.DataFrame:
+    """Sec. 4.5's patterns (:func:`cell_patterns`) in each of ``genotypes`` ({label:
+    Genotype}), then a line for all of them: in how many the normal cell has a node that
+    pairs a skip connection with a parametric operation (the paper: "always"), and in how
+    many the reduction cell chooses pooling (the paper: it "tends to"). ``reference``
+    ({label: Genotype}, e.g. the published cell) adds lines after that, not counted in it."""
+    def line(g) -> dict:
+        p = cell_patterns(g)
+        return {"normal: skip + parametric nodes": f"{p['normal skip + parametric nodes']} of {p['normal nodes']}",
+                "normal: skip edges": p["normal skip edges"],
+                "reduction: pooling chosen": "yes" if p["reduction pooling chosen"] else "no",
+                "reduction: pooling / max-pool / skip edges":
+                    f"{p['reduction pooling edges']} / {p['reduction max-pool edges']} / {p['reduction skip edges']}"}
+
+    rows = {label: line(g) for label, g in genotypes.items()}
+    k = len(genotypes)
+    if k:
+        pats = [cell_patterns(g) for g in genotypes.values()]
+        total = lambda key: sum(p[key] for p in pats)  # noqa: E731
+        rows[f"all {k}"] = {
+            "normal: skip + parametric nodes": f"{sum(p['normal skip + parametric nodes'] > 0 for p in pats)} of {k} have one",
+            "normal: skip edges": f"{sum(p['normal skip edges'] > 0 for p in pats)} of {k} have one",
+            "reduction: pooling chosen": f"{total('reduction pooling chosen')} of {k}",
+            "reduction: pooling / max-pool / skip edges": f"{total('reduction pooling edges')} / "
+                                                          f"{total('reduction max-pool edges')} / {total('reduction skip edges')}"}
+    rows.update({label: line(g) for label, g in (reference or {}).items()})
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("cells")
+
+
+def search_genotypes(profile: Optional[str] = None, default_only: bool = True) -> dict:
+    """{search run name: Genotype} of the committed search records (``runs/search/*/genotype.json``)
+    at ``profile`` (None: the largest profile that has any). ``default_only`` keeps the
+    searches of the profile's own RACL settings, whatever their seed (no ablation and no
+    other override; a field the record lacks counts as the default), one per seed (the
+    plan's name ``<profile>-<dataset>-racl-s<seed>`` first): Fig. 5's searches."""
+    from .genotypes import load_genotype
+    from .profiles import get_profile, to_dict
+
+    runs = [r for r in search_runs() if r["result"] is not None]
+    if profile is None:
+        ranked = sorted({r["config"]["profile"] for r in runs}, key=lambda p: PROFILE_RANK.get(p, 0), reverse=True)
+        profile = ranked[0] if ranked else None
+    runs = [r for r in runs if r["config"]["profile"] == profile]
+    if default_only and runs:
+        default = to_dict(get_profile(profile))
+        runs = [r for r in runs if all(r["config"].get(k, v) == v for k, v in default.items() if k not in _RUN_ONLY_FIELDS)]
+        by_seed: dict = {}
+        for r in sorted(runs, key=lambda r: (not r["name"].endswith(f"-racl-s{r['config']['seed']}"), r["name"])):
+            by_seed.setdefault(r["config"]["seed"], r)
+        runs = [by_seed[s] for s in sorted(by_seed)]
+    return {r["name"]: load_genotype(str(r["path"] / "genotype.json")) for r in runs}
+
+
+def plot_cells(genotypes: dict, title: str = ""):
+    """Fig. 5: the normal and the reduction cell of each genotype ({label: Genotype}) side
+    by side, one row per genotype (:func:`racl.genotypes.draw_cell`)."""
+    import matplotlib.pyplot as plt
+
+    from .genotypes import draw_cell
+
+    k = len(genotypes)
+    if not k:
+        raise ValueError("no genotypes to draw")
+    fig, axes = plt.subplots(k, 2, figsize=(12, 3.2 * k), squeeze=False)
+    for row, (label, g) in zip(axes, genotypes.items()):
+        for ax, cell in zip(row, ("normal", "reduce")):
+            draw_cell(ax, g, cell)
+            ax.set_title(f"{label}: {'normal' if cell == 'normal' else 'reduction'} cell", fontsize=10)
+    if title:
+        fig.suptitle(title, y=1.0)
+    fig.tight_layout()
+    return fig
 
 
 # ---------------------------------------------------------------------- sanity checks
@@ -770,6 +1036,8 @@ def _label(rec: dict) -> str:
         return ROW_OF_ARCH[arch]
     if arch.endswith("genotype.json"):
         return f"searched ({Path(arch).parent.name})"
+    if arch.endswith(".json") and Path(arch).parent.name == "select":
+        return f"random search ({Path(arch).stem})"
     return "random genotype" if arch.startswith("Genotype(") else arch
 
 
@@ -824,13 +1092,16 @@ def sanity_details(rec: dict) -> pd.DataFrame:
 def ablation_configs(profiles=("mini", "paper")) -> pd.DataFrame:
     """What each of Table 8's runs changes: the search fields that the ablations touch, as
     the search of each ``profile`` would run them (the profile's defaults plus the
-    ablation's overrides, :data:`racl.reproduce.ABLATIONS`)."""
-    from .profiles import ABLATIONS, ablation_config
+    ablation's overrides, :data:`racl.profiles.ABLATIONS`), with the paper's row each serves."""
+    from .profiles import ABLATIONS, TABLE8_ROWS, ablation_config
 
     fields = ("grad_norm_weight", "sample", "eta", "rho")
+    row_of = {label: row for row, label in TABLE8_ROWS.items()}
+    labels = dict(zip(paper()["tables"]["table8"]["blocks"][0]["rows"], paper()["tables"]["table8"]["blocks"][0]["row_labels"]))
     rows = []
     for label, over in ABLATIONS.items():
-        row = {("", "overrides"): ", ".join(f"{k}={v}" for k, v in over.items()) or "(none: the profile's defaults)"}
+        row = {("", "Table 8 row"): labels.get(row_of.get(label), "—"),
+               ("", "overrides"): ", ".join(f"{k}={v}" for k, v in over.items()) or "(none: the profile's defaults)"}
         for profile in profiles:
             cfg = ablation_config(profile, over)
             for f in fields:

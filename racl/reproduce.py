@@ -6,8 +6,8 @@ a Slurm cluster.
     python -m racl reproduce --profile paper --targets table1,table4 --executor slurm --slurm-partition gpu
     python -m racl reproduce --profile paper --targets table1,table4 --dry-run          # the jobs and their cost
 
-:func:`racl.plan.plan` lists the jobs (searches, retrainings, evaluations, transfer
-matrices) and which job needs which; this module runs them. Every job writes its record
+:func:`racl.plan.plan` lists the jobs (searches, retrainings, the random search's selection,
+evaluations, transfer matrices) and which job needs which; this module runs them. Every job writes its record
 under ``data/runs`` (``--runs``), where the book reads it; a job whose record is there is
 skipped, and a search or retraining that was stopped resumes from its run directory's last
 checkpoint and reaches the same result, so running the same command again resumes a
@@ -52,8 +52,9 @@ from .attacks import make_attack
 from .data import load_dataset
 from .evaluation import evaluate_run, transfer_matrix
 from .plan import (DEFAULT_ARCHS, RESOURCES, TARGETS, Job, cost_table, estimate, format_hours, job_config, plan,
-                   random_genotype, time_limit_min)
-from .profiles import ABLATIONS, DATASETS, ablation_config, slug
+                   time_limit_min)
+from .profiles import ABLATIONS, DATASETS, DEFAULT_SEEDS, ablation_config, slug
+from .random_search import random_genotype, select_run
 from .records import hardware, provenance, resolve_device, write_json
 from .report import RUNS, hardware_label
 from .search import RACLSearch
@@ -88,6 +89,9 @@ def run_job(job: Job, profile: str, data_root=None, device="auto", progress=True
                      progress=progress)
     elif job.kind == "transfer":
         run_transfer(job, profile, data_root, device, overrides)
+    elif job.kind == "select":
+        select_run([Path(job.runs) / "train" / n for n in job.spec["candidates"]], job.path, profile, job.spec["dataset"],
+                   job.spec["seed"])
     else:
         raise ValueError(f"unknown job kind {job.kind!r}")
 
@@ -283,8 +287,10 @@ def slurm_parameters(job: Job, profile: str, deps: list[str], opts: SlurmOptions
     res = RESOURCES[job.kind]
     hours = estimate(job, profile, opts.cost_device, overrides, jobs) if opts.cost_device else None
     p = {"job_name": f"racl-{job.kind}-{job.name}", "time": time_limit_min(hours, opts.max_hours),
-         "gpus_per_node": res["gpus"], "ntasks_per_node": 1, "cpus_per_task": res["cpus"], "mem": f"{res['mem_gb']}GB",
+         "ntasks_per_node": 1, "cpus_per_task": res["cpus"], "mem": f"{res['mem_gb']}GB",
          "signal_delay_s": 120, "additional_parameters": {"kill-on-invalid-dep": "yes"}}
+    if res["gpus"]:
+        p["gpus_per_node"] = res["gpus"]
     if deps:
         p["dependency"] = "afterok:" + ":".join(deps)
     if opts.partition:
@@ -332,7 +338,7 @@ def submit_slurm(jobs: list[Job], profile: str, folder: Path, opts: Optional[Slu
 
 
 # ---------------------------------------------------------------------- dry run
-def print_cost(profile: str, targets: list[str], device: str, archs=None, seeds=(0,), method="pgd",
+def print_cost(profile: str, targets: list[str], device: str, archs=None, seeds=None, method="pgd",
                overrides: Optional[dict] = None, runs: Optional[Path] = None, out=None) -> None:
     """The plan's jobs, each done or to do with its work and estimated GPU-hours on
     ``device``, then the total per table (:func:`racl.plan.cost_table`)."""
@@ -360,7 +366,9 @@ def add_reproduce_parser(sub):
     p.add_argument("--profile", default="mini", choices=sorted(DATASETS), help="budget: smoke | mini | paper (default: mini)")
     p.add_argument("--targets", default="table1", help=f"comma list: {', '.join(TARGETS)}")
     p.add_argument("--archs", help="comma list restricting the models (default: all at paper, a few at mini/smoke)")
-    p.add_argument("--seeds", default="0", help="comma list of seeds (default: 0)")
+    p.add_argument("--seeds", help="comma list of seeds, for every target (default: each target's own: "
+                                    + "; ".join(f"{','.join(map(str, v))} for {k}" for k, v in DEFAULT_SEEDS.items())
+                                    + "; 0 for the others)")
     p.add_argument("--method", default="pgd", choices=["pgd", "trades", "mart"], help="adversarial training objective")
     p.add_argument("--data-root", help="folder holding (or receiving) the datasets; default data/downloads")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
@@ -388,7 +396,7 @@ def add_reproduce_parser(sub):
         if args.slurm_max_hours <= 0:
             raise ValueError(f"--slurm-max-hours must be positive, got {args.slurm_max_hours}")
         try:
-            seeds = tuple(int(s) for s in args.seeds.split(","))
+            seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds is not None else None
         except ValueError:
             raise ValueError(f"--seeds takes a comma list of integers, got {args.seeds!r}") from None
         archs = args.archs.split(",") if args.archs else DEFAULT_ARCHS.get(args.profile)

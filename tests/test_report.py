@@ -20,10 +20,10 @@ def _sweeps(scale=1.0):
             "pgd_steps": [{"value": s, "acc": scale * 0.3} for s in (1, 2, 5, 10, 20, 50, 100)], "n": 128}
 
 
-def _eval(arch, clean=0.6, seed=0, failing=(), run="", profile="mini"):
+def _eval(arch, clean=0.6, seed=0, failing=(), run="", profile="mini", n=256, n_slow=64):
     checks = {c: {"passed": c not in failing} for c in report.SANITY_CHECKS if c != "white_box_beats_transfer"}
-    return {"n": 256, "clean_acc": clean, "n_params": 1000,
-            "attacks": {a: {"acc": clean / 2, "n": 256} for a in ("fgsm", "mim20", "pgd20", "cw")},
+    return {"n": n, "clean_acc": clean, "n_params": 1000, "eval_config": {"profile": profile, "n": n, "n_slow": n_slow},
+            "attacks": {a: {"acc": clean / 2, "n": n_slow if a == "cw" else n} for a in ("fgsm", "mim20", "pgd20", "cw")},
             "sweeps": _sweeps(clean), "sanity": checks, "sanity_passed": not failing,
             "model": {"arch": arch, "train_profile": profile, "dataset": "cifar10-mini", "run": run},
             "provenance": {**PROV, "profile": profile, "seed": seed}}
@@ -36,13 +36,14 @@ def _write(path, obj):
 
 @pytest.fixture
 def runs(tmp_path, monkeypatch):
-    """Fake records: RACL (seeds 0 and 1: Table 7) and DARTS_V2 white-box evaluations,
-    Table 4 and Table 5 transfer records, two searched-RACL seeds, one random-search seed
-    and one ablation (Table 8); the paper file with a Fig. 4 curve added."""
+    """Fake records: RACL (seeds 0 and 1 on Table 7's 512 test images) and DARTS_V2 (seed 0,
+    Table 1's 256) white-box evaluations, Table 4 and Table 5 transfer records, two
+    searched-RACL seeds, one random-search seed and one ablation (Table 8); the paper file
+    with a Fig. 4 curve added."""
     runs = tmp_path / "runs"
     ev = runs / "eval"
-    _write(ev / "mini-cifar10-mini-racl-pgd-s0.json", _eval("RACL", 0.6))
-    _write(ev / "mini-cifar10-mini-racl-pgd-s1.json", _eval("RACL", 0.4, seed=1))
+    _write(ev / "mini-cifar10-mini-racl-pgd-s0-stability.json", _eval("RACL", 0.6, n=512, n_slow=128))
+    _write(ev / "mini-cifar10-mini-racl-pgd-s1-stability.json", _eval("RACL", 0.4, seed=1, n=512, n_slow=128))
     _write(ev / "mini-cifar10-mini-darts-v2-pgd-s0.json", _eval("DARTS_V2", 0.5, failing=("large_eps_near_zero",)))
     genotype = str(runs / "search" / "mini-cifar10-mini-racl-s0" / "genotype.json")
     for s, clean in ((0, 0.6), (1, 0.4)):
@@ -126,10 +127,13 @@ def test_table4_paper_beside_ours(runs):
     df = tab.frame
     assert df.loc[("RACL(ours)", "paper"), "FGSM"] == "82.78"
     ours = [k for k in df.loc["RACL(ours)"].index if k.startswith("ours (")]
-    assert df.loc[("RACL(ours)", ours[0]), "FGSM"] == "42.0" and df.loc[("DARTS", ours[0]), "PGD-20"] == "31.0"
+    # one run: the value and its standard error over the 256 test images, sqrt(p(1-p)/n) in %
+    assert df.loc[("RACL(ours)", ours[0]), "FGSM"] == "42.0 (±3.1)"  # sqrt(.42 * .58 / 256) = 0.0308
+    assert df.loc[("DARTS", ours[0]), "PGD-20"] == "31.0 (±2.9)"  # sqrt(.31 * .69 / 256) = 0.0289
     assert df.loc[("AmoebaNet", "ours"), "FGSM"] == report.NOT_RUN
     note = next(n for n in tab.notes if n.startswith(f"({ours[0][6:-1]})"))
     assert note.startswith(f"({ours[0][6:-1]}) mini · cifar10-mini · seed 0 · Test CPU (2 threads)") and note.endswith("n=256")
+    assert any(n.startswith("The source's own (white-box) accuracy") and "FGSM 5.0" in n for n in tab.notes)
 
 
 def test_transfer_matrix_paper_row_above_ours(runs):
@@ -178,11 +182,13 @@ def test_table7_mean_and_standard_error_over_seeds(runs):
     assert df.loc[("AmoebaNet", "paper"), "Clean"] == report.NOT_LEGIBLE
     racl = [k for k in df.loc["RACL"].index if k.startswith("ours (")][0]
     assert df.loc[("RACL", racl), "Clean"] == "50.0 ± 10.0"  # mean and standard error of 60 and 40
-    darts = [k for k in df.loc["DARTS"].index if k.startswith("ours (")][0]
-    assert df.loc[("DARTS", darts), "Clean"] == "50.0"
+    # DARTS has only Table 1's evaluation on 256 images: left out of Table 7, and said so
+    assert df.loc[("DARTS", "ours"), "Clean"] == report.NOT_RUN
+    assert any(n.startswith("Left out") and "DARTS: 1 record" in n for n in tab.notes)
+    assert any(n.startswith("Not run yet") and "DARTS" in n and "NasNet" in n for n in tab.notes)
     assert df.loc[("NasNet", "ours"), "Clean"] == report.NOT_RUN
     note = next(n for n in tab.notes if n.startswith(f"({racl[6:-1]})"))
-    assert note.startswith(f"({racl[6:-1]}) 2 runs:") and "seed 0,1" in note
+    assert note.startswith(f"({racl[6:-1]}) 2 runs:") and "seed 0,1" in note and "n=512 (CW, AutoAttack: 128)" in note
 
 
 def test_table8_ablations_by_job_name(runs):
@@ -191,13 +197,17 @@ def test_table8_ablations_by_job_name(runs):
     assert list(df.index.get_level_values(0).unique()) == ["Random Search", "w/o Gradient Norm", "w/o CL", "η = 0.9, ρ = 0.01",
                                                           "η = 0.7, ρ = 0.001", "η = 0.9, ρ = 0.001"]
     gn = [k for k in df.loc["w/o Gradient Norm"].index if k.startswith("ours (")][0]
-    assert df.loc[("w/o Gradient Norm", gn), "Clean"] == "55.0"
+    assert df.loc[("w/o Gradient Norm", gn), "Clean"] == "55.0 (±3.1)"  # one seed: sqrt(.55 * .45 / 256) = 0.0311
     full = [k for k in df.loc["η = 0.9, ρ = 0.001"].index if k.startswith("ours (")][0]
-    assert df.loc[("η = 0.9, ρ = 0.001", full), "Clean"] == "60.0"  # the seed-0 full RACL, the ablations' seed
-    assert df.loc[("Random Search", [k for k in df.loc["Random Search"].index if k != "paper"][0]), "PGD-20"] == "15.0"
+    assert df.loc[("η = 0.9, ρ = 0.001", full), "Clean"] == "60.0 (±3.1)"  # the seed-0 full RACL, the ablations' seed
+    rs = [k for k in df.loc["Random Search"].index if k != "paper"][0]
+    assert df.loc[("Random Search", rs), "PGD-20"] == "15.0 (±2.2)"  # sqrt(.15 * .85 / 256) = 0.0223
     assert df.loc[("w/o CL", "ours"), "Clean"] == report.NOT_RUN
     assert df.loc[("η = 0.7, ρ = 0.001", "paper"), "AA"] == "49.03"
-    assert any("η = 0.7, ρ = 0.001" in n and "Not planned" in n for n in tab.notes)
+    # every row of the paper is planned; the rows without a record say so
+    assert not any("Not planned" in n for n in tab.notes)
+    missing = next(n for n in tab.notes if n.startswith("Not run yet"))
+    assert "w/o CL" in missing and "η = 0.7, ρ = 0.001" in missing and "η = 0.9, ρ = 0.01" in missing
 
 
 def test_sanity_table_shows_failures(runs):
@@ -206,7 +216,7 @@ def test_sanity_table_shows_failures(runs):
     darts = df.loc["mini-cifar10-mini-darts-v2-pgd-s0"]
     assert df.loc["mini-cifar10-mini-random-search-pgd-s0", "model"] == "random genotype"
     assert darts["model"] == "DARTS" and darts["large_eps_near_zero"] == "FAILED" and darts["all passed"] == "NO"
-    racl = df.loc["mini-cifar10-mini-racl-pgd-s0"]
+    racl = df.loc["mini-cifar10-mini-racl-pgd-s0-stability"]
     assert racl["gradients_nonzero"] == "passed" and racl["all passed"] == "yes"
     assert racl["white_box_beats_transfer"] == report.NOT_RUN
     rec = json.loads((runs / "eval" / "mini-cifar10-mini-darts-v2-pgd-s0.json").read_text())
@@ -252,12 +262,14 @@ def test_rho_ablations_are_relative_to_the_profile():
     from racl.reproduce import ABLATIONS, ablation_config
 
     paper_rho, mini_rho = ablation_config("paper", {}).rho, ablation_config("mini", {}).rho
-    assert ablation_config("paper", ABLATIONS["RACL rho=1e-4"]).rho == pytest.approx(1e-4)
-    assert ablation_config("paper", ABLATIONS["RACL rho=1e-2"]).rho == pytest.approx(1e-2)
-    assert ablation_config("mini", ABLATIONS["RACL rho=1e-4"]).rho == pytest.approx(0.1 * mini_rho)
-    assert ablation_config("mini", ABLATIONS["RACL rho=1e-2"]).rho == pytest.approx(10 * mini_rho)
     assert paper_rho == pytest.approx(1e-3)
+    assert ablation_config("paper", ABLATIONS["RACL eta=0.9 rho x10"]).rho == pytest.approx(1e-2)  # Table 8: rho = 0.01
+    assert ablation_config("paper", ABLATIONS["RACL eta=0.7"]).rho == pytest.approx(1e-3)  # Table 8: rho = 0.001
+    assert ablation_config("mini", ABLATIONS["RACL eta=0.9 rho x10"]).rho == pytest.approx(10 * mini_rho)
+    assert ablation_config("mini", ABLATIONS["RACL eta=0.7"]).rho == pytest.approx(mini_rho)
     assert ablation_config("mini", ABLATIONS["RACL w/o confidence learning"]).sample is False
+    configs = report.ablation_configs()
+    assert configs.loc["RACL eta=0.7", ("paper", "eta")] == 0.7 and configs.loc["RACL eta=0.7", ("", "Table 8 row")] == "η = 0.7, ρ = 0.001"
 
 
 def test_toy_models_train_and_can_be_masked():

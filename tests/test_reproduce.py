@@ -227,7 +227,7 @@ def sbatch_flags(script: str) -> dict:
 
 
 def test_slurm_submission_of_the_paper_plan(fake_slurm, bench_runs, tmp_path):
-    jobs = plan("paper", ["table7", "table5"], None, (0,), "mart", bench_runs)
+    jobs = plan("paper", ["table8", "table5"], None, (0,), "mart", bench_runs)
     opts = SlurmOptions(partition="gpu", max_hours=24, cost_device="Test GPU", setup=["module load cuda"])
     ids = submit_slurm(jobs, "paper", tmp_path / "logs", opts, log=lambda *a: None)
     assert len(ids) == len(jobs) == len(list(fake_slurm.glob("job*.sh")))
@@ -236,7 +236,11 @@ def test_slurm_submission_of_the_paper_plan(fake_slurm, bench_runs, tmp_path):
     scripts = {by_id[p.stem[3:]]: p.read_text() for p in fake_slurm.glob("job*.sh")}
     for j in jobs:
         f = flags[j.key]
-        assert f["gpus-per-node"] == "1" and f["cpus-per-task"] == "8" and f["mem"] == "32GB" and f["partition"] == "gpu"
+        if j.kind == "select":  # the random search's choice reads records: no GPU, one core
+            assert "gpus-per-node" not in f and f["cpus-per-task"] == "1" and f["time"] == str(time_limit_min(0.0, 24))
+        else:
+            assert f["gpus-per-node"] == "1" and f["cpus-per-task"] == "8" and f["mem"] == "32GB"
+        assert f["partition"] == "gpu"
         assert f["signal"] == "USR2@120" and f["kill-on-invalid-dep"] == "yes"  # submitit requeues on USR2
         assert f["job-name"] == f"racl-{j.kind}-{j.name}"
         assert f["output"].startswith(str(tmp_path / "logs" / j.kind / j.name) + "/")  # one log folder per job
@@ -244,7 +248,11 @@ def test_slurm_submission_of_the_paper_plan(fake_slurm, bench_runs, tmp_path):
         deps = f.get("dependency")
         assert deps == ("afterok:" + ":".join(ids[n] for n in j.needs) if j.needs else None), (j.key, deps)
     search = next(j for j in jobs if j.kind == "search")
-    searched = next(j for j in jobs if j.kind == "train" and "searched-racl" in j.name)
+    searched = next(j for j in jobs if j.kind == "train" and j.needs == (search.key,))
+    select = next(j for j in jobs if j.kind == "select")
+    assert flags[select.key]["dependency"] == "afterok:" + ":".join(ids[f"train/{n}"] for n in select.spec["candidates"])
+    retrain = next(j for j in jobs if j.kind == "train" and j.needs == (select.key,))
+    assert flags[retrain.key]["dependency"] == f"afterok:{ids[select.key]}"
     transfer = next(j for j in jobs if j.kind == "transfer")
     assert flags[searched.key]["dependency"] == f"afterok:{ids[search.key]}"
     assert len(transfer.needs) == 5 and all(n.startswith("train/") for n in transfer.needs)
@@ -295,22 +303,26 @@ def test_slurm_without_slurm_is_one_error_line(tmp_path, monkeypatch, capsys):
 
 # ---------------------------------------------------------------------- dry run
 def test_dry_run_prints_every_job_and_the_total_per_table(bench_runs, capsys):
-    rc = cli.main(["reproduce", "--profile", "paper", "--targets", "table7,table1", "--archs", "RACL", "--method", "mart",
+    rc = cli.main(["reproduce", "--profile", "paper", "--targets", "table7,table1,fig5", "--archs", "RACL", "--method", "mart",
                    "--runs", str(bench_runs), "--dry-run", "--cost-device", "Test GPU"])
     out = capsys.readouterr().out
     assert rc == 0
-    rows, totals = cost_table("paper", ["table7", "table1"], "Test GPU", ["RACL"], (0,), "mart", runs=bench_runs)
-    # a search; retrainings of the searched and a random cell and of RACL on CIFAR-10, CIFAR-100
-    # and Tiny-ImageNet; an evaluation of each
-    assert len(rows) == 11 and [r["kind"] for r in rows].count("eval") == 5
+    rows, totals = cost_table("paper", ["table7", "table1", "fig5"], "Test GPU", ["RACL"], None, "mart", runs=bench_runs)
+    # without --seeds, Table 7 and Fig. 5 run at seeds 0, 1, 2 and Table 1 at seed 0: RACL
+    # retrained on CIFAR-10 at three seeds (the paper profile's evaluation already attacks more
+    # than Table 7's minimum, so Table 1's seed-0 evaluation serves Table 7 too), on CIFAR-100
+    # and Tiny-ImageNet at seed 0; an evaluation of each; three searches for Fig. 5
+    assert len(rows) == 13 and [r["kind"] for r in rows].count("eval") == 5 and [r["kind"] for r in rows].count("search") == 3
     for r in rows:
         assert f"todo  {r['kind']:8s} {r['job']}" in out
     by_job = {f"{r['kind']}/{r['job']}": r["gpu_hours"] for r in rows}
-    assert by_job["search/paper-cifar10-racl-s0"] == pytest.approx(SEARCH_H)
-    assert by_job["train/paper-cifar10-racl-mart-s0"] == pytest.approx(TRAIN_H)
+    assert by_job["search/paper-cifar10-racl-s2"] == pytest.approx(SEARCH_H)
+    assert by_job["train/paper-cifar10-racl-mart-s1"] == pytest.approx(TRAIN_H)
     assert by_job["train/paper-tinyimagenet-racl-mart-s0"] is None  # 64x64 images: not the benchmarked network
     t7 = next(t for t in totals if t["table"] == "table7")
-    assert t7["gpu_hours"] is None and t7["known_gpu_hours"] == pytest.approx(SEARCH_H + 2 * TRAIN_H)
-    assert t7["unknown_jobs"] == 2  # the evaluations: sanity checks and AutoAttack were not benchmarked
-    assert f"{SEARCH_H + 2 * TRAIN_H:.3g} known, 2 jobs unknown" in out
+    assert t7["gpu_hours"] is None and t7["known_gpu_hours"] == pytest.approx(3 * TRAIN_H)
+    assert t7["unknown_jobs"] == 3  # the evaluations: sanity checks and AutoAttack were not benchmarked
+    assert f"{3 * TRAIN_H:.3g} known, 3 jobs unknown" in out
+    f5 = next(t for t in totals if t["table"] == "fig5")
+    assert f5["gpu_hours"] == pytest.approx(3 * SEARCH_H)
     assert "estimated GPU-hours on Test GPU" in out

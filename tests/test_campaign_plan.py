@@ -1,0 +1,349 @@
+"""Issue 13: the campaign of Tables 4, 7 and 8 and Fig. 5. The plan holds exactly the paper's
+experiments (Table 8's six settings, Table 7's seeds and larger evaluation, Table 4's
+ResNet-110 source, Fig. 5's searches); the random search chooses its cell by the documented
+criterion, from records only; the reporting computes mean ± standard error and whether
+RACL's advantage exceeds the combined standard error; Fig. 5's pattern analysis counts what
+Sec. 4.5 claims. Nothing here trains: records are written by hand into temporary folders."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from racl import cli, report
+from racl.genotypes import GENOTYPES, Genotype, load_genotype
+from racl.plan import KINDS, TARGETS, in_order, job_config, plan
+from racl.profiles import (ABLATIONS, RANDOM_SEARCH, STABILITY_EVAL, TABLE8_ROWS, ablation_config, get_eval_profile,
+                           get_profile)
+from racl.random_search import random_genotype, screen_score, select, select_run
+
+MINI_ARCHS = ["RACL", "DARTS_V2", "PC_DARTS"]
+
+
+def _write(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+# ---------------------------------------------------------------------- Table 8's plan
+def test_table8_rows_are_the_papers_six_settings():
+    rows = report.paper()["tables"]["table8"]["blocks"][0]["rows"]
+    assert list(TABLE8_ROWS) == rows and len(rows) == 6
+    assert set(TABLE8_ROWS.values()) - {"random search"} == set(ABLATIONS)  # no ablation beyond the paper's
+    settings = report.paper()["tables"]["table8"]["blocks"][0]["settings"]
+    for row, label in TABLE8_ROWS.items():
+        if label == "random search":
+            assert settings[row]["search"] == "random"
+            continue
+        cfg = ablation_config("paper", ABLATIONS[label])
+        s = settings[row]
+        assert (cfg.grad_norm_weight > 0) == (s["gradient_norm"] is not False), row
+        assert cfg.sample == (s["confidence_learning"] is not False), row
+        # eta and rho as printed where the row prints them, the paper's defaults (0.9, 1e-3) elsewhere
+        assert cfg.eta == pytest.approx(s["eta"] if s["eta"] is not None else 0.9), row
+        assert cfg.rho == pytest.approx(s["rho"] if s["rho"] is not None else 1e-3), row
+
+
+def test_table8_plan_has_six_rows_with_the_right_overrides(tmp_path):
+    jobs = plan("mini", ["table8"], MINI_ARCHS, None, "pgd", tmp_path)
+    by_key = {j.key: j for j in jobs}
+    searches = {j.spec.get("label", "RACL"): j for j in jobs if j.kind == "search"}
+    assert set(searches) == set(ABLATIONS)
+    mini_rho = get_profile("mini").rho
+    want = {"RACL w/o gradient norm": dict(grad_norm_weight=0.0, sample=True, eta=0.9, rho=mini_rho),
+            "RACL w/o confidence learning": dict(grad_norm_weight=0.1, sample=False, eta=0.9, rho=mini_rho),
+            "RACL eta=0.9 rho x10": dict(grad_norm_weight=0.1, sample=True, eta=0.9, rho=10 * mini_rho),
+            "RACL eta=0.7": dict(grad_norm_weight=0.1, sample=True, eta=0.7, rho=mini_rho),
+            "RACL": dict(grad_norm_weight=0.1, sample=True, eta=0.9, rho=mini_rho)}
+    for label, job in searches.items():
+        cfg = job_config(job, "mini")
+        got = dict(grad_norm_weight=cfg.grad_norm_weight, sample=cfg.sample, eta=cfg.eta, rho=cfg.rho)
+        assert got == pytest.approx(want[label]), label
+        assert job.spec["seed"] == 0 and job.spec["dataset"] == "cifar10-mini"
+    # each searched cell retrained after its search, and evaluated
+    evals = [j for j in jobs if j.kind == "eval"]
+    assert len(evals) == 6  # one per row
+    for s in searches.values():
+        tr = [j for j in jobs if j.kind == "train" and j.needs == (s.key,)]
+        assert len(tr) == 1 and tr[0].spec["arch"] == str(tmp_path / "search" / s.name / "genotype.json")
+        assert any(e.needs == (tr[0].key,) for e in evals)
+    # the random search: 10 distinct random cells screened, one selection needing all of them,
+    # the chosen cell retrained after the selection and evaluated
+    (sel,) = [j for j in jobs if j.kind == "select"]
+    screens = [by_key[k] for k in sel.needs]
+    assert len(screens) == RANDOM_SEARCH["models"] == 10 and all(j.kind == "train" for j in screens)
+    assert len({j.spec["arch"] for j in screens}) == 10
+    assert {j.spec["arch"] for j in screens} == {str(random_genotype(g)) for g in range(10)}
+    for j in screens:
+        cfg = job_config(j, "mini")
+        assert cfg.epochs == 2 and cfg.val_images == 512 and cfg.seed == 0  # a third of mini's 6 epochs
+    (final,) = [j for j in jobs if j.kind == "train" and j.needs == (sel.key,)]
+    assert final.spec["arch"] == str(sel.path) and final.name == "mini-cifar10-mini-random-search-pgd-s0"
+    assert job_config(final, "mini").epochs == 6  # the full recipe
+    assert any(e.needs == (final.key,) for e in evals)
+    assert not any(e.needs == (s.key,) for e in evals for s in screens)  # no test image sees a screening run
+
+
+# ---------------------------------------------------------------------- Table 7's plan
+def test_table7_plans_three_seeds_and_the_larger_evaluation(tmp_path):
+    jobs = plan("mini", ["table7"], MINI_ARCHS, None, "pgd", tmp_path)
+    trains = [j for j in jobs if j.kind == "train"]
+    assert {(j.spec["arch"], j.spec["seed"]) for j in trains} == {(a, s) for a in MINI_ARCHS for s in (0, 1, 2)}
+    evals = [j for j in jobs if j.kind == "eval"]
+    assert len(evals) == 9 and not [j for j in jobs if j.kind in ("search", "select", "transfer")]
+    for e in evals:
+        cfg = job_config(e, "mini")
+        assert (cfg.n, cfg.n_slow) == (STABILITY_EVAL["n"], STABILITY_EVAL["n_slow"]) == (512, 128)
+        assert e.name.endswith("-stability") and e.needs == (f"train/{e.spec['run']}",)
+    # Table 1's evaluation of the same retraining keeps the profile's size and its own name
+    both = plan("mini", ["table1", "table7"], ["RACL"], (0,), "pgd", tmp_path)
+    names = {j.name: job_config(j, "mini").n for j in both if j.kind == "eval" and "cifar10-mini" in j.name}
+    assert names == {"mini-cifar10-mini-racl-pgd-s0": get_eval_profile("mini").n, "mini-cifar10-mini-racl-pgd-s0-stability": 512}
+    # a profile that already evaluates more keeps its own evaluation (shared with Table 1)
+    paper = [j for j in plan("paper", ["table7"], ["RACL"], None, "mart", tmp_path) if j.kind == "eval"]
+    assert [j.name for j in paper] == [f"paper-cifar10-racl-mart-s{s}" for s in (0, 1, 2)]
+    assert job_config(paper[0], "paper").n == 10000
+    # given seeds apply to every target
+    assert {j.spec["seed"] for j in plan("mini", ["table7"], ["RACL"], (3, 4, 5, 6), "pgd", tmp_path) if j.kind == "train"} == {3, 4, 5, 6}
+
+
+def test_table4_and_fig5_plans(tmp_path):
+    jobs = plan("mini", ["table4", "fig5"], MINI_ARCHS, None, "pgd", tmp_path)
+    (tr,) = [j for j in jobs if j.kind == "transfer"]
+    assert tr.spec["sources"] == {"resnet110": "mini-cifar10-mini-resnet110-pgd-s0"}
+    assert set(tr.spec["targets"]) == {"RACL", "DARTS_V2", "PC_DARTS", "resnet110"}  # the source too: its white-box
+    assert tr.spec["attacks"] == ["fgsm", "mim20", "pgd20"]
+    assert set(tr.needs) == {f"train/{n}" for n in tr.spec["targets"].values()}
+    assert not any(j.kind == "eval" and "resnet110" in j.name for j in jobs)  # the source is only attacked from
+    searches = [j for j in jobs if j.kind == "search"]
+    assert [(j.name, j.spec["overrides"]) for j in searches] == [(f"mini-cifar10-mini-racl-s{s}", {}) for s in (0, 1, 2)]
+    assert "fig5" in TARGETS
+
+
+def test_the_whole_plan_runs_each_job_after_its_needs(tmp_path):
+    jobs = plan("mini", ["table4", "table7", "table8", "fig5"], MINI_ARCHS, None, "pgd", tmp_path)
+    assert len({j.key for j in jobs}) == len(jobs)
+    seen = set()
+    for j in jobs:
+        assert set(j.needs) <= seen, j.key
+        seen.add(j.key)
+    kinds = [j.kind for j in jobs]
+    assert kinds.index("select") > max(i for i, k in enumerate(kinds) if k == "train" and "screen" in jobs[i].name)
+    with pytest.raises(ValueError, match="cycle"):
+        from racl.plan import Job
+
+        in_order([Job("train", "a", {}, ("train/b",)), Job("train", "b", {}, ("train/a",))])
+    with pytest.raises(KeyError, match="unknown target"):
+        plan("mini", ["table9"])
+    assert KINDS.index("select") < KINDS.index("eval")
+
+
+# ---------------------------------------------------------------------- random search's choice
+def _screen(runs: Path, name: str, arch: str, rows: list, finished: bool = True) -> Path:
+    run = runs / "train" / name
+    _write(run / "config.json", {"arch": arch})
+    run.joinpath("metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _write(run / "provenance.json", {"profile": "mini", **({"finished": "2026-01-01T00:00:00+00:00"} if finished else {})})
+    return run
+
+
+def _epochs(pgd_last, clean_last, pgd_first=0.9):
+    """Two epochs of metrics; the first epoch's PGD accuracy is a decoy (the rule reads the last)."""
+    return [{"epoch": 0, "val_clean_acc": 0.1, "val_pgd10_acc": pgd_first, "val_n": 512},
+            {"epoch": 1, "val_clean_acc": clean_last, "val_pgd10_acc": pgd_last, "val_n": 512}]
+
+
+def test_random_search_keeps_the_best_held_out_pgd_accuracy(tmp_path):
+    # held-out PGD accuracy at the last epoch: cell 3 is best (0.31); cell 0 has the best
+    # clean accuracy and the best first epoch, cell 1 the worst PGD: an inverted or wrong
+    # rule picks another cell
+    pgd = [0.20, 0.12, 0.25, 0.31, 0.30]
+    clean = [0.60, 0.40, 0.45, 0.41, 0.50]
+    runs = [_screen(tmp_path, f"cell{k}", str(random_genotype(k)), _epochs(p, c, 0.9 if k == 0 else 0.2))
+            for k, (p, c) in enumerate(zip(pgd, clean))]
+    rec = select_run(runs, tmp_path / "select" / "rs.json", "mini", "cifar10-mini", 0)
+    assert rec["chosen"] == "cell3" and rec["chosen_index"] == 3
+    assert [c["val_pgd_acc"] for c in rec["candidates"]] == pgd
+    assert load_genotype(str(tmp_path / "select" / "rs.json")) == random_genotype(3)  # what the retraining reads
+    assert "held-out PGD" in rec["rule"]
+    # ties on PGD accuracy go to the higher held-out clean accuracy, then to the lower index
+    assert select([{"val_pgd_acc": 0.3, "val_clean_acc": 0.4}, {"val_pgd_acc": 0.3, "val_clean_acc": 0.5}]) == 1
+    assert select([{"val_pgd_acc": 0.3, "val_clean_acc": 0.5}, {"val_pgd_acc": 0.3, "val_clean_acc": 0.5}]) == 0
+
+
+def test_random_search_refuses_what_it_cannot_judge(tmp_path):
+    ok = _screen(tmp_path, "ok", str(random_genotype(0)), _epochs(0.3, 0.5))
+    unfinished = _screen(tmp_path, "running", str(random_genotype(1)), _epochs(0.9, 0.9), finished=False)
+    with pytest.raises(ValueError, match="has not finished"):
+        select_run([ok, unfinished])
+    with pytest.raises(ValueError, match="no held-out PGD accuracy"):
+        screen_score([{"epoch": 0, "train_loss": 1.0}])
+    with pytest.raises(ValueError, match="no candidates"):
+        select([])
+
+
+def test_reproduce_skips_what_is_recorded_and_runs_the_selection(tmp_path, monkeypatch):
+    """The sequential runner skips every job whose record is written, runs the selection from
+    the screening runs' records, and a second pass finds it done."""
+    from racl import reproduce
+
+    jobs = plan("smoke", ["table8"], ["RACL"], (0,), "pgd", tmp_path)
+    (sel,) = [j for j in jobs if j.kind == "select"]
+    for k, name in enumerate(sel.spec["candidates"]):
+        arch = next(j for j in jobs if j.name == name and j.kind == "train").spec["arch"]
+        _screen(tmp_path, name, arch, _epochs(0.1 + 0.01 * ((7 * k) % 10), 0.5))
+    ran = []
+    real = reproduce.run_job
+
+    def fake(job, profile, *a, **kw):
+        ran.append(job.key)
+        if job.kind == "select":
+            return real(job, profile, *a, **kw)
+        raise RuntimeError("stop")  # the first job after the selection: nothing else is run here
+
+    monkeypatch.setattr(reproduce, "run_job", fake)
+    todo = [j for j in jobs if j.kind in ("train", "select") and (j.key in sel.needs or j.key == sel.key)]
+    reproduce.run_sequential(todo, "smoke", log=lambda *a: None)
+    assert ran == [sel.key] and sel.done()
+    rec = json.loads(sel.path.read_text())
+    best = max(range(10), key=lambda k: (0.1 + 0.01 * ((7 * k) % 10), -k))
+    assert rec["chosen"] == sel.spec["candidates"][best]
+    ran.clear()
+    reproduce.run_sequential(todo, "smoke", log=lambda *a: None)
+    assert ran == []  # everything recorded: nothing runs again
+    with pytest.raises(RuntimeError, match="stop"):
+        reproduce.run_sequential(jobs, "smoke", log=lambda *a: None)
+    assert ran[0] != sel.key and sel.key not in ran  # the first job not done; the selection is skipped
+
+
+def test_dry_run_lists_the_campaign(tmp_path, capsys):
+    rc = cli.main(["reproduce", "--profile", "mini", "--targets", "table4,table7,table8,fig5", "--runs", str(tmp_path),
+                   "--dry-run", "--cost-device", "Test GPU"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    jobs = plan("mini", ["table4", "table7", "table8", "fig5"], MINI_ARCHS, None, "pgd", tmp_path)
+    for j in jobs:
+        assert f"todo  {j.kind:8s} {j.name}" in out
+    assert "select   mini-cifar10-mini-random-search-pgd-s0" in out and "8 attacks on 512 examples (cw, autoattack on 128)" in out
+    for t in ("table4", "table7", "table8", "fig5"):
+        assert f"  {t} " in out
+
+
+# ---------------------------------------------------------------------- Table 7's error bars
+def _rec(arch, seed, accs, n=512, n_slow=128):
+    """An evaluation record whose clean accuracy and every attack's are ``accs[col]``."""
+    return {"n": n, "clean_acc": accs["clean"], "eval_config": {"profile": "mini", "n": n, "n_slow": n_slow},
+            "attacks": {report.ATTACK_OF_COLUMN[c]: {"acc": v, "n": n_slow if c in ("cw", "autoattack") else n}
+                        for c, v in accs.items() if c != "clean"},
+            "model": {"arch": arch, "train_profile": "mini", "dataset": "cifar10-mini", "method": "pgd", "run": ""},
+            "provenance": {"profile": "mini", "dataset": "cifar10-mini", "seed": seed, "wall_time_s": 60.0,
+                           "hardware": {"cpu": "Test CPU", "cpu_threads": 1}, "code": {"git_commit": "0" * 40}}}
+
+
+@pytest.fixture
+def table7_runs(tmp_path, monkeypatch):
+    """RACL and PC-DARTS at seeds 0-2 on 512 test images; DARTS at seed 0 only; a smaller
+    (Table 1) evaluation of PC-DARTS that Table 7 must leave out."""
+    cols = report.paper()["tables"]["table7"]["columns"]
+    racl = {0: 0.50, 1: 0.52, 2: 0.54}  # mean 0.52, sample sd 0.02, se 0.02 / sqrt(3)
+    pc = {0: 0.47, 1: 0.51, 2: 0.49}  # mean 0.49, sample sd 0.02, se 0.02 / sqrt(3)
+    ev = tmp_path / "eval"
+    for s in range(3):
+        _write(ev / f"racl-s{s}.json", _rec("RACL", s, {c: racl[s] for c in cols}))
+        _write(ev / f"pc-s{s}.json", _rec("PC_DARTS", s, {c: pc[s] for c in cols}))
+    _write(ev / "pc-small.json", _rec("PC_DARTS", 0, {c: 0.99 for c in cols}, n=256, n_slow=64))
+    _write(ev / "darts-s0.json", _rec("DARTS_V2", 0, {c: 0.40 for c in cols}))
+    monkeypatch.setattr(report, "RUNS", tmp_path)
+    return tmp_path
+
+
+def test_mean_and_standard_error_over_seeds(table7_runs):
+    m, se, k = report.mean_se([0.50, 0.52, 0.54])
+    assert k == 3 and m == pytest.approx(0.52) and se == pytest.approx(0.02 / math.sqrt(3))
+    assert report.mean_se([0.3]) == (0.3, None, 1) and report.mean_se([None]) == (None, None, 0)
+    df = report.ablation_table("table7").frame
+    racl = [k for k in df.loc["RACL"].index if k.startswith("ours (")][0]
+    assert df.loc[("RACL", racl), "PGD-20"] == "52.0 ± 1.2"  # 2 / sqrt(3) = 1.15
+    pc = [k for k in df.loc["PC-DARTS"].index if k.startswith("ours (")][0]
+    assert df.loc[("PC-DARTS", pc), "AA"] == "49.0 ± 1.2"  # the 256-image record (99%) is left out
+    darts = [k for k in df.loc["DARTS"].index if k.startswith("ours (")][0]
+    assert df.loc[("DARTS", darts), "Clean"] == "40.0 (±2.2)"  # one seed: sqrt(.4 * .6 / 512) = 0.0217
+
+
+def test_advantage_over_the_combined_standard_error(table7_runs):
+    # RACL − PC-DARTS = 3 points; combined se = sqrt(2) * 2 / sqrt(3) = 1.63 points: exceeds
+    adv = report._advantage([0.50, 0.52, 0.54], [0.47, 0.51, 0.49])
+    assert adv["diff"] == pytest.approx(0.03) and adv["se"] == pytest.approx(math.sqrt(2) * 0.02 / math.sqrt(3))
+    assert adv["exceeds"] is True
+    # a smaller gap than the combined se: within; a baseline ahead: behind
+    assert report._advantage([0.50, 0.52, 0.54], [0.50, 0.51, 0.52])["exceeds"] is False
+    assert report._advantage([0.50, 0.52], [0.6])["exceeds"] is None  # one run on a side: no standard error
+    assert report.advantage_verdict(0.03, 0.0163, 100) == "+3.0 > 1.6: exceeds"
+    assert report.advantage_verdict(0.01, 0.0163, 100) == "+1.0 ≤ 1.6: within"
+    assert report.advantage_verdict(-0.01, 0.0163, 100) == "−1.0: behind (SE 1.6)"
+    df = report.table7_advantage()
+    assert df.loc[("RACL − PC-DARTS", "ours (3 vs 3 seeds)"), "PGD-20"] == "+3.0 > 1.6: exceeds"
+    assert df.loc[("RACL − DARTS", "ours (3 vs 1 seeds)"), "PGD-20"] == "+12.0: no SE (one run)"
+    assert df.loc[("RACL − NasNet", "ours (3 vs 0 seeds)"), "Clean"] == report.NOT_RUN
+    # the paper's own: RACL − PC-DARTS under FGSM, 62.48 ± 0.10 against 60.85 ± 0.26
+    assert df.loc[("RACL − PC-DARTS", "paper"), "FGSM"] == f"+1.63 > {math.hypot(0.10, 0.26):.2f}: exceeds"
+    assert df.loc[("RACL − PC-DARTS", "paper"), "Clean"] == f"−0.03: behind (SE {math.hypot(0.22, 0.68):.2f})"
+    assert df.loc[("RACL − AmoebaNet", "paper"), "Clean"] == report.NOT_LEGIBLE
+
+
+# ---------------------------------------------------------------------- Fig. 5
+def _g(normal, reduce):
+    return Genotype(tuple(normal), (2, 3, 4, 5), tuple(reduce), (2, 3, 4, 5))
+
+
+def test_fig5_patterns_on_fixed_cells():
+    p = report.cell_patterns(GENOTYPES["RACL"])  # Fig. 3: nodes 1-3 pair a skip with a convolution
+    assert p["normal skip + parametric nodes"] == 3 and p["normal resnet-like nodes"] == [1, 2, 3]
+    assert p["reduction pooling chosen"] and p["reduction pooling edges"] == 1 and p["reduction max-pool edges"] == 0
+    a = _g([("skip_connect", 0), ("sep_conv_3x3", 1), ("skip_connect", 0), ("max_pool_3x3", 1),
+            ("dil_conv_5x5", 2), ("skip_connect", 3), ("sep_conv_5x5", 0), ("sep_conv_3x3", 4)],
+           [("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("avg_pool_3x3", 0),
+            ("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1)])
+    b = _g([("skip_connect", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
+            ("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1)],
+           [("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
+            ("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1)])
+    pa, pb = report.cell_patterns(a), report.cell_patterns(b)
+    assert pa["normal resnet-like nodes"] == [0, 2]  # node 1: skip + max pooling is not the pattern
+    assert pa["normal skip edges"] == 3 and pa["reduction pooling edges"] == 3 and pa["reduction max-pool edges"] == 2
+    assert pa["reduction skip edges"] == 1
+    assert pb["normal resnet-like nodes"] == [0] and not pb["reduction pooling chosen"]
+    common = report.common_edges({"a": a, "b": b})
+    assert common["normal"] == [(0, 0, "skip_connect"), (0, 1, "sep_conv_3x3")]  # node 3's first input differs in op
+    assert common["reduce"] == [(2, 0, "sep_conv_3x3"), (2, 1, "sep_conv_3x3"), (3, 0, "sep_conv_3x3"), (3, 1, "sep_conv_3x3")]
+    df = report.fig5_table({"a": a, "b": b})
+    assert df.loc["a", "normal: skip + parametric nodes"] == "2 of 4" and df.loc["b", "reduction: pooling chosen"] == "no"
+    assert df.loc["all 2", "normal: skip + parametric nodes"] == "2 of 2 have one"
+    assert df.loc["all 2", "reduction: pooling chosen"] == "1 of 2"
+    ref = report.fig5_table({"a": a}, reference={"published": b})  # a reference cell is shown, not counted
+    assert list(ref.index) == ["a", "all 1", "published"] and ref.loc["all 1", "reduction: pooling chosen"] == "1 of 1"
+
+
+def test_fig5_draws_the_committed_searches():
+    """The committed mini search (the profile's own settings) and the smoke one (a λ* ratio
+    of 0.5: not a default search, so only with ``default_only=False``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    mini = report.search_genotypes("mini")
+    assert list(mini) == ["mini-cifar10-seed0"]
+    assert report.search_genotypes("smoke") == {}
+    smoke = report.search_genotypes("smoke", default_only=False)
+    assert list(smoke) == ["smoke-synthetic-seed0-lambda-star-ratio-0.5"]
+    both = {**mini, **smoke}
+    fig = report.plot_cells(both, "Fig. 5")
+    assert len(fig.axes) == 4
+    drawn = [t.get_text() for t in fig.axes[0].texts]
+    g = mini["mini-cifar10-seed0"]
+    assert sum(t in ("max 3x3", "avg 3x3", "skip", "sep 3x3", "sep 5x5", "dil 3x3", "dil 5x5") for t in drawn) == len(g.normal)
+    assert fig.axes[1].get_title() == "mini-cifar10-seed0: reduction cell"
+    matplotlib.pyplot.close(fig)
+    with pytest.raises(ValueError, match="no genotypes"):
+        report.plot_cells({})
+    assert len(report.fig5_table(both)) == 3
