@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Optional
 
 from .networks import ARCH_ALIASES, HUMAN_ARCHS
-from .profiles import (ABLATIONS, DATASETS, DEFAULT_SEEDS, RANDOM_SEARCH, RANDOM_SEARCH_LABEL, TABLE8_ROWS,
+from .profiles import (ABLATIONS, DATASETS, TRAIN_PROFILES, DEFAULT_SEEDS, RANDOM_SEARCH, RANDOM_SEARCH_LABEL, TABLE8_ROWS,
                        ablation_config, get_eval_profile, get_profile, screen_overrides, slug, stability_eval)
 from .random_search import CRITERION, genotype_seeds, random_genotype
 from .records import read_json
@@ -153,11 +153,19 @@ def in_order(jobs: list[Job]) -> list[Job]:
     return out
 
 
-def plan(profile: str, targets: list[str], archs: Optional[list[str]] = None, seeds=None, method: str = "pgd",
+def default_method(profile: str) -> str:
+    """The retraining objective of ``profile``'s training config (MART at mini and paper)."""
+    cfg = TRAIN_PROFILES.get(profile)
+    return cfg.method if cfg is not None else "mart"
+
+
+def plan(profile: str, targets: list[str], archs: Optional[list[str]] = None, seeds=None, method: Optional[str] = None,
          runs: Optional[Path] = None) -> list[Job]:
     """Every job ``targets`` need at budget ``profile``, each once, in an order that runs a
     job after the jobs it needs (:func:`in_order`). ``seeds`` (None: each target's default,
-    :func:`seeds_of`) applies to every target; Tables 4-6 use the first."""
+    :func:`seeds_of`) applies to every target; Tables 4-6 use the first. ``method``: the
+    retraining objective (None: the profile's, MART at mini and paper, PGD-AT at smoke)."""
+    method = method or default_method(profile)
     if profile not in DATASETS:
         raise KeyError(f"unknown profile {profile!r}; choose from {', '.join(DATASETS)}")
     for target in targets:
@@ -444,7 +452,7 @@ def time_limit_min(hours: Optional[float], max_hours: float) -> int:
 
 
 def cost_table(profile: str, targets: list[str], device: str, archs: Optional[list[str]] = None, seeds=None,
-               method: str = "pgd", overrides: Optional[dict] = None, runs: Optional[Path] = None) -> tuple[list[dict], list[dict]]:
+               method: Optional[str] = None, overrides: Optional[dict] = None, runs: Optional[Path] = None) -> tuple[list[dict], list[dict]]:
     """Every job of the plan with its work and estimated GPU-hours on ``device`` (None:
     unknown), and for each target the total of its jobs (a job that serves several targets
     counts in each; the campaign's total, last, counts it once). Totals are None when any

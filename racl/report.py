@@ -204,7 +204,13 @@ def _common_notes(t: dict, paper_only: list, budgets: _Budgets, ours_what: str) 
 
 def _eval_budget(rec: dict) -> str:
     s = "" if "sanity" not in rec else (" · sanity checks passed" if rec.get("sanity_passed") else " · sanity checks FAILED")
-    return budget(rec["provenance"]) + f" · n={rec['n']}" + s
+    method = (rec.get("model") or {}).get("method")
+    return budget(rec["provenance"]) + (f" · trained with {METHOD_LABEL.get(method, method)}" if method else "") \
+        + f" · n={rec['n']}" + s
+
+
+#: how a record's training objective is named in the notes
+METHOD_LABEL = {"mart": "MART (beta = 6, the paper's Sec. 4.1)", "pgd": "PGD-AT", "trades": "TRADES"}
 
 
 # ---------------------------------------------------------------------- loading runs
@@ -282,11 +288,14 @@ def pct(v) -> str:
 
 # ---------------------------------------------------------------------- Tables 1-3
 def best_eval(records: list[dict], arch: str) -> Optional[dict]:
-    """The evaluation of ``arch`` at the largest budget (paper > mini > smoke)."""
+    """The evaluation of ``arch`` at the largest budget (paper > mini > smoke); at equal
+    budgets, a model trained with the paper's objective (MART, Sec. 4.1) before a PGD-AT one
+    (shown as a labelled comparison), then the most test examples."""
     cands = [r for r in records if r["model"]["arch"] == arch]
     if not cands:
         return None
-    return max(cands, key=lambda r: (PROFILE_RANK.get(r["model"].get("train_profile"), 0), r["n"]))
+    return max(cands, key=lambda r: (PROFILE_RANK.get(r["model"].get("train_profile"), 0),
+                                     r["model"].get("method") == "mart", r["n"]))
 
 
 def _record_cell(rec: dict, col: str) -> str:

@@ -48,6 +48,7 @@ from typing import Optional
 import submitit
 import torch
 
+from . import distributed
 from .attacks import make_attack
 from .data import load_dataset
 from .evaluation import evaluate_run, transfer_matrix
@@ -66,6 +67,8 @@ __all__ = ["ABLATIONS", "DATASETS", "DEFAULT_ARCHS", "Job", "JobRun", "ablation_
 _slug = slug
 
 EXECUTORS = ("sequential", "local", "slurm")
+#: job kinds that run data-parallel over several GPUs (racl.distributed)
+DATA_PARALLEL_KINDS = ("train", "eval", "transfer")
 #: how long a local job may run before submitit's timeout signal (it is then requeued from
 #: its checkpoint, like a Slurm timeout): a week
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60
@@ -78,7 +81,11 @@ class SlurmUnavailable(OSError):
 
 # ---------------------------------------------------------------------- one job
 def run_job(job: Job, profile: str, data_root=None, device="auto", progress=True, overrides: Optional[dict] = None) -> None:
-    """Run one job in this process (its config: :func:`racl.plan.job_config`)."""
+    """Run one job in this process (its config: :func:`racl.plan.job_config`). Under several
+    processes (a data-parallel Slurm job) retrainings, evaluations and transfer matrices are
+    shared out among them; searches and selections run in one process only."""
+    if job.kind in ("search", "select") and distributed.shard().active:
+        raise distributed.DistributedError(f"{job.key}: a {job.kind} runs in one process; give it one task")
     cfg = job_config(job, profile, overrides, device)
     if job.kind == "search":
         RACLSearch(cfg, job.path, data_root, progress).fit()
@@ -97,9 +104,11 @@ def run_job(job: Job, profile: str, data_root=None, device="auto", progress=True
 
 
 def run_transfer(job: Job, profile: str, data_root=None, device="auto", overrides: Optional[dict] = None) -> dict:
-    """A transfer matrix (Tables 4-6): each source's adversarial examples against each target."""
+    """A transfer matrix (Tables 4-6): each source's adversarial examples against each target.
+    Under torchrun (or a data-parallel Slurm job) the batches are shared out among the ranks
+    (:func:`racl.evaluation.per_batch`) and rank 0 writes the record."""
     t0, c0 = time.time(), time.process_time()
-    dev = resolve_device(device)
+    shard, dev = distributed.init(resolve_device(device))
     cfg = job_config(job, profile, overrides, device)
     ds = load_dataset(job.spec["dataset"], "test", data_root)
     x, y = ds.x[: cfg.n].float().div(255).to(dev), ds.y[: cfg.n].to(dev)
@@ -112,7 +121,11 @@ def run_transfer(job: Job, profile: str, data_root=None, device="auto", override
         out["matrices"][attack] = {s: {t: full[s][t] for t in job.spec["targets"]} for s in job.spec["sources"]}
     out["provenance"] = provenance(profile, ds.name, cfg.seed, dev, data_source=ds.source,
                                    wall_time_s=round(time.time() - t0, 2), cpu_time_s=round(time.process_time() - c0, 2))
-    write_json(job.path, out)
+    if shard.active:
+        out["provenance"]["world_size"] = shard.world_size
+    if shard.main:
+        write_json(job.path, out)
+    distributed.barrier()
     return out
 
 
@@ -131,6 +144,10 @@ class JobRun(submitit.helpers.Checkpointable):
     def __call__(self) -> str:
         if self.threads:
             torch.set_num_threads(self.threads)
+        if submitit.JobEnvironment().num_tasks > 1:
+            # a data-parallel job (--gpus-per-job N): one task per GPU, joined by torch.distributed
+            # (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), as torchrun would set them
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         if self.job.done():
             print(f"{self.job.key}: already done", flush=True)
         else:
@@ -278,6 +295,8 @@ class SlurmOptions:
     setup: list = field(default_factory=list)
     cost_device: Optional[str] = None
     max_requeues: int = 50
+    #: GPUs (one task each, torch.distributed) per retraining, evaluation and transfer job
+    gpus_per_job: int = 1
 
 
 def slurm_parameters(job: Job, profile: str, deps: list[str], opts: SlurmOptions, overrides: Optional[dict] = None,
@@ -286,11 +305,16 @@ def slurm_parameters(job: Job, profile: str, deps: list[str], opts: SlurmOptions
     ``afterok`` dependencies, the signal submitit requeues on."""
     res = RESOURCES[job.kind]
     hours = estimate(job, profile, opts.cost_device, overrides, jobs) if opts.cost_device else None
+    # data-parallel kinds take gpus_per_job GPUs, one task each; the estimate is divided by them
+    # (perfect scaling: the time limit is an optimistic one and a job that runs over is requeued)
+    n = opts.gpus_per_job if job.kind in DATA_PARALLEL_KINDS and res["gpus"] else 1
+    if hours is not None:
+        hours /= n
     p = {"job_name": f"racl-{job.kind}-{job.name}", "time": time_limit_min(hours, opts.max_hours),
-         "ntasks_per_node": 1, "cpus_per_task": res["cpus"], "mem": f"{res['mem_gb']}GB",
+         "ntasks_per_node": n, "cpus_per_task": res["cpus"], "mem": f"{res['mem_gb'] * n}GB",
          "signal_delay_s": 120, "additional_parameters": {"kill-on-invalid-dep": "yes"}}
     if res["gpus"]:
-        p["gpus_per_node"] = res["gpus"]
+        p["gpus_per_node"] = res["gpus"] * n
     if deps:
         p["dependency"] = "afterok:" + ":".join(deps)
     if opts.partition:
@@ -338,7 +362,7 @@ def submit_slurm(jobs: list[Job], profile: str, folder: Path, opts: Optional[Slu
 
 
 # ---------------------------------------------------------------------- dry run
-def print_cost(profile: str, targets: list[str], device: str, archs=None, seeds=None, method="pgd",
+def print_cost(profile: str, targets: list[str], device: str, archs=None, seeds=None, method=None,
                overrides: Optional[dict] = None, runs: Optional[Path] = None, out=None) -> None:
     """The plan's jobs, each done or to do with its work and estimated GPU-hours on
     ``device``, then the total per table (:func:`racl.plan.cost_table`)."""
@@ -369,7 +393,9 @@ def add_reproduce_parser(sub):
     p.add_argument("--seeds", help="comma list of seeds, for every target (default: each target's own: "
                                     + "; ".join(f"{','.join(map(str, v))} for {k}" for k, v in DEFAULT_SEEDS.items())
                                     + "; 0 for the others)")
-    p.add_argument("--method", default="pgd", choices=["pgd", "trades", "mart"], help="adversarial training objective")
+    p.add_argument("--method", choices=["pgd", "trades", "mart"],
+                   help="adversarial training objective (default: the profile's: MART, the paper's Sec. 4.1, at mini and "
+                        "paper; PGD-AT at smoke)")
     p.add_argument("--data-root", help="folder holding (or receiving) the datasets; default data/downloads")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--runs", help=f"where the records go (default: {RUNS})")
@@ -389,10 +415,21 @@ def add_reproduce_parser(sub):
                    help="the longest time limit a job asks for; longer jobs are requeued from their checkpoint (default: 24)")
     p.add_argument("--slurm-setup", action="append", default=[], metavar="LINE",
                    help="a shell line run before each Slurm job, e.g. 'module load cuda' (repeatable)")
+    p.add_argument("--gpus-per-job", type=int, default=1,
+                   help="slurm executor: GPUs (one task each, torch.distributed) per retraining, evaluation and "
+                        "transfer job; searches take one (default: 1)")
 
     def run(args):
         if args.workers is not None and args.workers < 1:
             raise ValueError(f"--workers must be at least 1, got {args.workers}")
+        if distributed.shard().active:
+            raise distributed.DistributedError("reproduce starts its own jobs: run it in one process, without torchrun "
+                                               "(--gpus-per-job N makes each Slurm retraining data-parallel)")
+        if args.gpus_per_job < 1:
+            raise ValueError(f"--gpus-per-job must be at least 1, got {args.gpus_per_job}")
+        if args.gpus_per_job > 1 and args.executor != "slurm":
+            raise ValueError("--gpus-per-job applies to --executor slurm; on this machine start one run on several GPUs "
+                             "with torchrun (README, On several GPUs)")
         if args.slurm_max_hours <= 0:
             raise ValueError(f"--slurm-max-hours must be positive, got {args.slurm_max_hours}")
         try:
@@ -422,7 +459,7 @@ def add_reproduce_parser(sub):
                 return 1
         else:
             opts = SlurmOptions(args.slurm_partition, args.slurm_account, args.slurm_max_hours, args.slurm_setup,
-                                args.cost_device)
+                                args.cost_device, gpus_per_job=args.gpus_per_job)
             submit_slurm(jobs, args.profile, Path(args.log_dir), opts, args.data_root, args.device)
             print(f"submitted; logs and slurm-jobs.json under {args.log_dir}; run the same command again to resubmit "
                   f"what is not done")

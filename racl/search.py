@@ -58,6 +58,10 @@ class StepStats:
 
 class RACLSearch:
     def __init__(self, cfg: SearchConfig, out: Optional[str | Path] = None, data_root=None, progress: bool = True):
+        from .distributed import DistributedError, shard
+
+        if shard().active:
+            raise DistributedError("the search runs in one process (it is not data-parallel): start it without torchrun")
         self.cfg = cfg.validate()
         self.device = resolve_device(cfg.device)
         self.progress = progress

@@ -222,10 +222,11 @@ def test_dry_run_lists_the_campaign(tmp_path, capsys):
                    "--dry-run", "--cost-device", "Test GPU"])
     out = capsys.readouterr().out
     assert rc == 0
-    jobs = plan("mini", ["table4", "table7", "table8", "fig5"], MINI_ARCHS, None, "pgd", tmp_path)
+    jobs = plan("mini", ["table4", "table7", "table8", "fig5"], MINI_ARCHS, None, None, tmp_path)
+    assert {j.spec["method"] for j in jobs if j.kind == "train"} == {"mart"}  # mini's objective: the paper's MART
     for j in jobs:
         assert f"todo  {j.kind:8s} {j.name}" in out
-    assert "select   mini-cifar10-mini-random-search-pgd-s0" in out and "8 attacks on 512 examples (cw, autoattack on 128)" in out
+    assert "select   mini-cifar10-mini-random-search-mart-s0" in out and "8 attacks on 512 examples (cw, autoattack on 128)" in out
     for t in ("table4", "table7", "table8", "fig5"):
         assert f"  {t} " in out
 

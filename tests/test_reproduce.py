@@ -25,6 +25,7 @@ import torch
 from racl import cli
 from racl.plan import Job, cost_table, plan, time_limit_min
 from racl.reproduce import JobRun, SlurmOptions, run_local, run_sequential, submit_slurm
+from racl.profiles import get_profile
 
 #: tiny jobs: two epochs of retraining on 96 images (a checkpoint every 2 steps of 3), two
 #: cheap attacks on 16 examples
@@ -34,7 +35,9 @@ OVERRIDES = {"train": dict(epochs=2, max_train_images=96, val_images=0, attack_s
                           sweep_eps=(0.03,), sweep_steps=(1, 2))}
 #: fields that hold times, and the checkpoint's hash and size (a checkpoint holds its run's
 #: metrics, with their seconds: its weights are compared instead)
-TIMING = {"provenance", "seconds", "wall_time_s", "cpu_time_s", "checkpoint_sha256"}
+# the checkpoint's pickle holds each epoch's seconds, and pickle's memo makes even its size
+# depend on which of those floats happen to be equal: its hash and bytes vary with timing
+TIMING = {"provenance", "seconds", "wall_time_s", "cpu_time_s", "checkpoint_sha256", "checkpoint_bytes"}
 
 
 def smoke_jobs(runs: Path) -> list[Job]:
@@ -262,6 +265,44 @@ def test_slurm_submission_of_the_paper_plan(fake_slurm, bench_runs, tmp_path):
     evaluation = next(j for j in jobs if j.kind == "eval")
     assert flags[evaluation.key]["time"] == str(24 * 60)  # no benchmark of its attacks in this record
     assert flags[transfer.key]["time"] == str(24 * 60)
+
+
+def test_slurm_data_parallel_jobs_ask_for_n_gpus_and_n_tasks(fake_slurm, bench_runs, tmp_path):
+    """--gpus-per-job 4: retrainings, evaluations and transfers take 4 GPUs, 4 tasks (one per
+    GPU, joined by torch.distributed through submitit's environment), 4 x the memory and a
+    time limit from a quarter of the estimate; searches and the selection stay as they were."""
+    jobs = plan("paper", ["table8", "table5"], None, (0,), "mart", bench_runs)
+    opts = SlurmOptions(partition="gpu", max_hours=24, cost_device="Test GPU", gpus_per_job=4)
+    ids = submit_slurm(jobs, "paper", tmp_path / "logs", opts, log=lambda *a: None)
+    by_id = {v: k for k, v in ids.items()}
+    flags = {by_id[p.stem[3:]]: sbatch_flags(p.read_text()) for p in fake_slurm.glob("job*.sh")}
+    kinds = set()
+    for j in jobs:
+        f = flags[j.key]
+        kinds.add(j.kind)
+        if j.kind in ("train", "eval", "transfer"):
+            assert (f["gpus-per-node"], f["ntasks-per-node"], f["mem"]) == ("4", "4", "128GB"), j.key
+        elif j.kind == "search":
+            assert (f["gpus-per-node"], f["ntasks-per-node"], f["mem"]) == ("1", "1", "32GB"), j.key
+        else:
+            assert "gpus-per-node" not in f and f["ntasks-per-node"] == "1"
+    assert kinds == {"search", "train", "eval", "transfer", "select"}
+    searched = next(j for j in jobs if j.kind == "train" and j.needs and j.needs[0].startswith("search/"))
+    assert flags[searched.key]["time"] == str(time_limit_min(TRAIN_H / 4, 24))
+
+
+def test_reproduce_and_search_refuse_to_run_under_torchrun(monkeypatch, tmp_path, capsys):
+    """torchrun would start every job on every rank: reproduce and the search say so."""
+    from racl.distributed import DistributedError
+    from racl.search import RACLSearch
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    rc = cli.main(["reproduce", "--profile", "smoke", "--runs", str(tmp_path / "runs")])
+    assert rc == 2 and "error: reproduce starts its own jobs: run it in one process" in capsys.readouterr().err
+    with pytest.raises(DistributedError, match="the search runs in one process"):
+        RACLSearch(get_profile("smoke"), None, progress=False)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_campaign_is_resubmitted_without_duplicates(fake_slurm, bench_runs, tmp_path):
