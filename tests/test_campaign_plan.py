@@ -333,7 +333,7 @@ def test_fig5_draws_the_committed_searches():
 
     matplotlib.use("Agg")
     mini = report.search_genotypes("mini")
-    assert list(mini) == ["mini-cifar10-seed0"]
+    assert list(mini) == ["mini-cifar10-mini-racl-s0"]
     assert report.search_genotypes("smoke") == {}
     smoke = report.search_genotypes("smoke", default_only=False)
     assert list(smoke) == ["smoke-synthetic-seed0-lambda-star-ratio-0.5"]
@@ -341,9 +341,9 @@ def test_fig5_draws_the_committed_searches():
     fig = report.plot_cells(both, "Fig. 5")
     assert len(fig.axes) == 4
     drawn = [t.get_text() for t in fig.axes[0].texts]
-    g = mini["mini-cifar10-seed0"]
+    g = mini["mini-cifar10-mini-racl-s0"]
     assert sum(t in ("max 3x3", "avg 3x3", "skip", "sep 3x3", "sep 5x5", "dil 3x3", "dil 5x5") for t in drawn) == len(g.normal)
-    assert fig.axes[1].get_title() == "mini-cifar10-seed0: reduction cell"
+    assert fig.axes[1].get_title() == "mini-cifar10-mini-racl-s0: reduction cell"
     matplotlib.pyplot.close(fig)
     with pytest.raises(ValueError, match="no genotypes"):
         report.plot_cells({})
