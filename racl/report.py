@@ -225,13 +225,20 @@ def load_run(path: Path) -> dict:
             "metrics": pd.DataFrame(metrics), "result": _read(path / "genotype.json")}
 
 
+def finished(path: Path) -> bool:
+    """A run folder whose provenance says it finished: a record. A run still going (or
+    stopped, to be resumed) is not shown anywhere in the book."""
+    prov = _read(Path(path) / "provenance.json")
+    return bool(prov and prov.get("finished"))
+
+
 def search_runs(profile: Optional[str] = None) -> list[dict]:
-    runs = [load_run(p) for p in sorted((RUNS / "search").glob("*")) if (p / "config.json").exists()]
+    runs = [load_run(p) for p in sorted((RUNS / "search").glob("*")) if (p / "config.json").exists() and finished(p)]
     return [r for r in runs if profile is None or r["config"]["profile"] == profile]
 
 
 def train_runs() -> list[dict]:
-    return [load_run(p) for p in sorted((RUNS / "train").glob("*")) if (p / "config.json").exists()]
+    return [load_run(p) for p in sorted((RUNS / "train").glob("*")) if (p / "config.json").exists() and finished(p)]
 
 
 def eval_records(dataset: Optional[str] = None) -> list[dict]:
@@ -1133,13 +1140,38 @@ def bench_label(rec: dict) -> str:
     return f"{hardware_label(rec.get('device', {}))} · torch {rec.get('torch', '?')} · {rec.get('date', '?')} · {commit}"
 
 
-def bench_table(rec: dict) -> pd.DataFrame:
+def bench_epoch_table(rec: dict) -> Optional[pd.DataFrame]:
+    """The search-epoch part of a benchmark run (``bench.py --part epoch``): per variant and
+    supernet size, one search epoch of plain PC-DARTS, of RACL as the paper writes it and of
+    RACL with the fast paths (seconds, scaled from the timed steps), and RACL's ratios over
+    PC-DARTS (issue #12's targets: at most 2.5 with the fast paths). None without that part."""
+    rows = []
+    for key, sizes in rec["results"].items():
+        part, variant = key.split("/", 1)
+        if part != "epoch":
+            continue
+        for size, modes in sizes.items():
+            cfg = modes.get("config", {})
+            row = {"variant": variant, "size": f"{size} ({cfg.get('layers')} cells, C={cfg.get('C')}, batch {cfg.get('batch')})"}
+            for mode, label in (("pcdarts", "PC-DARTS"), ("racl", "RACL"), ("racl_fast", "RACL fast")):
+                if mode in modes:
+                    row[f"{label} epoch (s)"] = f"{modes[mode]['epoch_s']:.4g}"
+                    if "over_pcdarts" in modes[mode]:
+                        row[f"{label} / PC-DARTS"] = f"×{modes[mode]['over_pcdarts']:.2f}"
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["variant", "size"]) if rows else None
+
+
+def bench_table(rec: dict) -> Optional[pd.DataFrame]:
     """Seconds per measured piece for each variant of one benchmark run, and each variant's
-    speed-up over the baseline of the same run (baseline time / variant time)."""
+    speed-up over the baseline of the same run (baseline time / variant time); None for a
+    run with no such piece (only search epochs: :func:`bench_epoch_table`)."""
     res = rec["results"]
     variants = list(dict.fromkeys(k.split("/", 1)[1] for k in res))
     rows = []
     for part in dict.fromkeys(k.split("/", 1)[0] for k in res):
+        if part == "epoch":
+            continue
         base = res.get(f"{part}/baseline", {})
         for key, val in base.items():
             if not (isinstance(val, (int, float)) and key.endswith("_s") and not key.endswith("per_s")):
@@ -1151,7 +1183,7 @@ def bench_table(rec: dict) -> pd.DataFrame:
                 other = res.get(f"{part}/{v}", {}).get(key)
                 row[f"{v} speed-up"] = f"×{val / other:.2f}" if other else "—"
             rows.append(row)
-    return pd.DataFrame(rows).set_index(["part", "measure"])
+    return pd.DataFrame(rows).set_index(["part", "measure"]) if rows else None
 
 
 def bench_summary(rec: dict) -> pd.DataFrame:
