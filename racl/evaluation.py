@@ -614,6 +614,7 @@ def add_evaluate_parser(sub):
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--out", required=True, help="the evaluation record (JSON); an existing file needs --overwrite")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     def run(args):
         check_out_path(args.out, args.overwrite)
@@ -635,7 +636,7 @@ def add_evaluate_parser(sub):
         cfg = get_eval_profile(args.profile, **over)
         try:
             rec = evaluate_run(args.checkpoint, cfg, args.out, args.dataset, args.data_root, args.transfer_source,
-                               args.device, overwrite=args.overwrite)
+                               args.device, progress=not args.no_progress, overwrite=args.overwrite)
         finally:
             distributed.finish()
         if not distributed.shard().main:

@@ -273,11 +273,10 @@ class TrainConfig:
 TRAIN_PROFILES: dict[str, TrainConfig] = {
     # Sec. 4.1: MART with beta = 6 on the entire training set
     "paper": TrainConfig(),
-    # ~15-20 minutes per cell network on 2 CPU cores: a 5-cell, 16-channel network on the
-    # 5,482 real CIFAR-10 images, PGD-3 training, 6 epochs (the paper's code path, less of
-    # it). Measured: one step of the 8-cell variant takes 2.7 s on 2 cores, which put 10
-    # epochs at 45 minutes.
-    # PGD-AT, as the committed mini records were trained (`--method mart` for the paper's objective).
+    # ~20 minutes per cell network on 2 idle CPU cores (about 200 s an epoch, measured): a
+    # 5-cell, 16-channel network on the 5,482 real CIFAR-10 images, MART (beta = 6, the
+    # paper's objective) with PGD-3 examples, 6 epochs (the paper's code path, less of it).
+    # `--method pgd` gives PGD-AT, as the earlier mini records (`-pgd-` in their names) were trained.
     "mini": TrainConfig(profile="mini", dataset="cifar10-mini", method="mart", init_channels=16, layers=5, attack_steps=3,
                         step_size=3 / 255, epochs=6, batch_size=64, lr=0.05, val_images=256, val_attack_steps=10,
                         checkpoint_every=20),
