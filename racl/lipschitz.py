@@ -70,6 +70,63 @@ def power_iteration_fused(
     return sigma, v
 
 
+def lanczos(
+    fn: Callable[[torch.Tensor], torch.Tensor], v: torch.Tensor, max_steps: int = 10, tol: float = 1e-4
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """||A||_2 of the linear map ``fn`` by the Lanczos method on A^T A started from ``v``
+    (the ``lipschitz_method = "lanczos"`` path; :func:`power_iteration` is the paper's).
+
+    Each step costs what one power iteration costs (a forward pass and a vector-Jacobian
+    product), but the estimate is the top Ritz value of the whole Krylov space
+    span{v, A^T A v, ..., (A^T A)^(k-1) v}, which converges like Chebyshev polynomials of
+    the spectral gap (error ~ exp(-2 k sqrt(gap))) where power iteration converges like
+    (sigma_2 / sigma_1)^(2k). The layers of a supernet have tops of the spectrum where
+    sigma_2 / sigma_1 is 0.94-1.0, so power iteration needs hundreds of iterations to reach
+    1e-3 there and Lanczos a handful (``tests/test_fastpaths.py``).
+
+    The Lanczos vectors are fully re-orthogonalised (twice; k is small). The iteration
+    stops after ``max_steps`` steps, at an invariant subspace, or once the residual of the
+    top Ritz pair (theta, y), ||A^T A y - theta y|| = beta_k |s_k|, is at most
+    ``tol * theta``: theta then lies within tol (relative) of an eigenvalue of A^T A, so
+    sqrt(theta) within tol / 2 of a singular value of A. Like power iteration the estimate
+    is a lower bound on ||A||_2 (a Ritz value lies inside the spectrum).
+
+    Returns (sigma, y, steps): the estimate, the unit top Ritz vector (the next call's warm
+    start) and the number of steps taken."""
+    if max_steps < 1:
+        raise ValueError(f"Lanczos needs at least one step, got max_steps={max_steps}")
+    q = v.detach()
+    q = q / q.norm().clamp_min(1e-30)
+    Q = [q]
+    alphas: list[float] = []
+    betas: list[float] = []
+    T = None
+    for k in range(1, max_steps + 1):
+        with torch.enable_grad():
+            x = Q[-1].detach().requires_grad_(True)
+            u = fn(x)
+            (w,) = torch.autograd.grad(u, x, grad_outputs=u.detach())
+        w = w.detach()
+        alphas.append(float((w * Q[-1]).sum()))
+        for _ in range(2):  # full re-orthogonalisation, twice ("twice is enough")
+            for qi in Q:
+                w = w - (w * qi).sum() * qi
+        beta = float(w.norm())
+        T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+        for i, b in enumerate(betas):
+            T[i, i + 1] = T[i + 1, i] = b
+        evals, evecs = torch.linalg.eigh(T)
+        theta, s = float(evals[-1]), evecs[:, -1]
+        if k == max_steps or beta <= 1e-12 * max(abs(theta), 1e-30) or beta * abs(float(s[-1])) <= tol * theta:
+            break
+        betas.append(beta)
+        Q.append(w / beta)
+    y = sum(float(si) * qi for si, qi in zip(s, Q))
+    y = (y / y.norm().clamp_min(1e-30)).detach()
+    sigma = torch.tensor(max(theta, 0.0), dtype=torch.float64).sqrt().to(v.dtype).to(v.device)
+    return sigma, y, k
+
+
 def exact_operator_norm(fn: Callable[[torch.Tensor], torch.Tensor], in_shape) -> float:
     """||A||_2 of a small linear map from its explicit matrix (for tests and the book)."""
     n = 1
@@ -84,6 +141,10 @@ def exact_operator_norm(fn: Callable[[torch.Tensor], torch.Tensor], in_shape) ->
 class LipschitzEstimator:
     """Keeps the persistent power-iteration vectors of every linear part of every op.
 
+    ``method`` is ``"power"`` (power iteration, as the paper via [59]) or ``"lanczos"``
+    (:func:`lanczos`: ``n_iter`` is then the most Krylov steps per call, ``init_iter`` the
+    most the first time, and a call stops early once its residual is below ``tol``).
+
     ``mode`` is ``"exact"`` (true constants for pooling, see :mod:`racl.operations`) or
     ``"paper"`` (the paper's Sec. 3.2 constants: average pooling S^-0.5 for stride S, max
     pooling 1; see :func:`racl.operations.paper_pool_constant`). ``n_iter`` iterations are run per
@@ -92,11 +153,16 @@ class LipschitzEstimator:
     iteration (:func:`power_iteration_fused`, two passes per part instead of three).
     """
 
-    def __init__(self, mode: str = "exact", n_iter: int = 1, init_iter: int = 20, seed: int = 0, fused: bool = False):
+    def __init__(self, mode: str = "exact", n_iter: int = 1, init_iter: int = 20, seed: int = 0, fused: bool = False,
+                 method: str = "power", tol: float = 1e-4, restart_mix: float = 0.05):
         if mode not in ("exact", "paper"):
             raise ValueError(f"Lipschitz mode must be 'exact' or 'paper', got {mode!r}")
+        if method not in ("power", "lanczos"):
+            raise ValueError(f"Lipschitz method must be 'power' or 'lanczos', got {method!r}")
         self.mode, self.n_iter, self.init_iter = mode, n_iter, init_iter
         self.fused = fused
+        self.method, self.tol, self.restart_mix = method, tol, restart_mix
+        self.steps_taken: list[int] = []  # Lanczos steps of each part in the last calls (for benchmarks)
         self.vectors: dict[str, torch.Tensor] = {}
         self._shapes: dict[str, tuple] = {}
         self._gen = torch.Generator().manual_seed(seed)
@@ -109,12 +175,21 @@ class LipschitzEstimator:
             c = part.const() if callable(part.const) else like.new_tensor(float(part.const))
             return c.detach().to(like), self._out_shape(key, part, in_shape, like)
         v = self.vectors.get(key)
-        n_iter = self.n_iter
+        n_iter, fresh = self.n_iter, False
         if v is None or tuple(v.shape[1:]) != tuple(in_shape):
             v = torch.randn((1, *in_shape), generator=self._gen, dtype=torch.float32).to(like)
             v = v / v.norm()
-            n_iter = self.init_iter
-        if self.fused:
+            n_iter, fresh = self.init_iter, True
+        if self.method == "lanczos":
+            # warm start, mixed with a little of a fresh random direction: when the weights
+            # have moved, a new top singular vector may be nearly orthogonal to the old one,
+            # and the Krylov space must contain some of it to find it
+            if not fresh and self.restart_mix > 0:
+                r = torch.randn(v.shape, generator=self._gen, dtype=torch.float32).to(like)
+                v = v.to(like) + self.restart_mix * r / r.norm()
+            sigma, v, k = lanczos(part.fn, v.to(like), max(n_iter, 1), self.tol)
+            self.steps_taken.append(k)
+        elif self.fused:
             sigma, v = power_iteration_fused(part.fn, v.to(like), n_iter)
         else:
             sigma, v = power_iteration(part.fn, v.to(like), n_iter)

