@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import platform
 import statistics
 import sys
@@ -49,7 +50,7 @@ from racl import speed  # noqa: E402
 from racl.attacks import make_attack  # noqa: E402
 from racl.networks import build_model  # noqa: E402
 from racl.profiles import get_profile  # noqa: E402
-from racl.records import code_version, hardware  # noqa: E402
+from racl.records import code_version, hardware, write_json  # noqa: E402
 
 BASELINE = {"precision": "fp32", "channels_last": False, "fused_optimizer": False}
 VARIANTS = {
@@ -59,6 +60,21 @@ VARIANTS = {
     "bf16": {**BASELINE, "precision": "bf16"},
     "auto": {"precision": "auto", "channels_last": "auto", "fused_optimizer": "auto"},
 }
+
+
+def finite(obj):
+    """``obj`` with every NaN or infinity replaced by None (a record is strict JSON)."""
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def save(path: Path, out: dict) -> None:
+    write_json(path, finite(out))  # atomically: a run killed while writing keeps the last record
 
 
 def sync(dev):
@@ -316,6 +332,7 @@ EPOCH_MODES = {
     "racl_joint": {"arch_update": "joint"},
     "racl_fd": {"grad_norm_grad": "finite_difference"},
     "racl_pi_fused": {"power_iteration_fused": True},
+    "racl_lanczos": {"lipschitz_method": "lanczos"},  # not a fast path: the accurate estimator's cost
 }
 
 
@@ -441,7 +458,7 @@ def bench_epoch(args, dev, variant, peak):
             step = statistics.mean(times)
             m = {"step_s": step, "step_times_s": times, "steps_per_epoch": per_epoch, "epoch_s": step * per_epoch,
                  "timed_steps": len(times), "scaled": len(times) < per_epoch}
-            if args.epoch_breakdown and mode in ("pcdarts", "racl", "racl_fast"):
+            if args.epoch_breakdown and mode in ("pcdarts", "racl", "racl_fast", "racl_lanczos"):
                 b = epoch_breakdown(s, xw, yw, xa, ya, dev, 1, 0, mode)
                 b["other_s"] = step - sum(b.values())
                 m["breakdown"] = b
@@ -491,6 +508,8 @@ def main():
     ap.add_argument("--epoch-warmup", type=int, default=1, help="untimed iterations after the first")
     ap.add_argument("--epoch-dataset", default="cifar10-mini", help="images for the mini and paper sizes")
     ap.add_argument("--no-epoch-breakdown", dest="epoch_breakdown", action="store_false")
+    ap.add_argument("--epoch-switches", action="store_true",
+                    help="time the epoch part under every --variant too (default: the baseline switches only)")
     ap.add_argument("--data-images", type=int, default=10000, help="images in the data part's pass")
     ap.add_argument("--variant", default="all", help=f"{' | '.join(VARIANTS)} | all | a comma list")
     ap.add_argument("--profile", default="smoke", help="search profile whose supernet is timed")
@@ -528,9 +547,11 @@ def main():
             ap.error(f"unknown part {part!r}; choose from {', '.join(PARTS)}")
         # the data part has no variants: both pipelines are timed in one go; the epoch part
         # compares algorithms, on the baseline switches
-        for v in (["baseline"] if part in ("data", "epoch") else variants):
+        for v in (["baseline"] if part == "data" or (part == "epoch" and not args.epoch_switches) else variants):
             torch.manual_seed(0)
             out["results"][f"{part}/{v}"] = PARTS[part](args, dev, v, peak)
+            if args.json:  # after each piece, so that a run cut short keeps what it measured
+                save(Path(args.json), out)
     # table, with ratios against the baseline
     print(f"device: {out['device'].get('gpu', out['device']['cpu'])}  torch {out['torch']}  {out['date']}  "
           f"measured matmul rate {out['matmul_tflops']:.3f} TFLOP/s")
@@ -550,7 +571,7 @@ def main():
             ratio = f"   x{base[k] / val:5.2f} speed-up vs baseline" if v != "baseline" and is_time and base.get(k) else ""
             print(f"  {k:34s} {val:12.4f}{ratio}")
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2))
+        save(Path(args.json), out)
 
 
 if __name__ == "__main__":

@@ -41,3 +41,23 @@ def test_benchmark_runs_every_part_against_its_baseline(tmp_path):
         assert m["breakdown"]["forward_s"] > 0 and m["breakdown"]["backward_s"] > 0
     assert epoch["racl"]["over_pcdarts"] > 1  # the exact RACL iteration does strictly more work
     assert epoch["racl"]["breakdown"]["power_iteration_s"] > 0 and "power_iteration_s" not in epoch["pcdarts"]["breakdown"]
+
+
+def test_epoch_part_under_every_switch_keeps_what_it_measured(tmp_path):
+    """--epoch-switches times the search epoch under each variant (the GPU check of issue #12,
+    benchmarks/device_check.sh); the record is written after each piece and holds no NaN.
+    (channels_last is not the variant here: on the CPU at 8x8 images the search's backward
+    pass crashes inside PyTorch 2.14 with heap corruption; on CUDA, where it is on by
+    default, it does not.)"""
+    out = tmp_path / "epoch.json"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--part", "epoch", "--epoch-switches",
+           "--variant", "fused", "--epoch-sizes", "tiny", "--epoch-modes", "pcdarts,racl_lanczos",
+           "--epoch-steps", "1", "--epoch-warmup", "0", "--device", "cpu", "--json", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rec = json.loads(out.read_text())  # strict JSON: json.loads accepts NaN, so look for it
+    assert "NaN" not in out.read_text() and "Infinity" not in out.read_text()
+    assert set(rec["results"]) == {"epoch/baseline", "epoch/fused"}
+    for v in ("baseline", "fused"):
+        lz = rec["results"][f"epoch/{v}"]["tiny"]["racl_lanczos"]
+        assert lz["breakdown"]["power_iteration_s"] > 0 and lz["over_pcdarts"] > 1

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The GPU checks of issues #12 and #13 as one prepared command, for a session that is lent a
+# GPU (the device tool; 15 minutes of device time, the machine's start included). Here, once:
+#
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux2014_x86_64 -d .whl torchattacks==3.5.1      # .whl/ is ignored
+#   cp ../shared/data/cifar10-mini.npz data/mini/                        # or make sure it is there
+#
+# then run it there with carry [".whl", "data/mini/cifar10-mini.npz"] and timeout_s 590:
+#
+#   bash benchmarks/device_check.sh
+#
+# Each step has its own time limit and writes its record under $OUT as soon as it ends (so a
+# step cut short still returns the ones before it): the paper-size search epoch of PC-DARTS
+# and RACL (exact, fast paths, Lanczos) under every speed switch, the paper's retraining step
+# (20 cells, C = 36, PGD-10, batch 128) under every switch, then fp32 against bf16 on the mini
+# search and a mini retraining. Copy the JSON files into data/runs/bench (the book's
+# introduction shows the newest), and say what they show in the issue.
+# STEP_SCALE=0.2 bash benchmarks/device_check.sh --device cpu runs it as a quick CPU rehearsal.
+set -u
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/racl-device-check}
+mkdir -p "$OUT"
+DEVICE=cuda
+[ "${1:-}" = "--device" ] && DEVICE=$2
+SCALE=${STEP_SCALE:-1}
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+PY=${PYTHON:-python3}
+LOG="$OUT/device_check.log"
+stamp=$(date -u +%Y%m%d)
+gpu=$( { nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || echo cpu; } | head -1 | tr ' ' '-' | tr -cd 'A-Za-z0-9._-')
+{ date -u; nvidia-smi 2>/dev/null | head -15; $PY -c 'import torch; print("torch", torch.__version__, torch.cuda.is_available())'; } >>"$LOG" 2>&1
+
+step() {  # step NAME SECONDS COMMAND...: run with a limit of SECONDS x STEP_SCALE, log, report
+  local name=$1 secs t0 rc; secs=$(awk "BEGIN{print int($2 * $SCALE + 1)}"); shift 2
+  echo "== $name (limit ${secs}s): $*" | tee -a "$LOG"
+  t0=$(date +%s)
+  timeout "$secs" "$@" >>"$LOG" 2>&1; rc=$?
+  echo "== $name: exit $rc after $(( $(date +%s) - t0 ))s" | tee -a "$LOG"
+}
+
+# 1. #12: one search epoch at the paper's sizes (8 cells, C = 16, batch 128), every mode and switch
+step epoch 200 $PY benchmarks/bench.py --part epoch --epoch-sizes paper \
+    --epoch-modes pcdarts,racl,racl_fast,racl_lanczos --epoch-steps 3 --variant baseline,channels_last,bf16,auto \
+    --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-epoch.json"
+# 2. #12: the paper's retraining step (20 cells, C = 36, PGD-10, batch 128) and the search's pieces
+step train 100 $PY benchmarks/bench.py --part train,search --profile paper --batch 64 --train-batch 128 \
+    --cells 20 --channels 36 --pgd-steps 10 --variant all --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-train.json"
+# 3. #12: does bf16 change the searched cell, or the robust accuracy of a short retraining?
+step bf16 240 $PY benchmarks/bf16_check.py --device "$DEVICE" --n 1000 --out "$OUT/bf16-$gpu-$stamp.json"
+ls -la "$OUT" | tee -a "$LOG"
