@@ -58,10 +58,11 @@ import hashlib
 import json
 import math
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -70,7 +71,7 @@ import torch.nn.functional as F
 from . import distributed, speed
 from .attacks import Attack, CW, PGD, check_epsilon, make_attack
 from .networks import count_parameters
-from .records import REPO, provenance, read_json, write_json
+from .records import REPO, one_line, provenance, read_json, write_json
 
 #: attacks run on the first ``n_slow`` examples only
 SLOW_ATTACKS = ("cw", "autoattack", "autoattack_ta")
@@ -281,7 +282,9 @@ def pgd_vs(attacks: dict, other: str) -> Optional[dict]:
     ``other`` on the examples both ran on. With per-example results they are compared
     example by example; without (older records) only when both ran on the same first n
     examples. Passes when acc(CE-PGD) - acc(other) <= SE = sqrt(p (1 - p) / n), p the
-    CE-PGD accuracy. None when either attack is missing."""
+    CE-PGD accuracy, or when the gap is a single example (1 / n: on the 16 to 64 examples
+    of a small budget, one example is above the SE whenever p is small, and one example
+    says nothing). None when either attack is missing."""
     pgds = [k for k in attacks if _PGD.match(k)]
     if other not in attacks or not pgds:
         return None
@@ -300,7 +303,7 @@ def pgd_vs(attacks: dict, other: str) -> Optional[dict]:
     best = min(pgds, key=lambda k: accs[k])
     p, q = accs[best], accs[other]
     se = standard_error(p, m)
-    out = {"passed": p - q <= se + 1e-12, "ce_pgd": best, "ce_pgd_acc": p, f"{other}_acc": q, "se": se, "n": m,
+    out = {"passed": p - q <= max(se, 1 / m) + 1e-12, "ce_pgd": best, "ce_pgd_acc": p, f"{other}_acc": q, "se": se, "n": m,
            "compared": how}
     if bits is not None:
         out["only_other_breaks"] = int((bits[best] & ~bits[other]).sum())
@@ -460,12 +463,38 @@ def sanity_checks(model, x, y, cfg: EvalConfig, attacks: dict, source: Optional[
     return checks
 
 
+def resumable_part(partial: Optional[dict], record: dict) -> dict:
+    """What of ``partial`` (an interrupted evaluation's record, see :func:`evaluate`) can be
+    reused for ``record``: its attacks and sweeps, when it evaluated the same model (the
+    checkpoint's SHA-256 and the clean per-example results) with the same config on the
+    same examples; else nothing. Each attack and sweep seeds its own draws (random starts
+    keyed by example index, ``torch.manual_seed(cfg.seed)`` before each attack), so a
+    reused result is the one the uninterrupted evaluation computes."""
+    if not partial:
+        return {}
+    def as_json(v):  # tuples in the config, lists in the file
+        return json.loads(json.dumps(v))
+
+    same = all(as_json(partial.get(k)) == as_json(record.get(k)) for k in ("eval_config", "n", "index", "clean_correct"))
+    same = same and (partial.get("model") or {}).get("checkpoint_sha256") == (record.get("model") or {}).get("checkpoint_sha256")
+    if not same:
+        return {}
+    return {"attacks": dict(partial.get("attacks", {})), "sweeps": partial.get("sweeps"),
+            "seconds": float(partial.get("seconds", 0.0))}
+
+
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: EvalConfig, source: Optional[nn.Module] = None,
-             meta: Optional[dict] = None, progress: bool = False, index=None) -> dict:
+             meta: Optional[dict] = None, progress: bool = False, index=None, partial: Optional[dict] = None,
+             save_partial: Optional[Callable[[dict], None]] = None) -> dict:
     """Evaluate ``model`` on the first ``cfg.n`` examples of (x, y): clean accuracy, every
     attack of ``cfg`` (the slow ones on the first ``cfg.n_slow``), per-example results on
     the shared examples (:func:`same_examples`), sanity checks. ``index``: the examples'
-    indices in their split (default 0..n-1)."""
+    indices in their split (default 0..n-1).
+
+    Resuming: ``save_partial`` is called with the record so far after each attack and after
+    the sweeps; given back as ``partial``, the attacks and sweeps it holds are reused where
+    :func:`resumable_part` allows (the sanity checks always run again). ``seconds`` counts
+    the time of every part, across interruptions."""
     from tqdm import tqdm
 
     cfg.validate()
@@ -479,21 +508,47 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: EvalConfig
     record = {"eval_config": dataclasses.asdict(cfg), "n": len(y), "clean_acc": clean.float().mean().item(),
               "n_params": count_parameters(model), "attacks": {}, "index": index_ranges(index.tolist()),
               "clean_correct": to_bits(clean)}
+    if meta:
+        record["model"] = meta
+    reuse = resumable_part(partial, record)
+    before = reuse.get("seconds", 0.0)  # time spent by the interrupted runs
+
+    def checkpoint():
+        if save_partial is not None:
+            save_partial({**record, "seconds": round(before + time.time() - t0, 2)})
+
     k_slow = len(y) if cfg.n_slow is None else min(cfg.n_slow, len(y))
     for name in tqdm(cfg.attacks, desc="attacks", disable=not progress):
         k = k_slow if name in SLOW_ATTACKS else len(y)
+        if name in reuse.get("attacks", {}):
+            record["attacks"][name] = reuse["attacks"][name]
+            continue
         torch.manual_seed(cfg.seed)  # AutoAttack's own draws
         record["attacks"][name] = run_attack(model, attack_for(name, cfg), x[:k], y[:k], cfg.batch_size, index[:k])
+        checkpoint()
     record["same_examples"] = same_examples(record)
     k = min(cfg.sanity_n, len(y))
-    record["sweeps"] = sweeps(model, x[:k], y[:k], cfg, index[:k])
+    if reuse.get("sweeps") is not None:
+        record["sweeps"] = reuse["sweeps"]
+    else:
+        record["sweeps"] = sweeps(model, x[:k], y[:k], cfg, index[:k])
+        checkpoint()
     if cfg.sanity:
         record["sanity"] = sanity_checks(model, x[:k], y[:k], cfg, record["attacks"], source, record["sweeps"], index[:k])
         record["sanity_passed"] = all(c["passed"] for c in record["sanity"].values())
-    record["seconds"] = round(time.time() - t0, 2)
+    record["seconds"] = round(before + time.time() - t0, 2)
+    if reuse:
+        record["resumed_parts"] = sorted(reuse["attacks"]) + (["sweeps"] if reuse.get("sweeps") is not None else [])
     if meta:
-        record["model"] = meta
+        record["model"] = record.pop("model")  # last, as before
     return record
+
+
+def partial_path(out: str | Path) -> Path:
+    """Where an evaluation keeps its record so far: ``<out>.partial`` (not ``*.json``, so
+    no reader of records takes it for one); removed once the record is written."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
 
 
 # ---------------------------------------------------------------------- records of runs
@@ -577,7 +632,19 @@ def evaluate_run(run: str | Path, cfg: EvalConfig, out: Optional[str | Path] = N
         cfg = dataclasses.replace(cfg, epsilon=4 / 255)
     source = speed.memory_format(load_trained(source_run, dev)[0], cl) if source_run else None
     ckpt = Path(meta["checkpoint"])
-    rec = evaluate(model, x, y, cfg, source, meta={"run": run_ref(run), "arch": tcfg["arch"], "train_profile": tcfg["profile"],
+    part_file = partial_path(out) if out else None
+    partial = None
+    if part_file is not None and part_file.exists():
+        try:
+            partial = read_json(part_file)
+        except (OSError, ValueError) as e:  # a damaged partial record costs its attacks, nothing else
+            print(f"warning: ignoring {part_file} ({one_line(e)}); evaluating from the start", file=sys.stderr)
+
+    def save_partial(r):
+        if shard.main:
+            write_json(part_file, r)
+
+    rec = evaluate(model, x, y, cfg, source, partial=partial, save_partial=save_partial if part_file else None, meta={"run": run_ref(run), "arch": tcfg["arch"], "train_profile": tcfg["profile"],
                                                     "method": tcfg["method"], "epochs_trained": meta["epoch"],
                                                     "complete": meta["complete"], "dataset": ds.name,
                                                     "train_dataset": tcfg["dataset"],
@@ -594,6 +661,7 @@ def evaluate_run(run: str | Path, cfg: EvalConfig, out: Optional[str | Path] = N
         rec["provenance"]["world_size"] = shard.world_size
     if out and shard.main:
         write_json(Path(out), rec)
+        part_file.unlink(missing_ok=True)
     distributed.barrier()
     return rec
 

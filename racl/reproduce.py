@@ -133,8 +133,9 @@ class JobRun(submitit.helpers.Checkpointable):
     """A job as submitit runs it (in a process of its own, locally or on a Slurm node).
     ``checkpoint`` is submitit's requeue protocol: on a timeout or a preemption it is called
     in the running job and returns the same job to submit again, which resumes from the
-    run directory's last checkpoint (an evaluation or transfer matrix, which writes its
-    record only at the end, starts again)."""
+    run directory's last checkpoint (an evaluation from its last finished attack, see
+    :func:`racl.evaluation.evaluate`; a transfer matrix, which writes its record only at the
+    end, starts again)."""
 
     def __init__(self, job: Job, profile: str, data_root=None, device: str = "auto", overrides: Optional[dict] = None,
                  threads: Optional[int] = None):

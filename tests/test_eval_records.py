@@ -257,6 +257,52 @@ def test_evaluate_out_is_checked_before_any_work(tiny_run, tmp_path, capsys, mon
     assert json.loads(existing.read_text())["n"] == 4
 
 
+def test_a_killed_evaluation_resumes_from_its_last_attack(tiny_run, tmp_path, monkeypatch):
+    """Killed during its third attack, an evaluation leaves <out>.partial with the two
+    before; run again, it reuses them and writes the record the uninterrupted run writes. A
+    partial of another model or config is not reused, and a damaged one is ignored."""
+    import racl.evaluation as ev
+
+    cfg = get_eval_profile("smoke", attacks=("fgsm", "pgd20", "mim20", "cw_inf"), n=8, n_slow=8, sanity=False,
+                           sweep_steps=(1,), sweep_eps=(0.03,))
+    whole = evaluate_run(tiny_run, cfg, tmp_path / "whole.json", progress=False)
+    out = tmp_path / "e.json"
+    calls, real = [], ev.run_attack
+
+    def killed_at_third(*a, **k):
+        calls.append(a[1])
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as a kill would, mid-attack
+        return real(*a, **k)
+
+    monkeypatch.setattr(ev, "run_attack", killed_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_run(tiny_run, cfg, out, progress=False)
+    part = ev.partial_path(out)
+    assert not out.exists() and part.name == "e.json.partial"
+    assert list(json.loads(part.read_text())["attacks"]) == ["fgsm", "pgd20"]
+
+    monkeypatch.setattr(ev, "run_attack", real)
+    rec = evaluate_run(tiny_run, cfg, out, progress=False)
+    assert rec["resumed_parts"] == ["fgsm", "pgd20"] and not part.exists()
+    for k in ("clean_correct", "attacks", "sweeps", "same_examples", "index", "model"):
+        got, want = rec[k], whole[k]
+        if k == "attacks":  # each attack's own timing differs; everything it found is the same
+            got, want = ({a: {f: v for f, v in r.items() if f != "seconds"} for a, r in d.items()} for d in (got, want))
+        assert got == want, k
+    assert rec["seconds"] >= json.loads(out.read_text())["seconds"] - 1e-9
+
+    # another config (here another eps) is not resumed from the partial of this one
+    write = lambda r: ev.write_json(part, r)  # noqa: E731
+    write({**json.loads(out.read_text()), "sweeps": None})
+    other = dataclasses.replace(cfg, epsilon=4 / 255)
+    rec2 = evaluate_run(tiny_run, other, tmp_path / "e.json", progress=False, overwrite=True)
+    assert "resumed_parts" not in rec2
+    part.write_text("{ not json")
+    rec3 = evaluate_run(tiny_run, cfg, out, progress=False, overwrite=True)
+    assert "resumed_parts" not in rec3 and rec3["attacks"]["pgd20"]["correct"] == whole["attacks"]["pgd20"]["correct"]
+
+
 def test_committed_checkpoints_are_small():
     """README, Data: a committed checkpoint is at most 5 MB; .gitignore lets only
     data/runs/train/mini-*/checkpoint.pt through."""
