@@ -44,7 +44,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit of SECONDS x STEP_SCA
 }
 
 # 1. #12: one search epoch at the paper's sizes (8 cells, C = 16, batch 128), every mode and switch
-step epoch 200 $PY benchmarks/bench.py --part epoch --epoch-sizes paper \
+step epoch 200 $PY benchmarks/bench.py --part epoch --epoch-switches --epoch-sizes paper \
     --epoch-modes pcdarts,racl,racl_fast,racl_lanczos --epoch-steps 3 --variant baseline,channels_last,bf16,auto \
     --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-epoch.json"
 # 2. #12: the paper's retraining step (20 cells, C = 36, PGD-10, batch 128) and the search's pieces

@@ -61,3 +61,25 @@ def test_epoch_part_under_every_switch_keeps_what_it_measured(tmp_path):
     for v in ("baseline", "fused"):
         lz = rec["results"][f"epoch/{v}"]["tiny"]["racl_lanczos"]
         assert lz["breakdown"]["power_iteration_s"] > 0 and lz["over_pcdarts"] > 1
+
+
+def test_device_check_script_runs_its_three_steps(tmp_path):
+    """benchmarks/device_check.sh (one prepared command for a lent GPU) with a stand-in
+    Python that records its arguments: every step runs with its limit, names the device and
+    writes where the device tool brings files back ($OUT)."""
+    fake = tmp_path / "python"
+    fake.write_text("#!/usr/bin/env bash\necho \"$@\" >> \"$OUT/calls\"\n")
+    fake.chmod(0o755)
+    out = tmp_path / "out"
+    env = {"PATH": "/usr/bin:/bin", "OUT": str(out), "PYTHON": str(fake), "STEP_SCALE": "0.1"}
+    res = subprocess.run(["bash", str(REPO / "benchmarks" / "device_check.sh"), "--device", "cpu"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    calls = [c for c in (out / "calls").read_text().splitlines() if not c.startswith("-c")]  # the version print
+    assert [c.split()[0] for c in calls] == ["benchmarks/bench.py", "benchmarks/bench.py", "benchmarks/bf16_check.py"]
+    assert all("--device cpu" in c and str(out) in c for c in calls)
+    assert "--epoch-switches" in calls[0] and "racl_lanczos" in calls[0]
+    log = (out / "device_check.log").read_text()
+    assert [line.split(":")[0] for line in log.splitlines() if line.startswith("== ") and "exit" in line] == [
+        "== epoch", "== train", "== bf16"]
+    assert "exit 0" in log
