@@ -16,6 +16,7 @@ against exact singular values and empirical ratios ||f(x) - f(y)|| / ||x - y||.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Callable, Optional
 
 import torch
@@ -162,7 +163,7 @@ class LipschitzEstimator:
         self.mode, self.n_iter, self.init_iter = mode, n_iter, init_iter
         self.fused = fused
         self.method, self.tol, self.restart_mix = method, tol, restart_mix
-        self.steps_taken: list[int] = []  # Lanczos steps of each part in the last calls (for benchmarks)
+        self.steps_taken: deque[int] = deque(maxlen=100_000)  # Lanczos steps of each part, latest calls (for benchmarks)
         self.vectors: dict[str, torch.Tensor] = {}
         self._shapes: dict[str, tuple] = {}
         self._gen = torch.Generator().manual_seed(seed)
