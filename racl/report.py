@@ -1153,11 +1153,14 @@ def bench_epoch_table(rec: dict) -> Optional[pd.DataFrame]:
         for size, modes in sizes.items():
             cfg = modes.get("config", {})
             row = {"variant": variant, "size": f"{size} ({cfg.get('layers')} cells, C={cfg.get('C')}, batch {cfg.get('batch')})"}
-            for mode, label in (("pcdarts", "PC-DARTS"), ("racl", "RACL"), ("racl_fast", "RACL fast")):
+            for mode, label in (("pcdarts", "PC-DARTS"), ("racl", "RACL"), ("racl_fast", "RACL fast"),
+                                ("racl_lanczos", "RACL Lanczos")):
                 if mode in modes:
                     row[f"{label} epoch (s)"] = f"{modes[mode]['epoch_s']:.4g}"
                     if "over_pcdarts" in modes[mode]:
                         row[f"{label} / PC-DARTS"] = f"×{modes[mode]['over_pcdarts']:.2f}"
+            if size == "paper" and "racl" in modes:  # issue #12's target: 50 epochs within an hour on an H100
+                row["RACL, 50 epochs (h)"] = f"{50 * modes['racl']['epoch_s'] / 3600:.3g}"
             rows.append(row)
     return pd.DataFrame(rows).set_index(["variant", "size"]) if rows else None
 
