@@ -45,10 +45,7 @@ def test_benchmark_runs_every_part_against_its_baseline(tmp_path):
 
 def test_epoch_part_under_every_switch_keeps_what_it_measured(tmp_path):
     """--epoch-switches times the search epoch under each variant (the GPU check of issue #12,
-    benchmarks/device_check.sh); the record is written after each piece and holds no NaN.
-    (channels_last is not the variant here: on the CPU at 8x8 images the search's backward
-    pass crashes inside PyTorch 2.14 with heap corruption; on CUDA, where it is on by
-    default, it does not.)"""
+    benchmarks/device_check.sh); the record is written after each piece and holds no NaN."""
     out = tmp_path / "epoch.json"
     cmd = [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--part", "epoch", "--epoch-switches",
            "--variant", "fused", "--epoch-sizes", "tiny", "--epoch-modes", "pcdarts,racl_lanczos",

@@ -208,3 +208,58 @@ def test_checkpoint_from_before_the_speed_fields_resumes(tmp_path):
     bf = get_profile("smoke", {**TRAIN, "precision": "bf16"}, kind="train")
     with pytest.raises(CheckpointError, match="differs in: precision"):
         AdversarialTrainer(bf, tmp_path / "r", progress=False)
+
+
+def test_factorized_reduce_double_backward_in_channels_last_on_the_cpu():
+    """PyTorch 2.14's CPU double backward of a stride-2 1x1 convolution of a channels_last
+    input corrupts the heap (the process aborts; seen on an AMD EPYC, where it killed the whole
+    test run). FactorizedReduce samples every other pixel and convolves at stride 1 instead
+    there: the same map. Run in a subprocess, so that a crash fails this test alone; and the
+    two forms give the same output (float64, where both are exact to 1e-12)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import torch
+        from racl.operations import FactorizedReduce
+        torch.manual_seed(0)
+        op = FactorizedReduce(4, 4, affine=False).train().to(memory_format=torch.channels_last)
+        for _ in range(5):
+            x = torch.randn(8, 4, 8, 8).to(memory_format=torch.channels_last).requires_grad_(True)
+            (g,) = torch.autograd.grad(op(x).square().sum(), x, create_graph=True)
+            g.norm().backward()
+        print("ok")
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", (res.returncode, res.stderr[-2000:])
+
+    from racl.operations import FactorizedReduce
+
+    torch.manual_seed(0)
+    op = FactorizedReduce(4, 4, affine=False).double().eval()
+    x = torch.randn(3, 4, 6, 6, dtype=torch.float64)
+    xc = x.to(memory_format=torch.channels_last)
+    assert torch.allclose(op(x), op(xc), rtol=0, atol=1e-12)
+
+
+def test_channels_last_search_step_does_not_crash_on_the_cpu():
+    """One RACL iteration (with its double back-propagation) and one PC-DARTS-like pass in
+    channels_last on the CPU, in a subprocess (see the test above)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import torch
+        from racl.profiles import get_profile
+        from racl.search import RACLSearch
+        s = RACLSearch(get_profile("smoke", {{**{SEARCH!r}, "channels_last": True}}), None, progress=False)
+        for i, ((_, xw, yw), (_, xa, ya)) in enumerate(zip(s.train_loader.epoch(0), s.arch_loader.epoch(0))):
+            if i == 2:
+                break
+            s.train_step(0, i, xw, yw, xa, ya)
+        print("ok")
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", (res.returncode, res.stderr[-2000:])
