@@ -1219,6 +1219,30 @@ def search_compare_records(profile: Optional[str] = None) -> list[dict]:
     return sorted(recs, key=lambda r: (PROFILE_RANK.get(r.get("profile"), 0), r.get("datetime", "")), reverse=True)
 
 
+#: fields two runs of one search may differ in (how they ran, not what they computed)
+_RERUN_FIELDS = ("device", "checkpoint_every", "channels_last", "fused_optimizer")
+
+
+def exact_reruns(rec: dict) -> list[dict]:
+    """The committed search records with the config of ``rec``'s exact run (run-only fields
+    such as the device aside), each with its genotype's per-edge agreement with that run's:
+    two exact runs of one config on other hardware, or another PyTorch, differ by rounding
+    alone, so this is the yardstick for the fast path's agreement."""
+    from .genotypes import Genotype, agreement, load_genotype
+
+    cfg = rec["runs"]["exact"]["config"]
+    exact = Genotype.from_dict(rec["runs"]["exact"]["genotype"])
+    out = []
+    for r in search_runs(rec.get("profile")):
+        if r["result"] is None or any(r["config"].get(k) != v for k, v in cfg.items()
+                                      if k not in _RERUN_FIELDS and k in r["config"]):
+            continue
+        g = load_genotype(str(r["path"] / "genotype.json"))
+        out.append({"run": r["name"], "hardware": hardware_label(r["provenance"].get("hardware", {})),
+                    "same genotype": g == exact, "edge agreement": agreement([g], exact)["edge_agreement"]})
+    return out
+
+
 def search_compare_table(rec: dict) -> pd.DataFrame:
     """One comparison side by side: per epoch the constraint c and the dual theta of the
     exact and the fast search, then the final genotypes, their per-edge agreement and the
