@@ -289,3 +289,21 @@ def test_toy_models_train_and_can_be_masked():
     masked(xq).sum().backward()
     assert xq.grad.abs().max() == 0  # the quantisation hides every input gradient
     assert MLP()(x[:2]).shape == (2, 10)
+
+
+def test_exact_reruns_finds_the_committed_search_of_the_same_config():
+    """A comparison whose exact run has the config of a committed search record lists that
+    record with its per-edge agreement; another seed is another config."""
+    import json
+
+    from racl.genotypes import load_genotype
+    from racl.records import REPO
+
+    run = REPO / "data/runs/search/mini-cifar10-mini-racl-s0"
+    cfg = json.loads((run / "config.json").read_text())
+    g = load_genotype(str(run / "genotype.json"))
+    rec = {"profile": "mini", "runs": {"exact": {"config": {**cfg, "device": "cuda"}, "genotype": g.to_dict()}}}
+    found = report.exact_reruns(rec)
+    assert [r["run"] for r in found] == [run.name] and found[0]["same genotype"] and found[0]["edge agreement"] == 1.0
+    rec["runs"]["exact"]["config"]["seed"] = 1
+    assert report.exact_reruns(rec) == []
