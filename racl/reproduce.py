@@ -16,7 +16,7 @@ campaign wherever it stopped. Three executors:
 * ``sequential`` (the default): one job after the other in this process (:func:`run_job`);
 * ``local``: every job in its own process through submitit's ``LocalExecutor``, as many at
   a time as there are GPUs (one job per GPU, ``CUDA_VISIBLE_DEVICES`` set by submitit) or,
-  on the CPU, ``--workers N`` (each with ``cores / N`` threads); a job starts once the jobs
+  on the CPU, ``--workers N`` (each with ``cores / N`` threads, or ``--threads``); a job starts once the jobs
   it needs have finished, a job whose prerequisite failed is skipped, logs go to one folder
   per job under ``--log-dir``;
 * ``slurm``: every job not yet done is submitted through submitit's ``SlurmExecutor`` with
@@ -214,6 +214,8 @@ def run_local(jobs: list[Job], profile: str, folder: Path, data_root=None, devic
         workers = workers or max(1, cores // 2)
         if workers < 1:
             raise ValueError(f"--workers must be at least 1, got {workers}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
         slots, threads = list(range(workers)), threads or max(1, cores // workers)
     status = {j.key: "done" for j in jobs if j.done()}
     pending = [j for j in jobs if j.key not in status]
@@ -405,6 +407,8 @@ def add_reproduce_parser(sub):
                    help="sequential (in this process, the default) | local (jobs side by side: one per GPU, or "
                         "--workers on the CPU) | slurm (submitted through submitit)")
     p.add_argument("--workers", type=int, help="local executor: jobs at a time (default: one per GPU, or one per two CPU cores)")
+    p.add_argument("--threads", type=int, help="local executor on the CPU: threads of each job (default: cores / workers); "
+                                               "e.g. --workers 1 --threads 1 leaves the other cores free")
     p.add_argument("--log-dir", default="runs/campaign", help="local and slurm executors: one log folder per job under it "
                                                              "(default: runs/campaign)")
     p.add_argument("--cost-device", help="device whose benchmark records give the estimates: a GPU name as "
@@ -423,6 +427,9 @@ def add_reproduce_parser(sub):
     def run(args):
         if args.workers is not None and args.workers < 1:
             raise ValueError(f"--workers must be at least 1, got {args.workers}")
+        if args.threads is not None and (args.threads < 1 or args.executor != "local"):
+            raise ValueError(f"--threads must be at least 1 and applies to --executor local, got {args.threads} "
+                             f"with --executor {args.executor}")
         if distributed.shard().active:
             raise distributed.DistributedError("reproduce starts its own jobs: run it in one process, without torchrun "
                                                "(--gpus-per-job N makes each Slurm retraining data-parallel)")
@@ -452,7 +459,8 @@ def add_reproduce_parser(sub):
         if args.executor == "sequential":
             run_sequential(jobs, args.profile, args.data_root, args.device)
         elif args.executor == "local":
-            status = run_local(jobs, args.profile, Path(args.log_dir), args.data_root, args.device, args.workers)
+            status = run_local(jobs, args.profile, Path(args.log_dir), args.data_root, args.device, args.workers,
+                               threads=args.threads)
             bad = {k: v for k, v in status.items() if v != "done"}
             if bad:
                 print(f"error: {len(bad)} job(s) did not finish: " + "; ".join(f"{k}: {v}" for k, v in bad.items()),

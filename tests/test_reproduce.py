@@ -367,3 +367,21 @@ def test_dry_run_prints_every_job_and_the_total_per_table(bench_runs, capsys):
     f5 = next(t for t in totals if t["table"] == "fig5")
     assert f5["gpu_hours"] == pytest.approx(3 * SEARCH_H)
     assert "estimated GPU-hours on Test GPU" in out
+
+
+def test_threads_reach_the_local_executor_and_are_checked(monkeypatch, tmp_path, capsys):
+    """``--threads`` sets each local CPU job's threads (``--workers 1 --threads 1`` leaves a
+    core free); it is refused below 1 or with another executor, before anything runs."""
+    import racl.reproduce as rp
+
+    seen = {}
+    monkeypatch.setattr(rp, "run_local", lambda jobs, *a, **kw: seen.update(kw) or {})
+    runs = str(tmp_path / "runs")
+    assert cli.main(["reproduce", "--profile", "smoke", "--targets", "table5", "--executor", "local", "--workers", "1",
+                     "--threads", "1", "--runs", runs]) == 0
+    assert seen["threads"] == 1
+    for bad in (["--executor", "local", "--threads", "0"], ["--threads", "1"]):
+        assert cli.main(["reproduce", "--profile", "smoke", "--runs", runs, *bad]) == 2
+        assert "--threads must be at least 1 and applies to --executor local" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        run_local([], "smoke", tmp_path / "logs", None, "cpu", workers=1, threads=0)
