@@ -12,7 +12,8 @@ What it measures (medians over --repeat timed runs after --warmup untimed ones):
   plain PC-DARTS (deterministic weights, no Lipschitz terms, no gradient norm) on the same
   batch, as a ratio. One search epoch extrapolated to the chosen profile's dataset size.
 * train: adversarial-training (PGD-k) steps of the evaluation network and of ResNet-18,
-  in images/s.
+  in images/s; with ``--compile MODES``, the cell network's step under ``torch.compile``
+  too (first, compiling, step apart; speed-up over eager).
 * attacks: the time of each attack on the same batch.
 * data: an epoch of augmented batches from the device-resident loader against a host-side
   DataLoader with per-image transforms.
@@ -259,6 +260,24 @@ def bench_train(args, dev, variant, peak):
         rate(r, name, flops_of(step), sec, peak)
         if name == cells:
             r["racl_100_epochs_estimate_h"] = 100 * (50000 / args.train_batch) * sec / 3600
+    # torch.compile of the cell network (the ``compile`` field, racl.speed.compiled), under
+    # the --compile-variant's other switches only: the first step (compiling) timed apart
+    # from the steady ones, and the speed-up over the same step eager
+    for mode in [m for m in (args.compile or "").split(",") if m and variant == args.compile_variant]:
+        torch._dynamo.reset()
+        kw = dict(arch="RACL", init_channels=args.channels, layers=args.cells, compile=mode)
+        t = AdversarialTrainer(get_profile("paper", {**base, **kw}, kind="train"), None, progress=False)
+        _, x, y = next(iter(t.train_loader.epoch(0)))
+        step = lambda: t.train_step(0, 0, x, y)  # noqa: E731
+        t0 = time.perf_counter()
+        step()
+        sync(dev)
+        key = f"{cells}_compile_{mode.replace('-', '_')}"
+        r[f"{key}_first_step_s"] = time.perf_counter() - t0
+        sec = timeit(step, dev, args.repeat, args.warmup)
+        r[f"{key}_pgd{args.pgd_steps}_step_s"] = sec
+        r[f"{key}_speedup"] = r[f"{cells}_pgd{args.pgd_steps}_step_s"] / sec
+        r[f"{key}_100_epochs_estimate_h"] = 100 * (50000 / args.train_batch) * sec / 3600
     return r
 
 
@@ -522,6 +541,9 @@ def main():
     ap.add_argument("--pgd-steps", type=int, default=10)
     ap.add_argument("--cw-steps", type=int, default=100)
     ap.add_argument("--attacks", default="fgsm,pgd20,mim20,cw_inf,cw")
+    ap.add_argument("--compile", default="", help="train part: also time the cell network under these torch.compile "
+                                                 "modes (comma list of default, reduce-overhead, max-autotune)")
+    ap.add_argument("--compile-variant", default="auto", help="the variant whose switches --compile runs under (default: auto)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--device", default="auto")

@@ -8,13 +8,15 @@
 #
 # then run it there with carry [".whl", "data/mini/cifar10-mini.npz"] and timeout_s 590:
 #
-#   bash benchmarks/device_check.sh
+#   bash benchmarks/device_check.sh                  # steps 1-3 (about 9 minutes)
+#   STEPS=compile bash benchmarks/device_check.sh    # step 4, as a second call (about 3 minutes)
 #
+# (one device call runs at most 10 minutes; STEPS names the steps a call runs)
 # Each step has its own time limit and writes its record under $OUT as soon as it ends (so a
 # step cut short still returns the ones before it): the paper-size search epoch of PC-DARTS
 # and RACL (exact, fast paths, Lanczos) under every speed switch, the paper's retraining step
 # (20 cells, C = 36, PGD-10, batch 128) under every switch, then fp32 against bf16 on the mini
-# search and a mini retraining. Copy the JSON files into data/runs/bench (the book's
+# search and a mini retraining, then the retraining step under torch.compile. Copy the JSON files into data/runs/bench (the book's
 # introduction shows the newest), and say what they show in the issue.
 # STEP_SCALE=0.2 bash benchmarks/device_check.sh --device cpu runs it as a quick CPU rehearsal.
 set -u
@@ -35,8 +37,10 @@ stamp=$(date -u +%Y%m%d)
 gpu=$( { nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || echo cpu; } | head -1 | tr ' ' '-' | tr -cd 'A-Za-z0-9._-')
 { date -u; nvidia-smi 2>/dev/null | head -15; $PY -c 'import torch; print("torch", torch.__version__, torch.cuda.is_available())'; } >>"$LOG" 2>&1
 
+STEPS=${STEPS:-epoch train bf16}
 step() {  # step NAME SECONDS COMMAND...: run with a limit of SECONDS x STEP_SCALE, log, report
   local name=$1 secs t0 rc; secs=$(awk "BEGIN{print int($2 * $SCALE + 1)}"); shift 2
+  case " $STEPS " in *" $name "*) ;; *) return 0 ;; esac
   echo "== $name (limit ${secs}s): $*" | tee -a "$LOG"
   t0=$(date +%s)
   timeout "$secs" "$@" >>"$LOG" 2>&1; rc=$?
@@ -52,4 +56,8 @@ step train 100 $PY benchmarks/bench.py --part train,search --profile paper --bat
     --cells 20 --channels 36 --pgd-steps 10 --variant all --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-train.json"
 # 3. #12: does bf16 change the searched cell, or the robust accuracy of a short retraining?
 step bf16 240 $PY benchmarks/bf16_check.py --device "$DEVICE" --n 1000 --out "$OUT/bf16-$gpu-$stamp.json"
+# 4. #12: the paper's retraining step under torch.compile (default; reduce-overhead adds CUDA
+#    graphs), with the auto switches, its compile time apart, against the same step eager
+step compile 170 $PY benchmarks/bench.py --part train --variant auto --compile default,reduce-overhead --train-batch 128 \
+    --cells 20 --channels 36 --pgd-steps 10 --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-compile.json"
 ls -la "$OUT" | tee -a "$LOG"

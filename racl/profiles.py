@@ -260,6 +260,7 @@ class TrainConfig:
     precision: str = "fp32"
     channels_last: Any = "auto"
     fused_optimizer: Any = "auto"
+    compile: str = "off"  # torch.compile mode of the network: off | default | reduce-overhead | max-autotune
     # with several processes (torchrun, racl.distributed): BatchNorm statistics of the global
     # batch, so that the run equals the single-process one; false: per-rank statistics
     sync_batchnorm: bool = True
@@ -274,6 +275,7 @@ class TrainConfig:
         if self.val_images < 0:
             raise ValueError("val_images must be non-negative")
         speed.check(self.precision, self.channels_last, self.fused_optimizer)
+        speed.check_compile(self.compile)
         return self
 
     def for_dataset(self) -> "TrainConfig":

@@ -15,6 +15,13 @@ Three switches, each a field of the search and training configs (the evaluation 
 * ``channels_last=True``: model and inputs in NHWC memory order. The same arithmetic,
   summed in another order (results equal to fp32 rounding).
 * ``fused_optimizer=True``: the fused SGD / Adam kernels (one kernel for all parameters).
+* ``compile="default" | "reduce-overhead" | "max-autotune"`` (retraining only; default
+  ``"off"``): the network under ``torch.compile`` with that mode, for the attack that crafts
+  the training examples, the loss and the step's accuracy (``reduce-overhead`` adds CUDA
+  graphs on a GPU). The search cannot use it: the gradient-norm term (Eq. 16) is a double
+  back-propagation, which ``torch.compile`` does not support. On the 2-core AMD EPYC CPU the
+  mini network's PGD-3 crafting ran x1.05-1.16 faster compiled, after 2 minutes of compiling,
+  so it stays off until ``benchmarks/bench.py --compile`` has timed it on a GPU.
 
 ``channels_last`` and ``fused_optimizer`` default to ``"auto"``: on for CUDA, off on the CPU.
 On the 2-core CPU of ``data/runs/bench`` channels_last slows the supernet (x0.88) but speeds
@@ -36,7 +43,9 @@ import torch.nn as nn
 
 PRECISIONS = ("fp32", "bf16", "auto")
 #: switches that only reorder or fuse the arithmetic: a run may resume with them changed
-RESUMABLE = ("channels_last", "fused_optimizer")
+RESUMABLE = ("channels_last", "fused_optimizer", "compile")
+#: torch.compile modes of the ``compile`` field (``off``: eager)
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -82,6 +91,21 @@ def check(precision, channels_last, fused_optimizer) -> None:
     resolve_precision(precision, torch.device("cpu"))
     resolve_flag(channels_last, torch.device("cpu"))
     resolve_flag(fused_optimizer, torch.device("cpu"))
+
+
+def check_compile(mode: str) -> str:
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile must be one of {', '.join(COMPILE_MODES)}; got {mode!r}")
+    return mode
+
+
+def compiled(model: nn.Module, mode: str) -> nn.Module:
+    """``model`` under ``torch.compile(mode=mode)`` (static shapes), or ``model`` itself for
+    ``"off"``. The compiled module shares the parameters and buffers of ``model``, so the
+    optimiser, the checkpoints and the state dict stay those of ``model``."""
+    if check_compile(mode) == "off":
+        return model
+    return torch.compile(model, mode=mode, dynamic=False)
 
 
 def full(t: torch.Tensor) -> torch.Tensor:

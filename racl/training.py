@@ -184,8 +184,10 @@ class AdversarialTrainer:
         speed.memory_format(self.model, self.channels_last)
         self.opt = speed.sgd(self.model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay,
                              speed.resolve_flag(cfg.fused_optimizer, self.device))
+        # the module the attacks, the loss and the step's accuracy run through (racl.speed.compiled)
+        self.net = speed.compiled(self.model, cfg.compile)
         # the module the loss runs through: DistributedDataParallel averages the gradients over the ranks
-        self.ddp = self.model
+        self.ddp = self.net
         if self.shard.active:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -194,7 +196,7 @@ class AdversarialTrainer:
             # no buffer broadcast at each forward when BatchNorm already uses the global batch
             sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters \
                 else "broadcast_buffers"
-            self.ddp = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            self.ddp = DistributedDataParallel(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                                                **{sync: not cfg.sync_batchnorm})
         self.epoch, self.step, self.history, self._acc = 0, 0, [], {}
         self._resumed = False
@@ -252,23 +254,23 @@ class AdversarialTrainer:
         self.model.eval()
         if not self.shard.active:
             if cfg.method == "trades":
-                x_adv = trades_attack(self.model, x, cfg.epsilon, cfg.step_size, cfg.attack_steps, gen)
+                x_adv = trades_attack(self.net, x, cfg.epsilon, cfg.step_size, cfg.attack_steps, gen)
             elif cfg.method == "mart":
-                x_adv = mart_attack(self.model, x, y, cfg.epsilon, cfg.step_size, cfg.attack_steps, gen)
+                x_adv = mart_attack(self.net, x, y, cfg.epsilon, cfg.step_size, cfg.attack_steps, gen)
             else:
-                x_adv = linf_pgd(self.model, x, y, cfg.epsilon, cfg.step_size, cfg.attack_steps, "ce", True, gen)
+                x_adv = linf_pgd(self.net, x, y, cfg.epsilon, cfg.step_size, cfg.attack_steps, "ce", True, gen)
         else:
             r = self.rows
             if cfg.method in ("trades", "mart"):
                 noise = torch.randn(x.shape, generator=gen).to(x)[r]
                 if cfg.method == "trades":
-                    x_adv = trades_attack(self.model, x[r], cfg.epsilon, cfg.step_size, cfg.attack_steps, noise=noise)
+                    x_adv = trades_attack(self.net, x[r], cfg.epsilon, cfg.step_size, cfg.attack_steps, noise=noise)
                 else:
-                    x_adv = mart_attack(self.model, x[r], y[r], cfg.epsilon, cfg.step_size, cfg.attack_steps, noise=noise)
+                    x_adv = mart_attack(self.net, x[r], y[r], cfg.epsilon, cfg.step_size, cfg.attack_steps, noise=noise)
             else:  # linf_pgd's uniform start in the ball, drawn for the global batch
                 noise = torch.rand(x.shape, generator=gen, dtype=x.dtype, device="cpu").to(x.device)
                 start = (x + (2 * noise - 1) * cfg.epsilon).clamp(0, 1)[r]
-                x_adv = linf_pgd(self.model, x[r], y[r], cfg.epsilon, cfg.step_size, cfg.attack_steps, "ce", start=start)
+                x_adv = linf_pgd(self.net, x[r], y[r], cfg.epsilon, cfg.step_size, cfg.attack_steps, "ce", start=start)
         self.model.train()
         return x_adv
 
@@ -296,7 +298,7 @@ class AdversarialTrainer:
         self.opt.step()
         with torch.no_grad():
             self.model.eval()
-            hit = self.model(x_adv).argmax(1) == y
+            hit = self.net(x_adv).argmax(1) == y
             if self.shard.active:
                 k, n = distributed.all_sum([hit.sum().item(), len(y)], self.device)
                 acc = k / n

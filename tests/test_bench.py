@@ -60,7 +60,7 @@ def test_epoch_part_under_every_switch_keeps_what_it_measured(tmp_path):
         assert lz["breakdown"]["power_iteration_s"] > 0 and lz["over_pcdarts"] > 1
 
 
-def test_device_check_script_runs_its_three_steps(tmp_path):
+def test_device_check_script_runs_its_four_steps(tmp_path):
     """benchmarks/device_check.sh (one prepared command for a lent GPU) with a stand-in
     Python that records its arguments: every step runs with its limit, names the device and
     writes where the device tool brings files back ($OUT)."""
@@ -68,15 +68,26 @@ def test_device_check_script_runs_its_three_steps(tmp_path):
     fake.write_text("#!/usr/bin/env bash\necho \"$@\" >> \"$OUT/calls\"\n")
     fake.chmod(0o755)
     out = tmp_path / "out"
-    env = {"PATH": "/usr/bin:/bin", "OUT": str(out), "PYTHON": str(fake), "STEP_SCALE": "0.1"}
+    env = {"PATH": "/usr/bin:/bin", "OUT": str(out), "PYTHON": str(fake), "STEP_SCALE": "0.1",
+           "STEPS": "epoch train bf16 compile"}
     res = subprocess.run(["bash", str(REPO / "benchmarks" / "device_check.sh"), "--device", "cpu"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     calls = [c for c in (out / "calls").read_text().splitlines() if not c.startswith("-c")]  # the version print
-    assert [c.split()[0] for c in calls] == ["benchmarks/bench.py", "benchmarks/bench.py", "benchmarks/bf16_check.py"]
+    assert [c.split()[0] for c in calls] == ["benchmarks/bench.py", "benchmarks/bench.py", "benchmarks/bf16_check.py",
+                                               "benchmarks/bench.py"]
     assert all("--device cpu" in c and str(out) in c for c in calls)
     assert "--epoch-switches" in calls[0] and "racl_lanczos" in calls[0]
     log = (out / "device_check.log").read_text()
     assert [line.split(":")[0] for line in log.splitlines() if line.startswith("== ") and "exit" in line] == [
-        "== epoch", "== train", "== bf16"]
+        "== epoch", "== train", "== bf16", "== compile"]
+    assert "--compile default,reduce-overhead" in calls[3]
     assert "exit 0" in log
+    # the default call runs steps 1-3; STEPS=compile runs the fourth alone
+    for steps, n in ((None, 3), ("compile", 1)):
+        (out / "calls").unlink()
+        res = subprocess.run(["bash", str(REPO / "benchmarks" / "device_check.sh"), "--device", "cpu"],
+                             env={k: v for k, v in {**env, "STEPS": steps}.items() if v is not None},
+                             capture_output=True, text=True, timeout=120)
+        calls = [c for c in (out / "calls").read_text().splitlines() if not c.startswith("-c")]
+        assert res.returncode == 0 and len(calls) == n and ("--compile" in calls[0]) == (steps == "compile")
