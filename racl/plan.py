@@ -50,8 +50,17 @@ that timed the same computation, scaled by how many times the job does it:
   the job's cost unknown.
 
 The benchmark's ``auto`` variant (what a run gets by default on that device) is used where
-it was run, else its ``baseline``. Where no record of the device timed the job's
-computation, the cost is ``None`` (shown as "unknown"), never a guess.
+it was run, else its ``baseline``.
+
+Where no benchmark record fits, the finished runs of the same device (their provenance's
+hardware label and wall time, resumed segments included) give the cost instead
+(:func:`measured_hours`): a search of the same config but for the seed (median wall time);
+a retraining of the same computation (objective, attack steps, batch, network shape, image
+size and speed switches; a cell network of any genotype), scaled by its steps; an
+evaluation from the per-example time of each attack in the records of the same network
+shape and attack settings, plus the sanity checks' time of a record with the same checks.
+These runs may have shared their machine, which the wall time includes. Where neither
+fits, the cost is ``None`` (shown as "unknown"), never a guess.
 """
 
 from __future__ import annotations
@@ -403,23 +412,163 @@ def _attack_hours(job: Job, cfg, train_cfgs: dict, recs) -> Optional[float]:
 def estimate(job: Job, profile: str, device: str, overrides: Optional[dict] = None, jobs: Optional[dict] = None,
              runs: Optional[Path] = None) -> Optional[float]:
     """Hours of ``job`` on ``device`` (one GPU, or that CPU) from the committed benchmark
-    records of that device (module docstring), or None where none timed its computation.
-    ``jobs`` ({key: Job}) gives an evaluation or transfer the retrainings it attacks; the
-    records are read from ``runs/bench`` (default: the job's runs folder)."""
+    records of that device, else from its finished runs (module docstring), or None where
+    neither timed its computation. ``jobs`` ({key: Job}) gives an evaluation or transfer
+    the retrainings it attacks; the records are read from ``runs`` (default: the job's runs
+    folder)."""
+    return estimate_with_source(job, profile, device, overrides, jobs, runs)[0]
+
+
+def estimate_with_source(job: Job, profile: str, device: str, overrides: Optional[dict] = None,
+                         jobs: Optional[dict] = None, runs: Optional[Path] = None) -> tuple[Optional[float], Optional[str]]:
+    """(hours, where they come from: ``"bench"``, ``"runs"`` or None) of :func:`estimate`."""
     if job.kind == "select":
-        return 0.0  # reads the screening runs' metrics
-    recs = bench_for(device, runs if runs is not None else job.runs)
-    if not recs:
-        return None
+        return 0.0, "bench"  # reads the screening runs' metrics
+    folder = runs if runs is not None else job.runs
+    recs = bench_for(device, folder)
     cfg = job_config(job, profile, overrides)
+    train_cfgs = {}
+    if job.kind in ("eval", "transfer"):
+        jobs = jobs or {}
+        trains = {k: jobs.get(k) for k in job.needs}
+        train_cfgs = {k: (job_config(t, profile, overrides) if t is not None else None) for k, t in trains.items()}
+    hours = None
+    if recs:
+        if job.kind == "search":
+            hours = _search_hours(cfg, recs)
+        elif job.kind == "train":
+            hours = _train_hours(cfg, recs)
+        else:
+            hours = _attack_hours(job, cfg, train_cfgs, recs)
+    if hours is not None:
+        return hours, "bench"
+    hours = measured_hours(job, cfg, train_cfgs, device, folder)
+    return (hours, "runs") if hours is not None else (None, None)
+
+
+# ---------------------------------------------------------------------- cost from finished runs
+#: fields that say who ran a config or how often it saves, not how much it computes
+_NOT_WORK = ("seed", "device", "checkpoint_every", "profile")
+#: a retraining's fields that set the cost of one step (with the network's shape and image size)
+_STEP_FIELDS = ("method", "attack_steps", "batch_size", "auxiliary", "precision", "channels_last", "fused_optimizer", "compile")
+#: an evaluation's fields that set the cost of one attack on one example
+_ATTACK_FIELDS = ("epsilon", "cw_steps", "autoattack_version", "channels_last")
+#: ... and of its sanity checks
+_SANITY_FIELDS = ("sanity", "sanity_n", "sweep_eps", "sweep_steps", "large_eps", "cw_unbounded_c", "cw_unbounded_steps", "epsilon")
+
+
+def _finished_runs(folder: Path, kind: str, device: str) -> list[dict]:
+    """{config, prov, path} of the finished run folders of ``kind`` on ``device``."""
+    out = []
+    for p in sorted((Path(folder) / kind).glob("*")):
+        try:
+            prov, cfg = read_json(p / "provenance.json"), read_json(p / "config.json")
+        except Exception:  # noqa: BLE001 - a folder without a readable record is no evidence
+            continue
+        if prov.get("finished") and prov.get("wall_time_s") and hardware_label(prov.get("hardware", {})) == device:
+            out.append({"config": cfg, "prov": prov, "path": p})
+    return out
+
+
+def run_devices(runs: Optional[Path] = None) -> list[str]:
+    """The hardware labels of the finished search and retraining runs under ``runs``, the
+    device with the most runs first: the devices :func:`measured_hours` can cost jobs on."""
+    from collections import Counter
+
+    folder = Path(runs if runs is not None else RUNS)
+    count = Counter()
+    for kind in ("search", "train"):
+        for p in sorted((folder / kind).glob("*/provenance.json")):
+            try:
+                prov = read_json(p)
+            except Exception:  # noqa: BLE001
+                continue
+            if prov.get("finished") and prov.get("wall_time_s"):
+                count[hardware_label(prov.get("hardware", {}))] += 1
+    return [d for d, _ in sorted(count.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def _network(cfg) -> tuple:
+    """What a retraining's network costs: cells and channels of any genotype, or the human arch."""
+    arch = cfg["arch"] if isinstance(cfg, dict) else cfg.arch
+    get = (lambda k: cfg.get(k)) if isinstance(cfg, dict) else (lambda k: getattr(cfg, k))  # noqa: E731
+    ds = get("dataset")
+    if _is_cell(arch):
+        return ("cells", get("layers"), get("init_channels"), image_size(ds))
+    return (ARCH_ALIASES.get(arch.lower(), arch.lower()), image_size(ds))
+
+
+def _train_steps(cfg: dict, n_images: Optional[int]) -> Optional[int]:
+    if not n_images:
+        return None
+    return cfg["epochs"] * ((n_images - cfg.get("val_images", 0)) // cfg["batch_size"])
+
+
+def _median(xs: list) -> Optional[float]:
+    xs = sorted(xs)
+    return None if not xs else (xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2)
+
+
+def measured_hours(job: Job, cfg, train_cfgs: dict, device: str, runs: Path) -> Optional[float]:
+    """Hours of ``job`` from the finished runs of ``device`` under ``runs`` (module
+    docstring), or None where none did the same computation."""
+    from .profiles import to_dict
+
+    if job.kind in ("search", "train"):
+        # a field a record lacks was added after it ran: it ran that field's default
+        default = to_dict(type(cfg)())
+        filled = lambda rc: {**default, **rc}  # noqa: E731
     if job.kind == "search":
-        return _search_hours(cfg, recs)
+        want = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_WORK}
+        same = [r["prov"]["wall_time_s"] for r in _finished_runs(runs, "search", device)
+                if {k: filled(r["config"]).get(k) for k in want} == want]
+        return None if not same else _median(same) / 3600
     if job.kind == "train":
-        return _train_hours(cfg, recs)
-    jobs = jobs or {}
-    trains = {k: jobs.get(k) for k in job.needs}
-    train_cfgs = {k: (job_config(t, profile, overrides) if t is not None else None) for k, t in trains.items()}
-    return _attack_hours(job, cfg, train_cfgs, recs)
+        c = to_dict(cfg)
+        steps = _train_steps(c, train_images(cfg.dataset, cfg.max_train_images))
+        per_step = []
+        for r in _finished_runs(runs, "train", device):
+            rc = filled(r["config"])
+            if _network(rc) != _network(cfg) or any(rc.get(k) != c[k] for k in _STEP_FIELDS):
+                continue
+            done = _train_steps(rc, r["prov"].get("n_train_images"))
+            if done:
+                per_step.append(r["prov"]["wall_time_s"] / done)
+        return None if steps is None or not per_step else steps * _median(per_step) / 3600
+    if job.kind != "eval" or any(tc is None for tc in train_cfgs.values()):
+        return None  # transfer matrices: from the benchmark only
+    nets = {_network(tc) for tc in train_cfgs.values()}
+    if len(nets) != 1:
+        return None
+    c = to_dict(cfg)
+    per_example: dict = {}
+    sanity_s = []
+    for p in sorted((Path(runs) / "eval").glob("*.json")):
+        try:
+            rec = json.loads(p.read_text())
+            prov, ec = rec["provenance"], rec["eval_config"]
+            run_cfg = read_json(Path(runs) / "train" / Path(rec["model"]["run"]).name / "config.json")
+        except Exception:  # noqa: BLE001 - a record without its run's config is no evidence
+            continue
+        if hardware_label(prov.get("hardware", {})) != device or not prov.get("wall_time_s") or _network(run_cfg) not in nets:
+            continue
+        if any(ec.get(k) != c.get(k) for k in _ATTACK_FIELDS):
+            continue
+        attacks = rec.get("attacks", {})
+        for a, res in attacks.items():
+            if res.get("seconds") is not None and res.get("n"):
+                per_example.setdefault(a, []).append(res["seconds"] / res["n"])
+        if c.get("sanity") and all(ec.get(k) == c.get(k) for k in _SANITY_FIELDS):
+            sanity_s.append(prov["wall_time_s"] - sum(res.get("seconds") or 0 for res in attacks.values()))
+    if c.get("sanity") and not sanity_s:
+        return None
+    n_slow = c.get("n_slow") or c["n"]
+    total = _median(sanity_s) if c.get("sanity") else 0.0
+    for a in c["attacks"]:
+        if a not in per_example:
+            return None
+        total += _median(per_example[a]) * (n_slow if a in ("cw", "autoattack", "autoattack_ta") else c["n"])
+    return total / 3600
 
 
 def work(job: Job, profile: str, overrides: Optional[dict] = None) -> str:
@@ -454,18 +603,19 @@ def time_limit_min(hours: Optional[float], max_hours: float) -> int:
 def cost_table(profile: str, targets: list[str], device: str, archs: Optional[list[str]] = None, seeds=None,
                method: Optional[str] = None, overrides: Optional[dict] = None, runs: Optional[Path] = None) -> tuple[list[dict], list[dict]]:
     """Every job of the plan with its work and estimated GPU-hours on ``device`` (None:
-    unknown), and for each target the total of its jobs (a job that serves several targets
+    unknown; ``source``: ``bench`` or ``runs``, :func:`estimate_with_source`), and for each target the total of its jobs (a job that serves several targets
     counts in each; the campaign's total, last, counts it once). Totals are None when any
     job of theirs is unknown, with the known part and the number of unknown jobs beside."""
     jobs = plan(profile, targets, archs, seeds, method, runs)
     by_key = {j.key: j for j in jobs}
-    hours = {j.key: estimate(j, profile, device, overrides, by_key, runs) for j in jobs}
+    found = {j.key: estimate_with_source(j, profile, device, overrides, by_key, runs) for j in jobs}
+    hours = {k: h for k, (h, _) in found.items()}
     gpus = {j.key: RESOURCES[j.kind]["gpus"] for j in jobs}
     rows = []
     for j in jobs:
         h = hours[j.key]
         rows.append({"kind": j.kind, "job": j.name, "needs": len(j.needs), "gpus": gpus[j.key], "work": work(j, profile, overrides),
-                     "gpu_hours": None if h is None else h * gpus[j.key]})
+                     "gpu_hours": None if h is None else h * gpus[j.key], "source": found[j.key][1]})
 
     def total(label: str, keys: list[str]) -> dict:
         known = [hours[k] * gpus[k] for k in keys if hours[k] is not None]

@@ -373,12 +373,13 @@ def print_cost(profile: str, targets: list[str], device: str, archs=None, seeds=
     rows, totals = cost_table(profile, targets, device, archs, seeds, method, overrides, runs)
     jobs = {j.key: j for j in plan(profile, targets, archs, seeds, method, runs)}
     unit = "GPU-hours" if "(" not in device else "hours"  # a CPU's label is 'model (N threads)'
-    print(f"estimated {unit} on {device} (committed benchmark records of that device; unknown: none timed the job)",
-          file=out)
+    print(f"estimated {unit} on {device} (bench: its committed benchmark records; runs: else its finished runs of the "
+          f"same computation; unknown: neither timed the job)", file=out)
     w = max(len(r["job"]) for r in rows) if rows else 10
     for r in rows:
         state = "done" if jobs[f"{r['kind']}/{r['job']}"].done() else "todo"
-        print(f"{state}  {r['kind']:8s} {r['job']:{w}s} {format_hours(r['gpu_hours']):>9s}  {r['work']}", file=out)
+        print(f"{state}  {r['kind']:8s} {r['job']:{w}s} {format_hours(r['gpu_hours']):>9s} {r['source'] or '':5s} {r['work']}",
+              file=out)
     print(f"total {unit} per table:", file=out)
     for t in totals:
         extra = "" if t["gpu_hours"] is not None or not t["known_gpu_hours"] else \

@@ -7,6 +7,7 @@ Sec. 4.5 claims. Nothing here trains: records are written by hand into temporary
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -348,3 +349,48 @@ def test_fig5_draws_the_committed_searches():
     with pytest.raises(ValueError, match="no genotypes"):
         report.plot_cells({})
     assert len(report.fig5_table(both)) == 3
+
+
+# ---------------------------------------------------------------------- cost from finished runs
+def test_costs_come_from_finished_runs_of_the_device_where_no_benchmark_fits(tmp_path, capsys):
+    """No benchmark record of 'Test CPU (1 threads)': a search costs what the finished search
+    of the same config took; a retraining, the per-step time of one of the same computation
+    (any genotype) times its steps; an evaluation, each attack's per-example time plus the
+    sanity checks' time. Another device's runs, or another attack budget, are no evidence."""
+    from racl.plan import estimate_with_source
+    from racl.profiles import to_dict
+
+    cpu = {"cpu": "Test CPU", "cpu_threads": 1}
+    jobs = {j.key: j for j in plan("mini", ["table1", "fig5"], ["RACL", "DARTS_V2"], None, None, tmp_path)}
+    prov = lambda wall, hw=cpu, **kw: {"finished": "2026-01-01T00:00:00+00:00", "wall_time_s": wall, "hardware": hw, **kw}  # noqa: E731
+    s0 = jobs["search/mini-cifar10-mini-racl-s0"]
+    search_cfg = to_dict(job_config(s0, "mini"))
+    del search_cfg["lipschitz_method"]  # a record from before the field: it ran the default
+    _write(tmp_path / "search" / s0.name / "config.json", search_cfg)
+    _write(tmp_path / "search" / s0.name / "provenance.json", prov(1800.0))
+    t0 = jobs["train/mini-cifar10-mini-racl-mart-s0"]
+    _write(tmp_path / "train" / t0.name / "config.json", to_dict(job_config(t0, "mini")))
+    _write(tmp_path / "train" / t0.name / "provenance.json", prov(4860.0, n_train_images=5482))  # 6 x 81 steps: 10 s each
+    pgd = to_dict(job_config(t0, "mini"))
+    pgd["attack_steps"] = 7  # another computation: not used
+    _write(tmp_path / "train" / "other" / "config.json", pgd)
+    _write(tmp_path / "train" / "other" / "provenance.json", prov(1.0, n_train_images=5482))
+    _write(tmp_path / "train" / "elsewhere" / "config.json", to_dict(job_config(t0, "mini")))
+    _write(tmp_path / "train" / "elsewhere" / "provenance.json", prov(1.0, {"gpu": "Test GPU"}, n_train_images=5482))
+    ec = to_dict(get_eval_profile("mini"))
+    attacks = {a: {"seconds": 2.56 if a not in ("cw", "autoattack") else 6.4, "n": 256 if a not in ("cw", "autoattack") else 64}
+               for a in ec["attacks"]}  # 0.01 s an example, 0.1 s for the slow ones
+    _write(tmp_path / "eval" / f"{t0.name}.json", {"eval_config": ec, "attacks": attacks, "model": {"run": f"data/runs/train/{t0.name}"},
+                                                   "provenance": prov(sum(a["seconds"] for a in attacks.values()) + 100.0)})
+    for key, hours in (("search/mini-cifar10-mini-racl-s1", 0.5), ("train/mini-cifar10-mini-darts-v2-mart-s0", 1.35),
+                       ("train/mini-cifar100-mini-racl-mart-s0", 6 * 13 * 10 / 3600),
+                       ("eval/mini-cifar10-mini-darts-v2-mart-s0", (100 + 6 * 2.56 + 2 * 6.4) / 3600)):
+        h, source = estimate_with_source(jobs[key], "mini", "Test CPU (1 threads)", jobs=jobs, runs=tmp_path)
+        assert source == "runs" and h == pytest.approx(hours), key
+    assert estimate_with_source(jobs["search/mini-cifar10-mini-racl-s1"], "mini", "Test CPU (2 threads)", jobs=jobs,
+                                runs=tmp_path) == (None, None)
+    # the dry run says where each estimate comes from
+    assert cli.main(["reproduce", "--profile", "mini", "--targets", "fig5", "--seeds", "1", "--runs", str(tmp_path),
+                     "--dry-run", "--cost-device", "Test CPU (1 threads)"]) == 0
+    out = capsys.readouterr().out
+    assert "else its finished runs" in out and re.search(r"todo  search   mini-cifar10-mini-racl-s1 +0\.5 runs ", out)
