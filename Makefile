@@ -38,7 +38,7 @@ book: setup
 # then both again with other CPU kernels (test-other-cpu).
 NBVAL := --nbval book -q --nbval-sanitize-with book/sanitize.cfg --nbval-cell-timeout=600
 test: setup
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q --durations=15
 	$(BIN)/jupytext --to ipynb --update $(BOOK_MD)
 	$(BIN)/python -m pytest $(NBVAL)
 	$(MAKE) --no-print-directory test-other-cpu
