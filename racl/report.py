@@ -993,6 +993,27 @@ def fig5_table(genotypes: dict, reference: Optional[dict] = None) -> pd.DataFram
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("cells")
 
 
+def fig5_summary(genotypes: dict) -> str:
+    """What Sec. 4.5's two readings of Fig. 5 come to over ``genotypes`` ({label: Genotype}),
+    in one or two sentences: how many normal cells pair a skip connection with a parametric
+    operation at some node (the paper: always) and how many reduction cells choose pooling
+    (the paper: they tend to), and whether there are enough seeds to speak of a tendency."""
+    k = len(genotypes)
+    if not k:
+        return "No search of RACL at its profile's settings is committed: Fig. 5 has none of our cells."
+    pats = [cell_patterns(g) for g in genotypes.values()]
+    normal = sum(p["normal skip + parametric nodes"] > 0 for p in pats)
+    pool = sum(bool(p["reduction pooling chosen"]) for p in pats)
+    text = (f"Over our {k} search{'es' if k != 1 else ''}: {normal} of {k} normal cells pair a skip connection with a "
+            f"parametric operation at some node (the paper: always), and {pool} of {k} reduction cells choose pooling "
+            f"(the paper: they tend to). ")
+    if k < 3:
+        return text + f"{k} seed{'s' if k != 1 else ''} cannot show a tendency; the paper's claims need more."
+    agree = normal == k and pool > k / 2
+    return text + ("Both readings hold for these cells" if agree else "The paper's readings do not both hold for these cells") + \
+        f", at this budget and with {k} seeds."
+
+
 def search_genotypes(profile: Optional[str] = None, default_only: bool = True) -> dict:
     """{search run name: Genotype} of the committed search records (``runs/search/*/genotype.json``)
     at ``profile`` (None: the largest profile that has any). ``default_only`` keeps the

@@ -328,19 +328,19 @@ def test_fig5_patterns_on_fixed_cells():
 
 
 def test_fig5_draws_the_committed_searches():
-    """The committed mini search (the profile's own settings) and the smoke one (a λ* ratio
-    of 0.5: not a default search, so only with ``default_only=False``)."""
+    """The committed mini searches (the profile's own settings, seed 0 first) and the smoke
+    one (a λ* ratio of 0.5: not a default search, so only with ``default_only=False``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     mini = report.search_genotypes("mini")
-    assert list(mini) == ["mini-cifar10-mini-racl-s0"]
+    assert list(mini)[0] == "mini-cifar10-mini-racl-s0" and all(re.fullmatch(r"mini-cifar10-mini-racl-s\d+", n) for n in mini)
     assert report.search_genotypes("smoke") == {}
     smoke = report.search_genotypes("smoke", default_only=False)
     assert list(smoke) == ["smoke-synthetic-seed0-lambda-star-ratio-0.5"]
     both = {**mini, **smoke}
     fig = report.plot_cells(both, "Fig. 5")
-    assert len(fig.axes) == 4
+    assert len(fig.axes) == 2 * len(both)
     drawn = [t.get_text() for t in fig.axes[0].texts]
     g = mini["mini-cifar10-mini-racl-s0"]
     assert sum(t in ("max 3x3", "avg 3x3", "skip", "sep 3x3", "sep 5x5", "dil 3x3", "dil 5x5") for t in drawn) == len(g.normal)
@@ -348,7 +348,19 @@ def test_fig5_draws_the_committed_searches():
     matplotlib.pyplot.close(fig)
     with pytest.raises(ValueError, match="no genotypes"):
         report.plot_cells({})
-    assert len(report.fig5_table(both)) == 3
+    assert len(report.fig5_table(both)) == len(both) + 1
+
+
+def test_fig5_summary_says_what_the_seeds_show():
+    racl, darts = GENOTYPES["RACL"], GENOTYPES["DARTS_V2"]
+    none = _g([("sep_conv_3x3", 0), ("sep_conv_3x3", 1)] * 4, [("sep_conv_3x3", 0), ("sep_conv_3x3", 1)] * 4)
+    assert report.fig5_summary({}).startswith("No search of RACL")
+    one = report.fig5_summary({"a": racl})
+    assert "1 of 1 normal cells" in one and "1 seed cannot show a tendency" in one
+    three = report.fig5_summary({"a": racl, "b": darts, "c": racl})
+    assert "3 of 3 normal cells" in three and "3 of 3 reduction cells" in three and "Both readings hold" in three
+    mixed = report.fig5_summary({"a": racl, "b": none, "c": none})
+    assert "1 of 3 normal cells" in mixed and "1 of 3 reduction cells" in mixed and "do not both hold" in mixed
 
 
 # ---------------------------------------------------------------------- cost from finished runs
