@@ -19,9 +19,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --disable-pip-version-check -e '.[book,test]'
 	touch $@
 
+# graphviz's `dot` draws the cells; g++ builds torch.compile's CPU code (the retraining's
+# `compile` switch and tests/test_compile.py)
 system-deps:
 	@command -v dot >/dev/null 2>&1 || { echo "installing Debian's graphviz (dot)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq graphviz >/dev/null; }
+	@command -v g++ >/dev/null 2>&1 || { echo "installing Debian's g++ (torch.compile on the CPU)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq g++ >/dev/null; }
 
 $(MATHJAX): $(STAMP)
 	rm -rf _mathjax && mkdir -p _mathjax/mathjax

@@ -99,12 +99,31 @@ def check_compile(mode: str) -> str:
     return mode
 
 
-def compiled(model: nn.Module, mode: str) -> nn.Module:
+def cpp_compiler() -> str | None:
+    """The C++ compiler torch.compile's CPU code generation would use (``CXX``, else g++ or
+    another that torch finds), or None where there is none."""
+    try:
+        from torch._inductor import config
+        from torch._inductor.cpp_builder import cpp_compiler_search
+
+        cxx = config.cpp.cxx
+        search = tuple(cxx) if isinstance(cxx, (list, tuple)) else (cxx,)
+        return cpp_compiler_search(search)
+    except Exception:  # noqa: BLE001 - any failure to find one means there is none to use
+        return None
+
+
+def compiled(model: nn.Module, mode: str, device: torch.device | str = "cpu") -> nn.Module:
     """``model`` under ``torch.compile(mode=mode)`` (static shapes), or ``model`` itself for
     ``"off"``. The compiled module shares the parameters and buffers of ``model``, so the
-    optimiser, the checkpoints and the state dict stay those of ``model``."""
+    optimiser, the checkpoints and the state dict stay those of ``model``. On the CPU the
+    generated code is built with a C++ compiler: without one this is a clear error here,
+    not a failure deep inside the first step."""
     if check_compile(mode) == "off":
         return model
+    if torch.device(device).type == "cpu" and cpp_compiler() is None:
+        raise ValueError(f"compile={mode} on the CPU needs a C++ compiler (g++; `make setup` installs it on Debian, "
+                         f"or set CXX), and none was found; use compile=off")
     return torch.compile(model, mode=mode, dynamic=False)
 
 

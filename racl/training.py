@@ -185,7 +185,7 @@ class AdversarialTrainer:
         self.opt = speed.sgd(self.model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay,
                              speed.resolve_flag(cfg.fused_optimizer, self.device))
         # the module the attacks, the loss and the step's accuracy run through (racl.speed.compiled)
-        self.net = speed.compiled(self.model, cfg.compile)
+        self.net = speed.compiled(self.model, cfg.compile, self.device)
         # the module the loss runs through: DistributedDataParallel averages the gradients over the ranks
         self.ddp = self.net
         if self.shard.active:

@@ -59,9 +59,22 @@ def test_a_compiled_training_step_and_input_gradient_equal_the_eager_ones():
     assert grads[0].abs().sum() > 0 and rel(grads[1], grads[0]) < 1e-3
 
 
-def test_a_bad_compile_mode_is_a_clear_error():
+def test_a_bad_compile_mode_is_a_clear_error(monkeypatch):
     with pytest.raises(ValueError, match="compile must be one of off, default, reduce-overhead, max-autotune; got 'fast'"):
         get_profile("smoke", {"compile": "fast"}, kind="train")
+    from racl import speed
+
+    monkeypatch.setattr(speed, "cpp_compiler", lambda: None)  # a machine without g++
+    with pytest.raises(ValueError, match="compile=default on the CPU needs a C\\+\\+ compiler"):
+        trainer(compile="default")
+    assert trainer().net is not None  # compile=off needs none
+
+
+def test_this_machine_can_compile():
+    """`make setup` installs g++ where it is missing: the tests above need it."""
+    from racl import speed
+
+    assert speed.cpp_compiler(), "no C++ compiler found for torch.compile on the CPU: run `make setup` (installs g++)"
 
 
 def test_the_benchmark_times_the_compiled_step_beside_the_eager_one(tmp_path, monkeypatch):
