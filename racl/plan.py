@@ -74,7 +74,7 @@ from typing import Optional
 
 from .networks import ARCH_ALIASES, HUMAN_ARCHS
 from .profiles import (ABLATIONS, DATASETS, TRAIN_PROFILES, DEFAULT_SEEDS, RANDOM_SEARCH, RANDOM_SEARCH_LABEL, TABLE8_ROWS,
-                       ablation_config, get_eval_profile, get_profile, screen_overrides, slug, stability_eval)
+                       ablation_config, get_eval_profile, get_profile, screen_overrides, slug, stability_eval, to_dict)
 from .random_search import CRITERION, genotype_seeds, random_genotype
 from .records import read_json
 from .report import RUNS, TABLE4_SOURCE, hardware_label, paper, runnable
@@ -512,8 +512,6 @@ def _median(xs: list) -> Optional[float]:
 def measured_hours(job: Job, cfg, train_cfgs: dict, device: str, runs: Path) -> Optional[float]:
     """Hours of ``job`` from the finished runs of ``device`` under ``runs`` (module
     docstring), or None where none did the same computation."""
-    from .profiles import to_dict
-
     if job.kind in ("search", "train"):
         # a field a record lacks was added after it ran: it ran that field's default
         default = to_dict(type(cfg)())
