@@ -68,6 +68,8 @@ from __future__ import annotations
 import heapq
 import json
 import math
+import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -457,15 +459,15 @@ _ATTACK_FIELDS = ("epsilon", "cw_steps", "autoattack_version", "channels_last")
 _SANITY_FIELDS = ("sanity", "sanity_n", "sweep_eps", "sweep_steps", "large_eps", "cw_unbounded_c", "cw_unbounded_steps", "epsilon")
 
 
-def _finished_runs(folder: Path, kind: str, device: str) -> list[dict]:
-    """{config, prov, path} of the finished run folders of ``kind`` on ``device``."""
+def _finished_runs(folder: Path, kind: str, device: Optional[str] = None) -> list[dict]:
+    """{config, prov, path} of the finished run folders of ``kind`` on ``device`` (None: any)."""
     out = []
     for p in sorted((Path(folder) / kind).glob("*")):
         try:
             prov, cfg = read_json(p / "provenance.json"), read_json(p / "config.json")
         except Exception:  # noqa: BLE001 - a folder without a readable record is no evidence
             continue
-        if prov.get("finished") and prov.get("wall_time_s") and hardware_label(prov.get("hardware", {})) == device:
+        if prov.get("finished") and prov.get("wall_time_s") and device in (None, hardware_label(prov.get("hardware", {}))):
             out.append({"config": cfg, "prov": prov, "path": p})
     return out
 
@@ -473,40 +475,23 @@ def _finished_runs(folder: Path, kind: str, device: str) -> list[dict]:
 def run_devices(runs: Optional[Path] = None) -> list[str]:
     """The hardware labels of the finished search and retraining runs under ``runs``, the
     device with the most runs first: the devices :func:`measured_hours` can cost jobs on."""
-    from collections import Counter
-
-    folder = Path(runs if runs is not None else RUNS)
-    count = Counter()
-    for kind in ("search", "train"):
-        for p in sorted((folder / kind).glob("*/provenance.json")):
-            try:
-                prov = read_json(p)
-            except Exception:  # noqa: BLE001
-                continue
-            if prov.get("finished") and prov.get("wall_time_s"):
-                count[hardware_label(prov.get("hardware", {}))] += 1
+    count = Counter(hardware_label(r["prov"].get("hardware", {}))
+                    for kind in ("search", "train") for r in _finished_runs(runs if runs is not None else RUNS, kind))
     return [d for d, _ in sorted(count.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
-def _network(cfg) -> tuple:
+def _network(cfg: dict) -> tuple:
     """What a retraining's network costs: cells and channels of any genotype, or the human arch."""
-    arch = cfg["arch"] if isinstance(cfg, dict) else cfg.arch
-    get = (lambda k: cfg.get(k)) if isinstance(cfg, dict) else (lambda k: getattr(cfg, k))  # noqa: E731
-    ds = get("dataset")
+    arch, size = cfg["arch"], image_size(cfg["dataset"])
     if _is_cell(arch):
-        return ("cells", get("layers"), get("init_channels"), image_size(ds))
-    return (ARCH_ALIASES.get(arch.lower(), arch.lower()), image_size(ds))
+        return ("cells", cfg["layers"], cfg["init_channels"], size)
+    return (ARCH_ALIASES.get(arch.lower(), arch.lower()), size)
 
 
 def _train_steps(cfg: dict, n_images: Optional[int]) -> Optional[int]:
     if not n_images:
         return None
     return cfg["epochs"] * ((n_images - cfg.get("val_images", 0)) // cfg["batch_size"])
-
-
-def _median(xs: list) -> Optional[float]:
-    xs = sorted(xs)
-    return None if not xs else (xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2)
 
 
 def measured_hours(job: Job, cfg, train_cfgs: dict, device: str, runs: Path) -> Optional[float]:
@@ -520,22 +505,22 @@ def measured_hours(job: Job, cfg, train_cfgs: dict, device: str, runs: Path) -> 
         want = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_WORK}
         same = [r["prov"]["wall_time_s"] for r in _finished_runs(runs, "search", device)
                 if {k: filled(r["config"]).get(k) for k in want} == want]
-        return None if not same else _median(same) / 3600
+        return None if not same else statistics.median(same) / 3600
     if job.kind == "train":
         c = to_dict(cfg)
         steps = _train_steps(c, train_images(cfg.dataset, cfg.max_train_images))
         per_step = []
         for r in _finished_runs(runs, "train", device):
             rc = filled(r["config"])
-            if _network(rc) != _network(cfg) or any(rc.get(k) != c[k] for k in _STEP_FIELDS):
+            if _network(rc) != _network(c) or any(rc.get(k) != c[k] for k in _STEP_FIELDS):
                 continue
             done = _train_steps(rc, r["prov"].get("n_train_images"))
             if done:
                 per_step.append(r["prov"]["wall_time_s"] / done)
-        return None if steps is None or not per_step else steps * _median(per_step) / 3600
+        return None if steps is None or not per_step else steps * statistics.median(per_step) / 3600
     if job.kind != "eval" or any(tc is None for tc in train_cfgs.values()):
         return None  # transfer matrices: from the benchmark only
-    nets = {_network(tc) for tc in train_cfgs.values()}
+    nets = {_network(to_dict(tc)) for tc in train_cfgs.values()}
     if len(nets) != 1:
         return None
     c = to_dict(cfg)
@@ -545,10 +530,10 @@ def measured_hours(job: Job, cfg, train_cfgs: dict, device: str, runs: Path) -> 
         try:
             rec = json.loads(p.read_text())
             prov, ec = rec["provenance"], rec["eval_config"]
-            run_cfg = read_json(Path(runs) / "train" / Path(rec["model"]["run"]).name / "config.json")
+            net = _network(read_json(Path(runs) / "train" / Path(rec["model"]["run"]).name / "config.json"))
         except Exception:  # noqa: BLE001 - a record without its run's config is no evidence
             continue
-        if hardware_label(prov.get("hardware", {})) != device or not prov.get("wall_time_s") or _network(run_cfg) not in nets:
+        if hardware_label(prov.get("hardware", {})) != device or not prov.get("wall_time_s") or net not in nets:
             continue
         if any(ec.get(k) != c.get(k) for k in _ATTACK_FIELDS):
             continue
@@ -561,11 +546,11 @@ def measured_hours(job: Job, cfg, train_cfgs: dict, device: str, runs: Path) -> 
     if c.get("sanity") and not sanity_s:
         return None
     n_slow = c.get("n_slow") or c["n"]
-    total = _median(sanity_s) if c.get("sanity") else 0.0
+    total = statistics.median(sanity_s) if c.get("sanity") else 0.0
     for a in c["attacks"]:
         if a not in per_example:
             return None
-        total += _median(per_example[a]) * (n_slow if a in ("cw", "autoattack", "autoattack_ta") else c["n"])
+        total += statistics.median(per_example[a]) * (n_slow if a in ("cw", "autoattack", "autoattack_ta") else c["n"])
     return total / 3600
 
 

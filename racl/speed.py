@@ -19,9 +19,9 @@ Three switches, each a field of the search and training configs (the evaluation 
   ``"off"``): the network under ``torch.compile`` with that mode, for the attack that crafts
   the training examples, the loss and the step's accuracy (``reduce-overhead`` adds CUDA
   graphs on a GPU). The search cannot use it: the gradient-norm term (Eq. 16) is a double
-  back-propagation, which ``torch.compile`` does not support. On the 2-core AMD EPYC CPU the
-  mini network's PGD-3 crafting ran x1.05-1.16 faster compiled, after 2 minutes of compiling,
-  so it stays off until ``benchmarks/bench.py --compile`` has timed it on a GPU.
+  back-propagation, which ``torch.compile`` does not support. It stays off until a committed
+  ``benchmarks/bench.py --compile`` record shows it pays (a first, unrecorded try on the
+  2-core CPU was barely faster, after minutes of compiling).
 
 ``channels_last`` and ``fused_optimizer`` default to ``"auto"``: on for CUDA, off on the CPU.
 On the 2-core CPU of ``data/runs/bench`` channels_last slows the supernet (x0.88) but speeds
