@@ -191,6 +191,18 @@ def _job_error(e: BaseException) -> str:
     return lines[-1] if lines else type(e).__name__
 
 
+def cpu_slots(workers: Optional[int] = None, threads: Optional[int] = None) -> tuple:
+    """(jobs at a time, threads per job) of the local executor on the CPU: ``workers``
+    (default: one per two cores) and ``threads`` (default: cores / workers)."""
+    cores = os.cpu_count() or 1
+    workers = workers or max(1, cores // 2)
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    return workers, threads or max(1, cores // workers)
+
+
 def run_local(jobs: list[Job], profile: str, folder: Path, data_root=None, device="auto", workers: Optional[int] = None,
               overrides: Optional[dict] = None, poll_s: float = 0.5, log=print, on_start=None,
               threads: Optional[int] = None) -> dict:
@@ -210,13 +222,8 @@ def run_local(jobs: list[Job], profile: str, folder: Path, data_root=None, devic
         slots = slots[: workers] if workers else slots
         threads = None
     else:
-        cores = os.cpu_count() or 1
-        workers = workers or max(1, cores // 2)
-        if workers < 1:
-            raise ValueError(f"--workers must be at least 1, got {workers}")
-        if threads is not None and threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
-        slots, threads = list(range(workers)), threads or max(1, cores // workers)
+        workers, threads = cpu_slots(workers, threads)
+        slots = list(range(workers))
     status = {j.key: "done" for j in jobs if j.done()}
     pending = [j for j in jobs if j.key not in status]
     free, running = list(slots), {}
@@ -452,7 +459,10 @@ def add_reproduce_parser(sub):
             check_slurm()  # before anything is planned or written
         jobs = plan(args.profile, targets, archs, seeds, args.method, runs)
         if args.dry_run:
-            device = args.cost_device or hardware_label(hardware(resolve_device(args.device)))
+            hw = hardware(resolve_device(args.device))
+            if args.executor == "local" and not hw.get("gpu"):
+                hw["cpu_threads"] = cpu_slots(args.workers, args.threads)[1]  # what each job will run with
+            device = args.cost_device or hardware_label(hw)
             print_cost(args.profile, targets, device, archs, seeds, args.method, runs=runs)
             return 0
         for j in jobs:

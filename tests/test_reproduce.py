@@ -385,3 +385,21 @@ def test_threads_reach_the_local_executor_and_are_checked(monkeypatch, tmp_path,
         assert "--threads must be at least 1 and applies to --executor local" in capsys.readouterr().err
     with pytest.raises(ValueError, match="threads must be at least 1"):
         run_local([], "smoke", tmp_path / "logs", None, "cpu", workers=1, threads=0)
+
+
+def test_dry_run_costs_on_the_threads_each_local_job_runs_with(monkeypatch, tmp_path):
+    """Finished runs are filed under 'CPU (N threads)'; a dry run of ``--executor local
+    --workers 2 --threads 1`` must cost on the single-thread label, not the machine's."""
+    import racl.reproduce as rp
+
+    seen = []
+    monkeypatch.setattr(rp, "print_cost", lambda profile, targets, device, *a, **kw: seen.append(device))
+    monkeypatch.setattr(rp.os, "cpu_count", lambda: 8)
+    base = ["reproduce", "--profile", "smoke", "--targets", "table5", "--runs", str(tmp_path / "runs"), "--dry-run",
+            "--device", "cpu"]
+    assert cli.main(base + ["--executor", "local", "--workers", "2", "--threads", "1"]) == 0
+    assert cli.main(base + ["--executor", "local", "--workers", "2"]) == 0  # default: cores / workers
+    assert cli.main(base + ["--cost-device", "Some GPU"]) == 0
+    assert [d.rsplit("(", 1)[-1] for d in seen[:2]] == ["1 threads)", "4 threads)"]
+    assert seen[2] == "Some GPU"
+    assert rp.cpu_slots(None, None) == (4, 2) and rp.cpu_slots(3, None) == (3, 2)
