@@ -54,7 +54,8 @@ it was run, else its ``baseline``.
 
 Where no benchmark record fits, the finished runs of the same device (their provenance's
 hardware label and wall time, resumed segments included) give the cost instead
-(:func:`measured_hours`): a search of the same config but for the seed (median wall time);
+(:func:`measured_hours`): a search of the same config but for the seed and the values it
+computes with (eta, rho, learning rates: Table 8's eta/rho rows cost the default search; median wall time);
 a retraining of the same computation (objective, attack steps, batch, network shape, image
 size and speed switches; a cell network of any genotype), scaled by its steps; an
 evaluation from the per-example time of each attack in the records of the same network
@@ -451,6 +452,11 @@ def estimate_with_source(job: Job, profile: str, device: str, overrides: Optiona
 # ---------------------------------------------------------------------- cost from finished runs
 #: fields that say who ran a config or how often it saves, not how much it computes
 _NOT_WORK = ("seed", "device", "checkpoint_every", "profile")
+#: a search's fields that set values it computes with, not how much it computes: Table 8's
+#: eta/rho ablations cost what the default search costs (w/o gradient norm and w/o
+#: confidence learning change the computation and do not)
+_SEARCH_VALUES = ("eta", "rho", "lambda_star", "lambda_star_ratio", "lr", "lr_min", "momentum", "weight_decay",
+                  "grad_clip", "arch_lr", "arch_weight_decay", "arch_betas", "sigma_init")
 #: a retraining's fields that set the cost of one step (with the network's shape and image size)
 _STEP_FIELDS = ("method", "attack_steps", "batch_size", "auxiliary", "precision", "channels_last", "fused_optimizer", "compile")
 #: an evaluation's fields that set the cost of one attack on one example
@@ -502,7 +508,7 @@ def measured_hours(job: Job, cfg, train_cfgs: dict, device: str, runs: Path) -> 
         default = to_dict(type(cfg)())
         filled = lambda rc: {**default, **rc}  # noqa: E731
     if job.kind == "search":
-        want = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_WORK}
+        want = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_WORK + _SEARCH_VALUES}
         same = [r["prov"]["wall_time_s"] for r in _finished_runs(runs, "search", device)
                 if {k: filled(r["config"]).get(k) for k in want} == want]
         return None if not same else statistics.median(same) / 3600

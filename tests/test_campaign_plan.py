@@ -373,7 +373,7 @@ def test_costs_come_from_finished_runs_of_the_device_where_no_benchmark_fits(tmp
     from racl.profiles import to_dict
 
     cpu = {"cpu": "Test CPU", "cpu_threads": 1}
-    jobs = {j.key: j for j in plan("mini", ["table1", "fig5"], ["RACL", "DARTS_V2"], None, None, tmp_path)}
+    jobs = {j.key: j for j in plan("mini", ["table1", "fig5", "table8"], ["RACL", "DARTS_V2"], None, None, tmp_path)}
     prov = lambda wall, hw=cpu, **kw: {"finished": "2026-01-01T00:00:00+00:00", "wall_time_s": wall, "hardware": hw, **kw}  # noqa: E731
     s0 = jobs["search/mini-cifar10-mini-racl-s0"]
     search_cfg = to_dict(job_config(s0, "mini"))
@@ -394,11 +394,16 @@ def test_costs_come_from_finished_runs_of_the_device_where_no_benchmark_fits(tmp
                for a in ec["attacks"]}  # 0.01 s an example, 0.1 s for the slow ones
     _write(tmp_path / "eval" / f"{t0.name}.json", {"eval_config": ec, "attacks": attacks, "model": {"run": f"data/runs/train/{t0.name}"},
                                                    "provenance": prov(sum(a["seconds"] for a in attacks.values()) + 100.0)})
-    for key, hours in (("search/mini-cifar10-mini-racl-s1", 0.5), ("train/mini-cifar10-mini-darts-v2-mart-s0", 1.35),
+    for key, hours in (("search/mini-cifar10-mini-racl-s1", 0.5), ("search/mini-cifar10-mini-racl-eta0.7-s0", 0.5),
+                       ("search/mini-cifar10-mini-racl-eta0.9-rho-x10-s0", 0.5),
+                       ("train/mini-cifar10-mini-darts-v2-mart-s0", 1.35),
                        ("train/mini-cifar100-mini-racl-mart-s0", 6 * 13 * 10 / 3600),
                        ("eval/mini-cifar10-mini-darts-v2-mart-s0", (100 + 6 * 2.56 + 2 * 6.4) / 3600)):
         h, source = estimate_with_source(jobs[key], "mini", "Test CPU (1 threads)", jobs=jobs, runs=tmp_path)
         assert source == "runs" and h == pytest.approx(hours), key
+    for other in ("w-o-gradient-norm", "w-o-confidence-learning"):  # another computation: no evidence
+        assert estimate_with_source(jobs[f"search/mini-cifar10-mini-racl-{other}-s0"], "mini", "Test CPU (1 threads)",
+                                    jobs=jobs, runs=tmp_path) == (None, None)
     assert estimate_with_source(jobs["search/mini-cifar10-mini-racl-s1"], "mini", "Test CPU (2 threads)", jobs=jobs,
                                 runs=tmp_path) == (None, None)
     # the dry run says where each estimate comes from
