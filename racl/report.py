@@ -206,7 +206,17 @@ def _eval_budget(rec: dict) -> str:
     s = "" if "sanity" not in rec else (" · sanity checks passed" if rec.get("sanity_passed") else " · sanity checks FAILED")
     method = (rec.get("model") or {}).get("method")
     return budget(rec["provenance"]) + (f" · trained with {METHOD_LABEL.get(method, method)}" if method else "") \
-        + f" · n={rec['n']}" + s
+        + _training_set(rec) + f" · n={rec['n']}" + s
+
+
+def _training_set(rec: dict) -> str:
+    """' on 861 training images for 6 epochs', from the evaluated run's own record ('' where
+    the run's folder is not in the repository)."""
+    run = REPO / str((rec.get("model") or {}).get("run") or "")
+    prov, cfg = _read(run / "provenance.json"), _read(run / "config.json")
+    if not prov or not cfg or not prov.get("n_train_images"):
+        return ""
+    return f" on {prov['n_train_images'] - (cfg.get('val_images') or 0):,} training images for {cfg['epochs']} epochs"
 
 
 #: how a record's training objective is named in the notes

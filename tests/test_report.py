@@ -307,3 +307,16 @@ def test_exact_reruns_finds_the_committed_search_of_the_same_config():
     assert [r["run"] for r in found] == [run.name] and found[0]["same genotype"] and found[0]["edge agreement"] == 1.0
     rec["runs"]["exact"]["config"]["seed"] = 99  # no committed search at that seed
     assert report.exact_reruns(rec) == []
+
+
+def test_a_table_note_says_how_many_images_the_evaluated_model_was_trained_on():
+    """The budget note of an evaluation names the training set size and epochs from the
+    evaluated run's own record (CIFAR-100 mini trains on about ten images a class, which
+    the reader needs beside its near-chance accuracy); a run not in the repository adds nothing."""
+    rec = json.loads((report.RUNS / "eval" / "mini-cifar10-mini-darts-v2-mart-s0.json").read_text())
+    run = report.REPO / rec["model"]["run"]
+    prov, cfg = (json.loads((run / f).read_text()) for f in ("provenance.json", "config.json"))
+    n = prov["n_train_images"] - cfg["val_images"]
+    assert f" on {n:,} training images for {cfg['epochs']} epochs · n=256" in report._eval_budget(rec)
+    gone = {**rec, "model": {**rec["model"], "run": "data/runs/train/no-such-run"}}
+    assert "training images" not in report._eval_budget(gone) and " · n=256" in report._eval_budget(gone)
