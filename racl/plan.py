@@ -76,8 +76,8 @@ from pathlib import Path
 from typing import Optional
 
 from .networks import ARCH_ALIASES, HUMAN_ARCHS
-from .profiles import (ABLATIONS, DATASETS, TRAIN_PROFILES, DEFAULT_SEEDS, RANDOM_SEARCH, RANDOM_SEARCH_LABEL, TABLE8_ROWS,
-                       ablation_config, get_eval_profile, get_profile, screen_overrides, slug, stability_eval, to_dict)
+from .profiles import (ABLATIONS, DATASETS, DEFAULT_SEEDS, RANDOM_SEARCH, RANDOM_SEARCH_LABEL, TABLE8_ROWS, ablation_config,
+                       default_method, get_eval_profile, get_profile, screen_overrides, slug, stability_eval, to_dict)
 from .random_search import CRITERION, genotype_seeds, random_genotype
 from .records import read_json
 from .report import RUNS, TABLE4_SOURCE, hardware_label, paper, runnable
@@ -163,12 +163,6 @@ def in_order(jobs: list[Job]) -> list[Job]:
     if len(out) != len(jobs):
         raise ValueError("the plan's jobs need each other in a cycle: " + ", ".join(k for k, w in waiting.items() if w))
     return out
-
-
-def default_method(profile: str) -> str:
-    """The retraining objective of ``profile``'s training config (MART at mini and paper)."""
-    cfg = TRAIN_PROFILES.get(profile)
-    return cfg.method if cfg is not None else "mart"
 
 
 def plan(profile: str, targets: list[str], archs: Optional[list[str]] = None, seeds=None, method: Optional[str] = None,

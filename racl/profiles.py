@@ -302,6 +302,14 @@ TRAIN_PROFILES: dict[str, TrainConfig] = {
 }
 
 
+
+def default_method(profile: str) -> str:
+    """The retraining objective of ``profile``'s training config, the one ``reproduce``
+    retrains with and the book's tables read: MART (beta = 6, Sec. 4.1) at mini and paper,
+    PGD-AT at smoke; MART for a profile that has no training config."""
+    cfg = TRAIN_PROFILES.get(profile)
+    return cfg.method if cfg is not None else "mart"
+
 # ---------------------------------------------------------------------- evaluation (Sec. 4.2-4.4)
 ALL_ATTACKS = ("fgsm", "rfgsm", "mim20", "pgd20", "pgd100", "cw", "cw_inf", "autoattack")
 

@@ -701,6 +701,9 @@ def _budget_of(recs: list) -> str:
         prov["seed"] = ",".join(str(r["provenance"].get("seed", "?")) for r in recs)
         prov["wall_time_s"] = sum(r["provenance"].get("wall_time_s") or 0 for r in recs) or None
     out = f"{len(recs)} run{'s' if len(recs) > 1 else ''}: " + budget(prov) + " · " + _n_text(recs)
+    methods = sorted({m for r in recs if (m := (r.get("model") or {}).get("method"))})
+    if methods:
+        out += " · trained with " + ", ".join(METHOD_LABEL.get(m, m) for m in methods)
     pipe = [w for w in (_pipeline_wall(r) for r in recs) if w]
     if pipe:
         out += " · " + ("; ".join(pipe) if len(pipe) > 1 else pipe[0])
@@ -728,17 +731,28 @@ def is_stability_eval(rec: dict) -> bool:
     return n >= STABILITY_EVAL["n"] and (cfg.get("n_slow") or n) >= STABILITY_EVAL["n_slow"]
 
 
-def _multi_run_records(tid: str, method: str, with_smaller: bool = False):
+def _objective(profile: Optional[str], method: Optional[str]) -> str:
+    """The retraining objective whose records a table reads: ``method``, or where it is None
+    the default of the training profile (:func:`racl.profiles.default_method`: MART at mini
+    and paper, PGD-AT at smoke), the objective ``reproduce`` retrains with there."""
+    from .profiles import default_method
+
+    return method or default_method(profile or "paper")
+
+
+def _multi_run_records(tid: str, method: Optional[str], with_smaller: bool = False):
     """Table 7: {row: [evaluation records of the row's named cell, one per seed]} at the
     largest training budget that has any, among the evaluations of Table 7's size
     (:func:`is_stability_eval`: ``<profile>-<dataset>-<arch>-<method>-s<seed>[-stability]``,
-    what ``reproduce --targets table7`` writes). ``with_smaller``: also {row: number of
-    smaller evaluations of the row's cell that are left out}."""
+    what ``reproduce --targets table7`` writes), trained with ``method`` (None: each
+    training profile's default objective, :func:`_objective`). ``with_smaller``: also
+    {row: number of smaller evaluations of the row's cell that are left out}."""
     b = paper()["tables"][tid]["blocks"][0]
     recs = eval_records(b["dataset"])
     out, smaller = {}, {}
     for row in b["rows"]:
-        mine = [r for r in recs if r["model"]["arch"] == ARCH_OF_ROW.get(row) and r["model"].get("method", method) == method]
+        mine = [r for r in recs if r["model"]["arch"] == ARCH_OF_ROW.get(row)
+                and r["model"].get("method", "") in ("", _objective(r["model"].get("train_profile"), method))]
         cands = [r for r in mine if is_stability_eval(r)]
         if len(mine) > len(cands):
             smaller[row] = len(mine) - len(cands)
@@ -752,14 +766,15 @@ def _multi_run_records(tid: str, method: str, with_smaller: bool = False):
     return (out, smaller) if with_smaller else out
 
 
-def ablation_records(tid: str, method: str = "pgd") -> dict:
+def ablation_records(tid: str, method: Optional[str] = None) -> dict:
     """{row of Table 7 or 8: [evaluation records, one per seed]} at the largest budget
     that has any record for the row. Table 7: the row's named cell retrained at several
     seeds and evaluated on Table 7's number of test images (:func:`_multi_run_records`).
     Table 8: the records named by :func:`racl.plan.plan`'s jobs
     (:data:`racl.profiles.TABLE8_ROWS`): ``<profile>-<dataset>-searched-<ablation slug>-<method>-s<seed>``
     and ``...-random-search-<method>-s<seed>``; the full RACL keeps only the seeds the
-    ablations were run at."""
+    ablations were run at. ``method`` None: each profile's default objective
+    (:func:`_objective`), the records ``reproduce`` writes there."""
     import re
 
     from .profiles import DATASETS
@@ -777,7 +792,7 @@ def ablation_records(tid: str, method: str = "pgd") -> dict:
             ds = DATASETS.get(profile, {}).get(b["dataset"])
             if ds is None:
                 continue
-            pat = re.compile(re.escape(f"{profile}-{ds}-{slug}-{method}-s") + r"(\d+)\.json$")
+            pat = re.compile(re.escape(f"{profile}-{ds}-{slug}-{_objective(profile, method)}-s") + r"(\d+)\.json$")
             hits = sorted((int(m.group(1)), f) for f in files if (m := pat.match(f)))
             if hits:
                 recs = []
@@ -805,11 +820,12 @@ def _values(recs: list, col: str) -> tuple:
     return [a["acc"] for a in have], (have[0].get("n") if have else None)
 
 
-def ablation_table(tid: str, method: str = "pgd") -> PaperTable:
+def ablation_table(tid: str, method: Optional[str] = None) -> PaperTable:
     """Table 7 (multiple runs: mean ± standard error) or Table 8 (ablations) in the
     paper's layout: under each paper line ours (over several seeds: mean ± standard error,
     in %; one seed: the value and, in brackets, its standard error over the test images),
-    the seeds and budget in the notes."""
+    the seeds, budget and retraining objective in the notes. ``method``: the objective of
+    the records shown (None: each profile's default, MART at mini and paper)."""
     t = paper()["tables"][tid]
     b = t["blocks"][0]
     if tid == "table7":
@@ -883,7 +899,7 @@ def advantage_verdict(diff: Optional[float], se: Optional[float], scale: float =
     return f"{d} ≤ {s}: within" if diff >= 0 else f"{d}: behind (SE {s})"
 
 
-def table7_advantage(method: str = "pgd") -> pd.DataFrame:
+def table7_advantage(method: Optional[str] = None) -> pd.DataFrame:
     """Per column of Table 7 and baseline, whether RACL's mean accuracy exceeds the
     baseline's by more than the combined standard error √(se_RACL² + se_baseline²): from
     the paper's means and error bars (where the extraction kept them), and from ours (over
@@ -918,10 +934,12 @@ def table7_advantage(method: str = "pgd") -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------- Table 8's random search
-def random_search_selections(method: str = "pgd") -> list[dict]:
+def random_search_selections(method: Optional[str] = None) -> list[dict]:
     """The committed selection records of Table 8's random search (``runs/select/*.json``,
-    :mod:`racl.random_search`), largest budget first."""
-    recs = [r for r in json_records("select") if f"-{method}-s" in r["_file"]]
+    :mod:`racl.random_search`) of the objective ``method`` (None: each profile's default),
+    largest budget first."""
+    recs = [r for r in json_records("select")
+            if f"-{_objective(r['_file'].split('-', 1)[0], method)}-s" in r["_file"]]
     return sorted(recs, key=_rank, reverse=True)
 
 

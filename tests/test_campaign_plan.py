@@ -238,7 +238,7 @@ def _rec(arch, seed, accs, n=512, n_slow=128):
     return {"n": n, "clean_acc": accs["clean"], "eval_config": {"profile": "mini", "n": n, "n_slow": n_slow},
             "attacks": {report.ATTACK_OF_COLUMN[c]: {"acc": v, "n": n_slow if c in ("cw", "autoattack") else n}
                         for c, v in accs.items() if c != "clean"},
-            "model": {"arch": arch, "train_profile": "mini", "dataset": "cifar10-mini", "method": "pgd", "run": ""},
+            "model": {"arch": arch, "train_profile": "mini", "dataset": "cifar10-mini", "method": "mart", "run": ""},
             "provenance": {"profile": "mini", "dataset": "cifar10-mini", "seed": seed, "wall_time_s": 60.0,
                            "hardware": {"cpu": "Test CPU", "cpu_threads": 1}, "code": {"git_commit": "0" * 40}}}
 

@@ -3,6 +3,7 @@ fake records written into a temporary ``RUNS``: under each paper line our number
 record exists, 'not run' where none does, paper-only rows for other papers' methods, the
 budget of ours in the notes, and failed checks shown."""
 
+import html
 import json
 
 import pandas as pd
@@ -20,12 +21,12 @@ def _sweeps(scale=1.0):
             "pgd_steps": [{"value": s, "acc": scale * 0.3} for s in (1, 2, 5, 10, 20, 50, 100)], "n": 128}
 
 
-def _eval(arch, clean=0.6, seed=0, failing=(), run="", profile="mini", n=256, n_slow=64):
+def _eval(arch, clean=0.6, seed=0, failing=(), run="", profile="mini", n=256, n_slow=64, method="mart"):
     checks = {c: {"passed": c not in failing} for c in report.SANITY_CHECKS if c != "white_box_beats_transfer"}
     return {"n": n, "clean_acc": clean, "n_params": 1000, "eval_config": {"profile": profile, "n": n, "n_slow": n_slow},
             "attacks": {a: {"acc": clean / 2, "n": n_slow if a == "cw" else n} for a in ("fgsm", "mim20", "pgd20", "cw")},
             "sweeps": _sweeps(clean), "sanity": checks, "sanity_passed": not failing,
-            "model": {"arch": arch, "train_profile": profile, "dataset": "cifar10-mini", "run": run},
+            "model": {"arch": arch, "train_profile": profile, "dataset": "cifar10-mini", "run": run, "method": method},
             "provenance": {**PROV, "profile": profile, "seed": seed}}
 
 
@@ -42,17 +43,17 @@ def runs(tmp_path, monkeypatch):
     with a Fig. 4 curve added."""
     runs = tmp_path / "runs"
     ev = runs / "eval"
-    _write(ev / "mini-cifar10-mini-racl-pgd-s0-stability.json", _eval("RACL", 0.6, n=512, n_slow=128))
-    _write(ev / "mini-cifar10-mini-racl-pgd-s1-stability.json", _eval("RACL", 0.4, seed=1, n=512, n_slow=128))
-    _write(ev / "mini-cifar10-mini-darts-v2-pgd-s0.json", _eval("DARTS_V2", 0.5, failing=("large_eps_near_zero",)))
+    _write(ev / "mini-cifar10-mini-racl-mart-s0-stability.json", _eval("RACL", 0.6, n=512, n_slow=128))
+    _write(ev / "mini-cifar10-mini-racl-mart-s1-stability.json", _eval("RACL", 0.4, seed=1, n=512, n_slow=128))
+    _write(ev / "mini-cifar10-mini-darts-v2-mart-s0.json", _eval("DARTS_V2", 0.5, failing=("large_eps_near_zero",)))
     genotype = str(runs / "search" / "mini-cifar10-mini-racl-s0" / "genotype.json")
     for s, clean in ((0, 0.6), (1, 0.4)):
-        name = f"mini-cifar10-mini-searched-racl-pgd-s{s}"
+        name = f"mini-cifar10-mini-searched-racl-mart-s{s}"
         _write(ev / f"{name}.json", _eval(genotype, clean, seed=s, run=str(runs / "train" / name)))
-    _write(ev / "mini-cifar10-mini-random-search-pgd-s0.json", _eval("Genotype(normal=...)", 0.3))
-    _write(ev / "mini-cifar10-mini-searched-racl-w-o-gradient-norm-pgd-s0.json", _eval("x/genotype.json", 0.55))
+    _write(ev / "mini-cifar10-mini-random-search-mart-s0.json", _eval("Genotype(normal=...)", 0.3))
+    _write(ev / "mini-cifar10-mini-searched-racl-w-o-gradient-norm-mart-s0.json", _eval("x/genotype.json", 0.55))
     _write(runs / "search" / "mini-cifar10-mini-racl-s0" / "provenance.json", {**PROV, "wall_time_s": 1800.0})
-    _write(runs / "train" / "mini-cifar10-mini-searched-racl-pgd-s0" / "provenance.json", {**PROV, "wall_time_s": 900.0})
+    _write(runs / "train" / "mini-cifar10-mini-searched-racl-mart-s0" / "provenance.json", {**PROV, "wall_time_s": 900.0})
     tr = runs / "transfer"
     m4 = {a: {"resnet110": {"RACL": 0.42, "DARTS_V2": 0.31, "resnet110": 0.05}} for a in ("fgsm", "mim20", "pgd20")}
     _write(tr / "mini-cifar10-mini-table4.json", {"sources": ["resnet110"], "targets": ["RACL", "DARTS_V2", "resnet110"],
@@ -94,7 +95,7 @@ def test_table1_paper_layout_with_ours_beneath(runs):
     note = next(n for n in tab.notes if n.startswith(f"({letter})"))
     assert "mini · cifar10-mini · seed 0 · Test CPU (2 threads)" in note and "n=256" in note
     assert "sanity checks FAILED" in note  # the fake DARTS record fails one check: the table says so
-    assert "Tiny-ImageNet" in tab.title and "TABLE 1" in tab._repr_html_() and note in tab._repr_html_()
+    assert "Tiny-ImageNet" in tab.title and "TABLE 1" in tab._repr_html_() and html.escape(note) in tab._repr_html_()
 
 
 def test_table2_other_papers_methods_paper_only(runs):
@@ -210,16 +211,38 @@ def test_table8_ablations_by_job_name(runs):
     assert "w/o CL" in missing and "η = 0.7, ρ = 0.001" in missing and "η = 0.9, ρ = 0.01" in missing
 
 
+
+def test_tables_7_and_8_read_the_profiles_objective_and_pgd_at_on_request(runs):
+    """reproduce retrains with each profile's objective (MART at mini): Tables 7 and 8 read
+    those records by default; PGD-AT records of the same rows (the labelled comparison) are
+    not mixed into them, and are shown when asked for; the notes say the objective."""
+    ev = runs / "eval"
+    _write(ev / "mini-cifar10-mini-racl-pgd-s2-stability.json", _eval("RACL", 0.9, seed=2, n=512, n_slow=128, method="pgd"))
+    _write(ev / "mini-cifar10-mini-searched-racl-w-o-confidence-learning-pgd-s0.json", _eval("x/genotype.json", 0.7, method="pgd"))
+    tab = report.ablation_table("table7")
+    racl = [k for k in tab.frame.loc["RACL"].index if k.startswith("ours (")][0]
+    assert tab.frame.loc[("RACL", racl), "Clean"] == "50.0 ± 10.0"  # seeds 0 and 1 (MART) only
+    assert any("trained with MART" in n for n in tab.notes) and not any("PGD-AT" in n for n in tab.notes)
+    pgd = report.ablation_table("table7", method="pgd")
+    racl = [k for k in pgd.frame.loc["RACL"].index if k.startswith("ours (")][0]
+    assert pgd.frame.loc[("RACL", racl), "Clean"] == "90.0 (±1.3)"  # the one PGD-AT seed: sqrt(.9 * .1 / 512) = 0.0133
+    assert any("trained with PGD-AT" in n for n in pgd.notes)
+    assert report.ablation_table("table8").frame.loc[("w/o CL", "ours"), "Clean"] == report.NOT_RUN
+    assert list(report.ablation_records("table8", method="pgd")) == ["w/o CL"]
+    # the smoke profile's objective is PGD-AT: its records are read by default there
+    assert report._objective("smoke", None) == "pgd" and report._objective("mini", None) == "mart"
+    assert report._objective("mini", "trades") == "trades"
+
 def test_sanity_table_shows_failures(runs):
     df = report.sanity_table()
     assert len(df) == 7  # every fake evaluation record
-    darts = df.loc["mini-cifar10-mini-darts-v2-pgd-s0"]
-    assert df.loc["mini-cifar10-mini-random-search-pgd-s0", "model"] == "random genotype"
+    darts = df.loc["mini-cifar10-mini-darts-v2-mart-s0"]
+    assert df.loc["mini-cifar10-mini-random-search-mart-s0", "model"] == "random genotype"
     assert darts["model"] == "DARTS" and darts["large_eps_near_zero"] == "FAILED" and darts["all passed"] == "NO"
-    racl = df.loc["mini-cifar10-mini-racl-pgd-s0-stability"]
+    racl = df.loc["mini-cifar10-mini-racl-mart-s0-stability"]
     assert racl["gradients_nonzero"] == "passed" and racl["all passed"] == "yes"
     assert racl["white_box_beats_transfer"] == report.NOT_RUN
-    rec = json.loads((runs / "eval" / "mini-cifar10-mini-darts-v2-pgd-s0.json").read_text())
+    rec = json.loads((runs / "eval" / "mini-cifar10-mini-darts-v2-mart-s0.json").read_text())
     assert report.sanity_details(rec).loc["large_eps_near_zero", "result"] == "FAILED"
 
 
