@@ -14,7 +14,8 @@ What it measures (medians over --repeat timed runs after --warmup untimed ones):
 * train: adversarial-training (PGD-k) steps of the evaluation network and of ResNet-18,
   in images/s; with ``--compile MODES``, the cell network's step under ``torch.compile``
   too (first, compiling, step apart; speed-up over eager).
-* attacks: the time of each attack on the same batch.
+* attacks: the time of each attack on the same batch (`--attacks ...,pgd_shared`: the evaluation's
+  CE-PGD work as separate runs against one shared run, racl.evaluation.run_pgd, with the ratio).
 * data: an epoch of augmented batches from the device-resident loader against a host-side
   DataLoader with per-image transforms.
 
@@ -50,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from racl import speed  # noqa: E402
 from racl.attacks import make_attack  # noqa: E402
 from racl.networks import build_model  # noqa: E402
-from racl.profiles import get_profile  # noqa: E402
+from racl.profiles import EvalConfig, get_profile  # noqa: E402
 from racl.records import code_version, hardware, write_json  # noqa: E402
 
 BASELINE = {"precision": "fp32", "channels_last": False, "fused_optimizer": False}
@@ -289,10 +290,33 @@ def bench_attacks(args, dev, variant, peak):
     y = torch.randint(0, 10, (args.attack_batch,), device=dev)
     r = {}
     for name in args.attacks.split(","):
+        if name == "pgd_shared":  # the evaluation's CE-PGD: PGD-20, PGD-100 and the curve against iterations
+            r.update(bench_pgd_shared(args, dev, m, x, y))
+            continue
         kw = {"steps": args.cw_steps} if name == "cw" else {}
         a = make_attack(name, 8 / 255, **kw)
         r[f"{name}_s"] = timeit(lambda: a(m, x, y), dev, args.repeat, args.warmup)
     return r
+
+
+def bench_pgd_shared(args, dev, m, x, y) -> dict:
+    """An evaluation's CE-PGD work on one batch, as separate runs (PGD-20, PGD-100, then the
+    sweep's PGD-1 ... PGD-100, each from the start: 308 steps, the sweep here on the same
+    examples) against one run of 100 steps that reads every length off its iterates
+    (racl.evaluation.run_pgd, what evaluate does): the ratio is the speed-up of that part."""
+    from racl.evaluation import run_pgd
+
+    steps = sorted({20, 100, *EvalConfig().sweep_steps})
+    lengths = [20, 100, *EvalConfig().sweep_steps]
+
+    def separate():
+        for k in lengths:
+            make_attack(f"pgd{k}", 8 / 255)(m, x, y)
+
+    shared = lambda: run_pgd(m, make_attack("pgd100", 8 / 255), steps, x, y, batch_size=len(y))  # noqa: E731
+    sep, one = timeit(separate, dev, args.repeat, args.warmup), timeit(shared, dev, args.repeat, args.warmup)
+    return {"pgd_separate_s": sep, "pgd_shared_s": one, "pgd_shared_speedup": sep / one,
+            "pgd_separate_steps": sum(lengths), "pgd_shared_steps": max(steps)}
 
 
 def bench_data(args, dev, variant, peak):

@@ -30,7 +30,7 @@ Every bounded attack returns examples inside the l-inf ball of radius eps and in
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -64,27 +64,35 @@ def cw_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return other - true
 
 
-def linf_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, steps: int,
-             loss: str | Callable = "ce", random_start: bool = True, generator: Optional[torch.Generator] = None,
-             start: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Projected gradient ascent in the l-inf ball around ``x`` (Madry et al.). ``loss`` is
-    ``"ce"``, ``"cw"`` (the margin, i.e. CW-inf) or a callable ``(logits, y) -> per-example
-    loss``. ``start`` overrides the starting point (default: x, plus uniform noise in the
-    ball with ``random_start``)."""
+def _pgd_loss(loss: str | Callable) -> Callable:
     if loss == "ce":
-        loss_fn = lambda z, t: F.cross_entropy(z, t, reduction="none")  # noqa: E731
-    elif loss == "cw":
-        loss_fn = cw_margin
-    else:
-        loss_fn = loss
-    x = x.detach()
+        return lambda z, t: F.cross_entropy(z, t, reduction="none")
+    if loss == "cw":
+        return cw_margin
+    return loss
+
+
+def _pgd_start(x, eps, random_start, generator, start):
+    """PGD's starting point: ``start`` projected into the ball, else x plus uniform noise in
+    the ball (``random_start``), else x."""
     if start is not None:
-        x_adv = torch.min(torch.max(start.detach(), x - eps), x + eps).clamp(0, 1)
-    elif random_start:
+        return torch.min(torch.max(start.detach(), x - eps), x + eps).clamp(0, 1)
+    if random_start:
         noise = torch.rand(x.shape, generator=generator, dtype=x.dtype, device="cpu").to(x.device)
-        x_adv = (x + (2 * noise - 1) * eps).clamp(0, 1)
-    else:
-        x_adv = x.clone()
+        return (x + (2 * noise - 1) * eps).clamp(0, 1)
+    return x.clone()
+
+
+def linf_pgd_iterates(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, steps: int,
+                      loss: str | Callable = "ce", random_start: bool = True, generator: Optional[torch.Generator] = None,
+                      start: Optional[torch.Tensor] = None) -> Iterator[torch.Tensor]:
+    """The iterates of :func:`linf_pgd`: the point after step 1, 2, ..., ``steps``. The step
+    size does not depend on the number of steps, so the k-th iterate *is* PGD-k's result
+    from the same start: one run of K steps gives PGD-k for every k <= K (the evaluation's
+    PGD-20 and PGD-100, and Fig. 4's curve against iterations, come from one run)."""
+    loss_fn = _pgd_loss(loss)
+    x = x.detach()
+    x_adv = _pgd_start(x, eps, random_start, generator, start)
     for _ in range(steps):
         x_adv.requires_grad_(True)
         with torch.enable_grad():
@@ -92,7 +100,21 @@ def linf_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alp
             (g,) = torch.autograd.grad(l, x_adv)
         x_adv = x_adv.detach() + alpha * g.sign()
         x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0, 1)
-    return x_adv.detach()
+        yield x_adv.detach()
+
+
+def linf_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, steps: int,
+             loss: str | Callable = "ce", random_start: bool = True, generator: Optional[torch.Generator] = None,
+             start: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Projected gradient ascent in the l-inf ball around ``x`` (Madry et al.). ``loss`` is
+    ``"ce"``, ``"cw"`` (the margin, i.e. CW-inf) or a callable ``(logits, y) -> per-example
+    loss``. ``start`` overrides the starting point (default: x, plus uniform noise in the
+    ball with ``random_start``)."""
+    x_adv = _pgd_start(x.detach(), eps, random_start, generator, start)  # drawn once; what 0 steps return
+    # projecting the start again inside changes no bit (min, max and clamp are exact)
+    for x_adv in linf_pgd_iterates(model, x, y, eps, alpha, steps, loss, start=x_adv):
+        pass
+    return x_adv
 
 
 @dataclass
@@ -186,6 +208,19 @@ class PGD(Attack):
     def __call__(self, model, x, y, index=None):
         start = _uniform_start(x, self.eps, index, self.seed, 1) if self.random_start else x
         return linf_pgd(model, x, y, self.eps, self.alpha, self.steps, "ce", start=start)
+
+    def iterates(self, model, x, y, index=None, at: Sequence[int] = ()) -> Iterator[tuple[int, torch.Tensor]]:
+        """(k, PGD-k's result) for each k of ``at`` (default: this attack's ``steps``), in
+        increasing k, from one run of max(at) steps: the same start and step size as
+        ``PGD(eps, alpha, steps=k, seed=seed)`` (:func:`linf_pgd_iterates`)."""
+        at = sorted(set(int(k) for k in (at or (self.steps,))))
+        if at[0] < 1:
+            raise ValueError(f"PGD iterates are counted from 1, got {at[0]}")
+        start = _uniform_start(x, self.eps, index, self.seed, 1) if self.random_start else x
+        it = linf_pgd_iterates(model, x, y, self.eps, self.alpha, at[-1], "ce", start=start)
+        for k, x_adv in enumerate(it, 1):
+            if k in at:
+                yield k, x_adv
 
 
 @dataclass

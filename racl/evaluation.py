@@ -46,6 +46,15 @@ two attacks on the same n examples differ by their randomness.
 :func:`sweep` gives accuracy against eps or against PGD iterations (the paper's Fig. 4),
 and :func:`transfer_matrix` the source x target accuracies of transfer attacks (Tables 4-6).
 
+**CE-PGD of every length from one run.** PGD's step (2/255) does not depend on its number
+of steps and its start is keyed per example, so PGD-k is the k-th iterate of PGD-K from
+the same start for every k <= K. :func:`run_pgd` runs the longest once and reads the
+others off its iterates: an evaluation's PGD-20, PGD-100 and curve against iterations
+(1 ... 100 steps on the first ``sanity_n`` examples) cost 100 steps on ``n`` examples
+instead of 120 on ``n`` plus 188 on ``sanity_n``. Each shorter result is exactly what a
+run of its own on the same batches gives (``tests/test_attacks.py``); its ``seconds`` is
+the time to its iterate, and ``"iterate_of"`` names the run whose time includes it.
+
 Records name their checkpoint by its path inside the repository
 (``data/runs/train/<run>``, :func:`run_ref`); :func:`resolve_run` finds it again, also for
 older records written with an absolute path in another checkout.
@@ -206,6 +215,41 @@ def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tenso
     return out
 
 
+def run_pgd(model: nn.Module, attack: PGD, steps: Sequence[int], x: torch.Tensor, y: torch.Tensor,
+            batch_size: int = 256, index=None) -> dict:
+    """{k: :func:`run_attack`'s result for ``PGD-k``} for every k of ``steps``, from one run of
+    max(steps) steps of ``attack`` per batch (:meth:`racl.attacks.PGD.iterates`: PGD-k is the
+    k-th iterate of a longer run from the same keyed start, step size and batch). Each
+    result's ``seconds`` is the time to its iterate (what PGD-k alone costs, its final
+    forward included); a shorter one also says ``"iterate_of"``: the longest's name, whose
+    time includes it."""
+    model.eval()
+    ks = sorted(set(int(k) for k in steps))
+
+    def one(xb, yb, ib):
+        out, t = {}, time.time()
+        for k, xa in attack.iterates(model, xb, yb, ib, ks):
+            with torch.no_grad():
+                hit = to_bits((model(xa).argmax(1) == yb).cpu())
+            out[k] = (hit, (xa - xb).abs().max().item(), bool(xa.min() >= 0) and bool(xa.max() <= 1), time.time() - t)
+        return out
+
+    parts = per_batch(one, x, y, batch_size, index)
+    n, results = len(y), {}
+    for k in ks:
+        a = dataclasses.replace(attack, steps=k)
+        correct = from_bits("".join(p[k][0] for p in parts))
+        max_linf = max([p[k][1] for p in parts], default=0.0)
+        in_range = all(p[k][2] for p in parts)
+        r = {"acc": correct.float().mean().item() if n else float("nan"), "n": n, "params": a.params(),
+             "seconds": round(sum(p[k][3] for p in parts), 2), "max_linf": max_linf, "in_range": in_range,
+             "in_eps_ball": bool(max_linf <= a.eps + 1e-6) and in_range, "correct": to_bits(correct)}
+        if k < ks[-1]:
+            r["iterate_of"] = f"pgd{ks[-1]}"
+        results[k] = r
+    return results
+
+
 @torch.no_grad()
 def clean_correct(model, x, y, batch_size=256) -> torch.Tensor:
     model.eval()
@@ -220,14 +264,14 @@ def sweep(model, x, y, kind: str, values: Sequence, attack: str = "pgd", eps: fl
           batch_size: int = 256, seed: int = 0, index=None) -> list:
     """Accuracy against eps (``kind="eps"``, for ``attack`` fgsm or pgd) or against PGD
     iterations (``kind="steps"``, step 2/255 at ``eps``): the paper's Fig. 4."""
+    if kind == "steps":  # every value from one run (:func:`run_pgd`)
+        res = run_pgd(model, PGD(eps, alpha=2 / 255, steps=1, seed=seed), values, x, y, batch_size, index)
+        return [{"value": v, "acc": res[int(v)]["acc"]} for v in values]
+    if kind != "eps":
+        raise ValueError(f"sweep kind must be 'eps' or 'steps', got {kind!r}")
     out = []
     for v in values:
-        if kind == "eps":
-            a = make_attack("fgsm", v) if attack == "fgsm" else PGD(v, alpha=max(v / 4, 0.5 / 255), steps=20, seed=seed)
-        elif kind == "steps":
-            a = PGD(eps, alpha=2 / 255, steps=int(v), seed=seed)
-        else:
-            raise ValueError(f"sweep kind must be 'eps' or 'steps', got {kind!r}")
+        a = make_attack("fgsm", v) if attack == "fgsm" else PGD(v, alpha=max(v / 4, 0.5 / 255), steps=20, seed=seed)
         out.append({"value": v, "acc": run_attack(model, a, x, y, batch_size, index)["acc"]})
     return out
 
@@ -263,13 +307,14 @@ def input_gradient_stats(model, x, y) -> dict:
     return {"fraction_nonzero": (norms > 1e-12).float().mean().item(), "median_norm": norms.median().item()}
 
 
-def sweeps(model, x, y, cfg: EvalConfig, index=None) -> dict:
+def sweeps(model, x, y, cfg: EvalConfig, index=None, pgd_steps: Optional[list] = None) -> dict:
     """The paper's Fig. 4 on (x, y): FGSM and PGD-20 accuracy against eps, PGD accuracy
-    against iterations (step 2/255 at ``cfg.epsilon``)."""
+    against iterations (step 2/255 at ``cfg.epsilon``; ``pgd_steps``: that curve, already
+    computed on the same examples, as :func:`evaluate` takes it from its PGD run)."""
     kw = dict(batch_size=cfg.batch_size, seed=cfg.seed, index=index)
     return {"fgsm_eps": sweep(model, x, y, "eps", cfg.sweep_eps, "fgsm", **kw),
             "pgd_eps": sweep(model, x, y, "eps", cfg.sweep_eps, "pgd", **kw),
-            "pgd_steps": sweep(model, x, y, "steps", cfg.sweep_steps, eps=cfg.epsilon, **kw),
+            "pgd_steps": pgd_steps if pgd_steps is not None else sweep(model, x, y, "steps", cfg.sweep_steps, eps=cfg.epsilon, **kw),
             "n": len(y)}
 
 
@@ -480,7 +525,7 @@ def resumable_part(partial: Optional[dict], record: dict) -> dict:
     if not same:
         return {}
     return {"attacks": dict(partial.get("attacks", {})), "sweeps": partial.get("sweeps"),
-            "seconds": float(partial.get("seconds", 0.0))}
+            "pgd_steps": partial.get("pgd_steps"), "seconds": float(partial.get("seconds", 0.0))}
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: EvalConfig, source: Optional[nn.Module] = None,
@@ -518,21 +563,40 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: EvalConfig
             save_partial({**record, "seconds": round(before + time.time() - t0, 2)})
 
     k_slow = len(y) if cfg.n_slow is None else min(cfg.n_slow, len(y))
+    k = min(cfg.sanity_n, len(y))
+    # CE-PGD of every length (PGD-20, PGD-100, and the sweep against iterations on the first
+    # k examples) from one run of the longest (run_pgd): PGD-k is the k-th iterate of it
+    # (the curve goes into the partial record as "pgd_steps", so that a resumed evaluation
+    # reuses it rather than computing it on other batches)
+    pgd_todo = [a for a in cfg.attacks if _PGD.match(a) and a not in reuse.get("attacks", {})]
+    sweep_steps = reuse.get("sweeps") is None and pgd_todo and max(cfg.sweep_steps) <= max(int(a[3:]) for a in pgd_todo)
+    shared_pgd: dict = {}
+    if reuse.get("pgd_steps") is not None:
+        record["pgd_steps"] = reuse["pgd_steps"]
     for name in tqdm(cfg.attacks, desc="attacks", disable=not progress):
-        k = k_slow if name in SLOW_ATTACKS else len(y)
         if name in reuse.get("attacks", {}):
             record["attacks"][name] = reuse["attacks"][name]
             continue
-        torch.manual_seed(cfg.seed)  # AutoAttack's own draws
-        record["attacks"][name] = run_attack(model, attack_for(name, cfg), x[:k], y[:k], cfg.batch_size, index[:k])
+        if name in pgd_todo:
+            if not shared_pgd:
+                steps = [int(a[3:]) for a in pgd_todo] + (list(cfg.sweep_steps) if sweep_steps else [])
+                shared_pgd = run_pgd(model, attack_for(name, cfg), steps, x, y, cfg.batch_size, index)
+                if sweep_steps:
+                    record["pgd_steps"] = [{"value": v, "acc": from_bits(shared_pgd[int(v)]["correct"])[:k].float().mean().item()}
+                                           for v in cfg.sweep_steps]
+            record["attacks"][name] = shared_pgd[int(name[3:])]
+        else:
+            n = k_slow if name in SLOW_ATTACKS else len(y)
+            torch.manual_seed(cfg.seed)  # AutoAttack's own draws
+            record["attacks"][name] = run_attack(model, attack_for(name, cfg), x[:n], y[:n], cfg.batch_size, index[:n])
         checkpoint()
     record["same_examples"] = same_examples(record)
-    k = min(cfg.sanity_n, len(y))
     if reuse.get("sweeps") is not None:
         record["sweeps"] = reuse["sweeps"]
     else:
-        record["sweeps"] = sweeps(model, x[:k], y[:k], cfg, index[:k])
+        record["sweeps"] = sweeps(model, x[:k], y[:k], cfg, index[:k], pgd_steps=record.get("pgd_steps"))
         checkpoint()
+    record.pop("pgd_steps", None)  # now in record["sweeps"]
     if cfg.sanity:
         record["sanity"] = sanity_checks(model, x[:k], y[:k], cfg, record["attacks"], source, record["sweeps"], index[:k])
         record["sanity_passed"] = all(c["passed"] for c in record["sanity"].values())

@@ -69,6 +69,7 @@ from __future__ import annotations
 import heapq
 import json
 import math
+import re
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
@@ -542,12 +543,16 @@ def measured_hours(job: Job, cfg, train_cfgs: dict, device: str, runs: Path) -> 
             if res.get("seconds") is not None and res.get("n"):
                 per_example.setdefault(a, []).append(res["seconds"] / res["n"])
         if c.get("sanity") and all(ec.get(k) == c.get(k) for k in _SANITY_FIELDS):
-            sanity_s.append(prov["wall_time_s"] - sum(res.get("seconds") or 0 for res in attacks.values()))
+            # a shorter CE-PGD's time is part of the longest's (its "iterate_of", racl.evaluation.run_pgd)
+            sanity_s.append(prov["wall_time_s"] - sum(res.get("seconds") or 0 for res in attacks.values() if "iterate_of" not in res))
     if c.get("sanity") and not sanity_s:
         return None
     n_slow = c.get("n_slow") or c["n"]
     total = statistics.median(sanity_s) if c.get("sanity") else 0.0
+    pgd = [int(a[3:]) for a in c["attacks"] if re.fullmatch(r"pgd\d+", a)]
     for a in c["attacks"]:
+        if re.fullmatch(r"pgd\d+", a) and int(a[3:]) < max(pgd):
+            continue  # an iterate of the longest CE-PGD of the same evaluation: no time of its own
         if a not in per_example:
             return None
         total += statistics.median(per_example[a]) * (n_slow if a in ("cw", "autoattack", "autoattack_ta") else c["n"])

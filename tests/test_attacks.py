@@ -146,3 +146,56 @@ def test_pgd_and_rfgsm_steps_are_torchattacks_steps(model, data):
     (g,) = torch.autograd.grad(F.cross_entropy(model(x_start), y), x_start)
     expect = torch.min(torch.max(start + rf.alpha * g.sign(), x - 8 / 255), x + 8 / 255).clamp(0, 1)
     assert (xa - expect).abs().max().item() <= 1e-6
+
+
+def test_pgd_k_is_the_kth_iterate_of_one_longer_run(model, data):
+    """PGD's step size does not depend on its number of steps, so PGD-k from the keyed start
+    is the k-th iterate of a longer run from the same start on the same batch: the same
+    operations on the same tensors, hence the same bits on any CPU. run_pgd takes every
+    length from one run, with the results run_attack gives each one alone."""
+    from racl.attacks import PGD
+    from racl.evaluation import run_pgd
+
+    _, (x, y) = data
+    x, y, index = x[:24], y[:24], torch.arange(100, 124)
+    its = dict(PGD(8 / 255, steps=1).iterates(model, x, y, index, at=(5, 1, 3)))
+    assert sorted(its) == [1, 3, 5]
+    for k in (1, 3, 5):
+        assert torch.equal(its[k], make_attack(f"pgd{k}", 8 / 255)(model, x, y, index)), k
+    res = run_pgd(model, PGD(8 / 255), (1, 3, 5), x, y, batch_size=16, index=index)
+    for k in (1, 3, 5):
+        alone = run_attack(model, make_attack(f"pgd{k}", 8 / 255), x, y, batch_size=16, index=index)
+        assert {f: res[k][f] for f in ("acc", "n", "correct", "max_linf", "in_range", "in_eps_ball", "params")} == \
+            {f: alone[f] for f in ("acc", "n", "correct", "max_linf", "in_range", "in_eps_ball", "params")}, k
+    assert res[1]["iterate_of"] == res[3]["iterate_of"] == "pgd5" and "iterate_of" not in res[5]
+    assert res[1]["seconds"] <= res[3]["seconds"] <= res[5]["seconds"]
+    with pytest.raises(ValueError, match="counted from 1"):
+        list(PGD(8 / 255).iterates(model, x, y, index, at=(0, 2)))
+
+
+def test_linf_pgd_draws_its_random_start_once(model, data):
+    """The random start of linf_pgd (the training's PGD) is one draw from its generator."""
+    _, (x, y) = data
+    x, y, eps = x[:8], y[:8], 8 / 255
+    g = torch.Generator().manual_seed(5)
+    out = linf_pgd(model, x, y, eps, 2 / 255, 0, generator=g)
+    ref = torch.Generator().manual_seed(5)
+    assert torch.equal(out, (x + (2 * torch.rand(x.shape, generator=ref) - 1) * eps).clamp(0, 1))
+    assert torch.equal(torch.rand(3, generator=g), torch.rand(3, generator=ref))  # one draw consumed, as before
+
+
+def test_an_evaluation_takes_pgd_and_its_curve_against_iterations_from_one_run(model, data):
+    """evaluate: PGD-2 and PGD-4 and the sweep against iterations (on the same examples
+    here: sanity_n = n) are the results of each alone; the shorter says it is an iterate."""
+    from racl.profiles import get_eval_profile as profile
+
+    _, (x, y) = data
+    cfg = profile("smoke", attacks=("pgd2", "fgsm", "pgd4"), n=32, sanity_n=32, batch_size=16, sweep_steps=(1, 2, 4),
+                  sweep_eps=(0.03,), sanity=False)
+    rec = evaluate(model, x, y, cfg)
+    assert list(rec["attacks"]) == ["pgd2", "fgsm", "pgd4"]
+    for k in (2, 4):
+        alone = run_attack(model, make_attack(f"pgd{k}", cfg.epsilon), x[:32], y[:32], batch_size=16)
+        assert rec["attacks"][f"pgd{k}"]["correct"] == alone["correct"]
+    assert rec["attacks"]["pgd2"]["iterate_of"] == "pgd4"
+    assert rec["sweeps"]["pgd_steps"] == sweep(model, x[:32], y[:32], "steps", (1, 2, 4), eps=cfg.epsilon, batch_size=16)

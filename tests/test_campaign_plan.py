@@ -392,13 +392,16 @@ def test_costs_come_from_finished_runs_of_the_device_where_no_benchmark_fits(tmp
     ec = to_dict(get_eval_profile("mini"))
     attacks = {a: {"seconds": 2.56 if a not in ("cw", "autoattack") else 6.4, "n": 256 if a not in ("cw", "autoattack") else 64}
                for a in ec["attacks"]}  # 0.01 s an example, 0.1 s for the slow ones
+    attacks["pgd20"]["iterate_of"] = "pgd100"  # run_pgd: PGD-20 is PGD-100's 20th iterate, its time inside PGD-100's
+    wall = sum(a["seconds"] for a in attacks.values() if "iterate_of" not in a) + 100.0  # 100 s of sanity checks
     _write(tmp_path / "eval" / f"{t0.name}.json", {"eval_config": ec, "attacks": attacks, "model": {"run": f"data/runs/train/{t0.name}"},
-                                                   "provenance": prov(sum(a["seconds"] for a in attacks.values()) + 100.0)})
+                                                   "provenance": prov(wall)})
     for key, hours in (("search/mini-cifar10-mini-racl-s1", 0.5), ("search/mini-cifar10-mini-racl-eta0.7-s0", 0.5),
                        ("search/mini-cifar10-mini-racl-eta0.9-rho-x10-s0", 0.5),
                        ("train/mini-cifar10-mini-darts-v2-mart-s0", 1.35),
                        ("train/mini-cifar100-mini-racl-mart-s0", 6 * 13 * 10 / 3600),
-                       ("eval/mini-cifar10-mini-darts-v2-mart-s0", (100 + 6 * 2.56 + 2 * 6.4) / 3600)):
+                       # 5 cheap attacks with a time of their own (PGD-20 comes with PGD-100), 2 slow ones
+                       ("eval/mini-cifar10-mini-darts-v2-mart-s0", (100 + 5 * 2.56 + 2 * 6.4) / 3600)):
         h, source = estimate_with_source(jobs[key], "mini", "Test CPU (1 threads)", jobs=jobs, runs=tmp_path)
         assert source == "runs" and h == pytest.approx(hours), key
     for other in ("w-o-gradient-norm", "w-o-confidence-learning"):  # another computation: no evidence

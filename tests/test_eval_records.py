@@ -267,23 +267,29 @@ def test_a_killed_evaluation_resumes_from_its_last_attack(tiny_run, tmp_path, mo
                            sweep_steps=(1,), sweep_eps=(0.03,))
     whole = evaluate_run(tiny_run, cfg, tmp_path / "whole.json", progress=False)
     out = tmp_path / "e.json"
-    calls, real = [], ev.run_attack
+    calls, real, real_pgd = [], ev.run_attack, ev.run_pgd
 
-    def killed_at_third(*a, **k):
-        calls.append(a[1])
-        if len(calls) == 3:
-            raise KeyboardInterrupt  # as a kill would, mid-attack
-        return real(*a, **k)
+    def killed_at_third(fn):  # every attack runs through run_attack, or run_pgd for CE-PGD
+        def run(*a, **k):
+            calls.append(a[1])
+            if len(calls) == 3:
+                raise KeyboardInterrupt  # as a kill would, mid-attack
+            return fn(*a, **k)
+        return run
 
-    monkeypatch.setattr(ev, "run_attack", killed_at_third)
+    monkeypatch.setattr(ev, "run_attack", killed_at_third(real))
+    monkeypatch.setattr(ev, "run_pgd", killed_at_third(real_pgd))
     with pytest.raises(KeyboardInterrupt):
         evaluate_run(tiny_run, cfg, out, progress=False)
     part = ev.partial_path(out)
     assert not out.exists() and part.name == "e.json.partial"
     assert list(json.loads(part.read_text())["attacks"]) == ["fgsm", "pgd20"]
 
+    assert json.loads(part.read_text())["pgd_steps"]  # the curve against iterations, from PGD-20's run
     monkeypatch.setattr(ev, "run_attack", real)
+    monkeypatch.setattr(ev, "run_pgd", real_pgd)
     rec = evaluate_run(tiny_run, cfg, out, progress=False)
+    assert "pgd_steps" not in rec
     assert rec["resumed_parts"] == ["fgsm", "pgd20"] and not part.exists()
     for k in ("clean_correct", "attacks", "sweeps", "same_examples", "index", "model"):
         got, want = rec[k], whole[k]
