@@ -188,6 +188,26 @@ def per_batch(fn, x, y, bs, index=None) -> list:
     return [done[b] for b in range(len(batches))]
 
 
+def _check(model, xa, xb, yb) -> tuple:
+    """(per-example correctness bits, L-inf distance, in [0, 1]) of adversarial ``xa`` for clean ``xb``."""
+    with torch.no_grad():
+        hit = to_bits((model(xa).argmax(1) == yb).cpu())
+    return hit, (xa - xb).abs().max().item(), bool(xa.min() >= 0) and bool(xa.max() <= 1)
+
+
+def _result(attack: Attack, parts: Sequence[tuple], n: int, seconds: float) -> dict:
+    """An attack's record from its batches' :func:`_check` triples, in order."""
+    correct = from_bits("".join(p[0] for p in parts))
+    max_linf = max([p[1] for p in parts], default=0.0)
+    in_range = all(p[2] for p in parts)
+    out = {"acc": correct.float().mean().item() if n else float("nan"), "n": n, "params": attack.params(),
+           "seconds": seconds, "max_linf": max_linf, "in_range": in_range}
+    if attack.bounded:
+        out["in_eps_ball"] = bool(max_linf <= attack.eps + 1e-6) and in_range
+    out["correct"] = to_bits(correct)
+    return out
+
+
 def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
                index=None) -> dict:
     """Accuracy of ``model`` under ``attack`` on (x, y), the per-example correctness
@@ -197,22 +217,10 @@ def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tenso
     t0 = time.time()
 
     def one(xb, yb, ib):
-        xa = attack(model, xb, yb, ib).detach()
-        with torch.no_grad():
-            hit = to_bits((model(xa).argmax(1) == yb).cpu())
-        return hit, (xa - xb).abs().max().item(), bool(xa.min() >= 0) and bool(xa.max() <= 1)
+        return _check(model, attack(model, xb, yb, ib).detach(), xb, yb)
 
     parts = per_batch(one, x, y, batch_size, index)
-    correct = from_bits("".join(p[0] for p in parts))
-    max_linf = max([p[1] for p in parts], default=0.0)
-    in_range = all(p[2] for p in parts)
-    n = len(y)
-    out = {"acc": correct.float().mean().item() if n else float("nan"), "n": n, "params": attack.params(),
-           "seconds": round(time.time() - t0, 2), "max_linf": max_linf, "in_range": in_range}
-    if attack.bounded:
-        out["in_eps_ball"] = bool(max_linf <= attack.eps + 1e-6) and in_range
-    out["correct"] = to_bits(correct)
-    return out
+    return _result(attack, parts, len(y), round(time.time() - t0, 2))
 
 
 def run_pgd(model: nn.Module, attack: PGD, steps: Sequence[int], x: torch.Tensor, y: torch.Tensor,
@@ -229,21 +237,14 @@ def run_pgd(model: nn.Module, attack: PGD, steps: Sequence[int], x: torch.Tensor
     def one(xb, yb, ib):
         out, t = {}, time.time()
         for k, xa in attack.iterates(model, xb, yb, ib, ks):
-            with torch.no_grad():
-                hit = to_bits((model(xa).argmax(1) == yb).cpu())
-            out[k] = (hit, (xa - xb).abs().max().item(), bool(xa.min() >= 0) and bool(xa.max() <= 1), time.time() - t)
+            out[k] = (*_check(model, xa, xb, yb), time.time() - t)
         return out
 
     parts = per_batch(one, x, y, batch_size, index)
-    n, results = len(y), {}
+    results = {}
     for k in ks:
-        a = dataclasses.replace(attack, steps=k)
-        correct = from_bits("".join(p[k][0] for p in parts))
-        max_linf = max([p[k][1] for p in parts], default=0.0)
-        in_range = all(p[k][2] for p in parts)
-        r = {"acc": correct.float().mean().item() if n else float("nan"), "n": n, "params": a.params(),
-             "seconds": round(sum(p[k][3] for p in parts), 2), "max_linf": max_linf, "in_range": in_range,
-             "in_eps_ball": bool(max_linf <= a.eps + 1e-6) and in_range, "correct": to_bits(correct)}
+        r = _result(dataclasses.replace(attack, steps=k), [p[k][:3] for p in parts], len(y),
+                    round(sum(p[k][3] for p in parts), 2))
         if k < ks[-1]:
             r["iterate_of"] = f"pgd{ks[-1]}"
         results[k] = r
