@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import html
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -203,7 +204,7 @@ def _common_notes(t: dict, paper_only: list, budgets: _Budgets, ours_what: str) 
 
 
 def _eval_budget(rec: dict) -> str:
-    s = "" if "sanity" not in rec else (" · sanity checks passed" if rec.get("sanity_passed") else " · sanity checks FAILED")
+    s = _sanity_of([rec])
     method = (rec.get("model") or {}).get("method")
     return budget(rec["provenance"]) + (f" · trained with {METHOD_LABEL.get(method, method)}" if method else "") \
         + _training_set(rec) + f" · n={rec['n']}" + s
@@ -283,8 +284,15 @@ def hardware_label(hw: dict) -> str:
     return f"{hw.get('cpu', '?')} ({hw.get('cpu_threads', '?')} threads)"
 
 
-def budget(prov: dict) -> str:
-    """'mini · cifar10-mini · seed 0 · <hardware> · 33.1 min · 1a2b3c4'"""
+def commit_label(prov: dict) -> str:
+    """'1a2b3c4' (or '1a2b3c4+dirty'): the code version of a run's provenance."""
+    code = prov.get("code", {})
+    return (code.get("git_commit") or "?")[:7] + ("+dirty" if code.get("git_dirty") else "")
+
+
+def budget(prov: dict, hardware: Optional[str] = None, commit: Optional[str] = None) -> str:
+    """'mini · cifar10-mini · seed 0 · <hardware> · 33.1 min · 1a2b3c4'; ``hardware`` and
+    ``commit`` replace the provenance's own (several runs: each one's, listed)."""
     if not prov:
         return "no provenance"
     wall, cpu = prov.get("wall_time_s"), prov.get("cpu_time_s")
@@ -293,10 +301,8 @@ def budget(prov: dict) -> str:
         return f"{t / 60:.1f} min" if t and t >= 60 else (f"{t:.0f} s" if t else "?")
 
     wall_s = dur(wall) + (f" (cpu {dur(cpu)})" if cpu else "")
-    code = prov.get("code", {})
-    commit = (code.get("git_commit") or "?")[:7] + ("+dirty" if code.get("git_dirty") else "")
     return " · ".join([prov.get("profile", "?"), prov.get("dataset", "?"), f"seed {prov.get('seed', '?')}",
-                       hardware_label(prov.get("hardware", {})), wall_s, commit])
+                       hardware or hardware_label(prov.get("hardware", {})), wall_s, commit or commit_label(prov)])
 
 
 def pct(v) -> str:
@@ -695,19 +701,38 @@ def _n_text(recs: list) -> str:
 
 def _budget_of(recs: list) -> str:
     """The budget of one or several evaluation records (several: the seeds listed, the
-    evaluation wall times summed), with the search and training wall times where known."""
+    evaluation wall times summed, every hardware and commit named), with the search and
+    training wall times where known, and the records' sanity verdict (:func:`_sanity_of`)."""
     prov = dict(recs[0]["provenance"])
     if len(recs) > 1:
         prov["seed"] = ",".join(str(r["provenance"].get("seed", "?")) for r in recs)
         prov["wall_time_s"] = sum(r["provenance"].get("wall_time_s") or 0 for r in recs) or None
-    out = f"{len(recs)} run{'s' if len(recs) > 1 else ''}: " + budget(prov) + " · " + _n_text(recs)
+        prov.pop("cpu_time_s", None)
+    hw = " + ".join(dict.fromkeys(hardware_label(r["provenance"].get("hardware", {})) for r in recs))
+    commits = ",".join(dict.fromkeys(commit_label(r["provenance"]) for r in recs))
+    out = f"{len(recs)} run{'s' if len(recs) > 1 else ''}: " + budget(prov, hw, commits) + " · " + _n_text(recs)
     methods = sorted({m for r in recs if (m := (r.get("model") or {}).get("method"))})
     if methods:
         out += " · trained with " + ", ".join(METHOD_LABEL.get(m, m) for m in methods)
     pipe = [w for w in (_pipeline_wall(r) for r in recs) if w]
     if pipe:
         out += " · " + ("; ".join(pipe) if len(pipe) > 1 else pipe[0])
-    return out
+    return out + _sanity_of(recs)
+
+
+def _sanity_of(recs: list) -> str:
+    """' · sanity checks passed' where every record passed its checklist, else ' · sanity
+    checks FAILED: seed 0 (ce_pgd_vs_cw_inf), seed 2 (...)' naming each failing record's
+    failed checks ('' where no record ran the checks): a mean over seeds hides no failure."""
+    checked = [r for r in recs if "sanity" in r]
+    if not checked:
+        return ""
+    failed = [(r["provenance"].get("seed", "?"), [k for k, c in r["sanity"].items() if not c["passed"]])
+              for r in checked if not r.get("sanity_passed")]
+    unchecked = f" ({len(recs) - len(checked)} of {len(recs)} not checked)" if len(checked) < len(recs) else ""
+    if not failed:
+        return " · sanity checks passed" + unchecked
+    return " · sanity checks FAILED: " + ", ".join(f"seed {s} ({', '.join(f) or 'sanity_passed false'})" for s, f in failed) + unchecked
 
 
 def _row_slug(tid: str, row: str) -> Optional[str]:
@@ -931,6 +956,61 @@ def table7_advantage(method: Optional[str] = None) -> pd.DataFrame:
         rows.append(((f"RACL − {ROW_LABEL.get(row, row)}", f"ours ({k[0]} vs {k[1]} seeds)"), o))
     df = pd.DataFrame([r[1] for r in rows], index=pd.MultiIndex.from_tuples([r[0] for r in rows], names=["", ""]))
     return df[t["column_labels"]]
+
+
+def table7_summary(method: Optional[str] = None) -> str:
+    """What our Table 7 supports, in a sentence per baseline: in how many of the columns
+    RACL's mean exceeds the baseline's by more than the combined standard error, is within
+    it, or is behind (:func:`_advantage`), with the seeds on each side, the budget and how
+    many of the records behind the comparison failed a sanity check; the paper's own
+    verdicts beside it, over the columns whose error bars the extraction kept."""
+    t = paper()["tables"]["table7"]
+    b = t["blocks"][0]
+    found = _multi_run_records("table7", method)
+    ours_racl = found.get("RACL", [])
+    if len(ours_racl) < 2:
+        return (f"Our Table 7 has {len(ours_racl)} seed{'s' if len(ours_racl) != 1 else ''} of RACL: "
+                "no comparison with error bars yet (`python -m racl reproduce --profile mini --targets table7`).")
+    parts = []
+    for row in b["rows"]:
+        if row == "RACL":
+            continue
+        label = ROW_LABEL.get(row, row)
+        theirs = found.get(row, [])
+        if len(theirs) < 2:
+            parts.append(f"{label}: not comparable yet ({len(theirs)} seed{'s' if len(theirs) != 1 else ''})")
+            continue
+        verdicts = Counter()
+        for col in t["columns"]:
+            adv = _advantage(_values(ours_racl, col)[0], _values(theirs, col)[0])
+            if adv["diff"] is None:
+                verdicts["not run"] += 1
+            elif adv["exceeds"] is None:
+                verdicts["no SE"] += 1
+            else:
+                verdicts["exceeds" if adv["exceeds"] else ("within" if adv["diff"] >= 0 else "behind")] += 1
+        paper_v = Counter()
+        for col in t["columns"]:
+            vals = [b["values"][r][col] for r in ("RACL", row)] + [b["errors"][r][col] for r in ("RACL", row)]
+            if None not in vals:
+                paper_v["exceeds" if vals[0] - vals[1] > (vals[2] ** 2 + vals[3] ** 2) ** 0.5 else "not"] += 1
+        failed = sum(not r.get("sanity_passed", True) for r in ours_racl + theirs)
+        text = (f"against {label} ({len(ours_racl)} vs {len(theirs)} seeds) RACL's mean exceeds by more than the combined "
+                f"standard error in {verdicts['exceeds']} of {len(t['columns'])} columns, is ahead within it in "
+                f"{verdicts['within']} and behind in {verdicts['behind']}")
+        rest = [f"{verdicts[k]} {k}" for k in ("not run", "no SE") if verdicts[k]]
+        if rest:
+            text += f" ({', '.join(rest).replace('no SE', 'without a standard error')})"
+        if sum(paper_v.values()):
+            text += f" (the paper's: exceeds in {paper_v['exceeds']} of the {sum(paper_v.values())} columns it kept legible)"
+        if failed:
+            text += f"; {failed} of the {len(ours_racl) + len(theirs)} records behind it failed a sanity check"
+        parts.append(text)
+    prov = ours_racl[0]["provenance"]
+    methods = ", ".join(sorted({METHOD_LABEL.get(m, m).split(" (")[0] for r in ours_racl if (m := r["model"].get("method"))}))
+    head = (f"At the {prov.get('profile', '?')} budget ({prov.get('dataset', '?')}, {_n_text(ours_racl)}"
+            + (f", trained with {methods}" if methods else "") + "): ")
+    return head + "; ".join(parts) + "."
 
 
 # ---------------------------------------------------------------------- Table 8's random search

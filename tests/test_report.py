@@ -233,6 +233,46 @@ def test_tables_7_and_8_read_the_profiles_objective_and_pgd_at_on_request(runs):
     assert report._objective("smoke", None) == "pgd" and report._objective("mini", None) == "mart"
     assert report._objective("mini", "trades") == "trades"
 
+def test_table7_notes_name_every_failed_check_hardware_and_commit_behind_a_mean(runs):
+    """A mean over seeds hides no failed sanity check: the note names each failing seed and
+    its checks, and every machine and commit the seeds ran on."""
+    ev = runs / "eval"
+    rec = _eval("RACL", 0.5, seed=2, n=512, n_slow=128, failing=("ce_pgd_vs_cw_inf",))
+    rec["provenance"] = {**rec["provenance"], "hardware": {"cpu": "Other CPU", "cpu_threads": 1},
+                         "code": {"git_commit": "1234567890abc", "git_dirty": False}}
+    _write(ev / "mini-cifar10-mini-racl-mart-s2-stability.json", rec)
+    tab = report.ablation_table("table7")
+    note = next(n for n in tab.notes if n.startswith("(") and "3 runs" in n)
+    assert "seed 0,1,2" in note and "Test CPU (2 threads) + Other CPU (1 threads)" in note and "abcdef0,1234567" in note
+    assert note.endswith("sanity checks FAILED: seed 2 (ce_pgd_vs_cw_inf)")
+    # the DARTS_V2 record is Table 1's size (left out of Table 7); Table 1 names its failure too
+    t1 = report.white_box_table("table1")
+    assert any(n.endswith("sanity checks FAILED: seed 0 (large_eps_near_zero)") for n in t1.notes)
+    assert any(n.endswith("sanity checks passed") for n in t1.notes)
+    assert report._sanity_of([{k: v for k, v in rec.items() if k != "sanity"}]) == ""
+
+
+def test_table7_summary_counts_the_columns_where_racl_exceeds_the_combined_error(runs):
+    """RACL at 0.6 and 0.4 (mean 0.5, SE 0.1) against DARTS at 0.2 and 0.3 (0.25, SE 0.05):
+    clean 25 points ahead > √(10² + 5²) = 11.2; every attack (half of clean) 12.5 > 5.6;
+    AutoAttack not run. PC-DARTS has no record. A failing DARTS seed is counted."""
+    ev = runs / "eval"
+    assert "no comparison with error bars yet" not in report.table7_summary()  # RACL has seeds 0 and 1
+    assert "DARTS: not comparable yet (0 seeds)" in report.table7_summary()
+    _write(ev / "mini-cifar10-mini-darts-v2-mart-s0-stability.json", _eval("DARTS_V2", 0.2, n=512, n_slow=128))
+    _write(ev / "mini-cifar10-mini-darts-v2-mart-s1-stability.json",
+           _eval("DARTS_V2", 0.3, seed=1, n=512, n_slow=128, failing=("ce_pgd_vs_cw_inf",)))
+    text = report.table7_summary()
+    assert text.startswith("At the mini budget (cifar10-mini, n=512 (CW, AutoAttack: 128), trained with MART): ")
+    assert ("against DARTS (2 vs 2 seeds) RACL's mean exceeds by more than the combined standard error in 5 of 6 "
+            "columns, is ahead within it in 0 and behind in 0 (1 not run)") in text
+    assert "(the paper's: exceeds in 1 of the 1 columns it kept legible)" in text  # only Clean has both error bars
+    assert "1 of the 4 records behind it failed a sanity check" in text
+    assert "PC-DARTS: not comparable yet (0 seeds)" in text
+    (ev / "mini-cifar10-mini-racl-mart-s1-stability.json").unlink()
+    assert report.table7_summary().startswith("Our Table 7 has 1 seed of RACL: no comparison")
+
+
 def test_sanity_table_shows_failures(runs):
     df = report.sanity_table()
     assert len(df) == 7  # every fake evaluation record
