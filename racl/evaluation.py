@@ -168,6 +168,24 @@ def same_examples(rec: dict) -> Optional[dict]:
             "worst_case": {**acc(worst), "over": bounded}}
 
 
+def flips(rec: dict, attack: str, z: float = 2.0) -> dict:
+    """How an attack of ``rec`` moved the predictions, on the examples it ran on: ``broken``
+    (correct clean, wrong under the attack), ``fixed`` (the reverse), and ``beyond_chance``,
+    a sign test: a perturbation that carries no signal about the model (uniform noise, or
+    PGD on a model whose input gradient is zero, which keeps its random start) flips each
+    changed example either way with equal odds, so ``broken - fixed`` has mean 0 and standard
+    deviation sqrt(broken + fixed); the attack moves the model beyond chance where
+    ``broken - fixed > z * sqrt(broken + fixed)`` (z = 2: about 2.3% one-sided)."""
+    a = rec["attacks"][attack]
+    if "correct" not in a or "clean_correct" not in rec:
+        raise ValueError(f"the record has no per-example results for {attack!r} (written before they were stored)")
+    m = len(a["correct"])
+    c, r = from_bits(rec["clean_correct"][:m]), from_bits(a["correct"])
+    broken, fixed = int((c & ~r).sum()), int((~c & r).sum())
+    return {"attack": attack, "n": m, "broken": broken, "fixed": fixed,
+            "beyond_chance": broken - fixed > z * math.sqrt(broken + fixed)}
+
+
 # ---------------------------------------------------------------------- attacks
 def _batches(x, y, bs, index=None):
     index = torch.arange(len(y)) if index is None else torch.as_tensor(index)

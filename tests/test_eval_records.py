@@ -16,7 +16,7 @@ import torch.nn as nn
 from racl import report
 from racl.attacks import keyed_noise, make_attack
 from racl.data import load_dataset
-from racl.evaluation import (evaluate, evaluate_run, from_bits, get_eval_profile, index_ranges,
+from racl.evaluation import (evaluate, evaluate_run, flips, from_bits, get_eval_profile, index_ranges,
                              parse_ranges, resolve_run, run_attack, run_ref, same_examples, standard_error,
                              transfer_matrix, with_record_checks)
 from racl.networks import SmallCNN
@@ -169,6 +169,18 @@ def test_ce_pgd_check_from_the_accuracies_of_an_older_record():
     assert not c["passed"] and c["se"] == pytest.approx(standard_error(65 / 256, 256)) and not out["sanity_passed"]
     assert "ce_pgd_vs_autoattack" not in out["sanity"]  # other examples: not comparable
     assert rec["sanity_passed"]  # the record itself is not modified
+
+
+def test_flips_count_both_ways_and_a_sign_test_tells_an_attack_from_its_random_start(normal_rec, masked_rec):
+    rec = {"clean_correct": "11110000", "attacks": {"a": {"correct": "00011000"}, "b": {"correct": "0110"}}}
+    assert flips(rec, "a") == {"attack": "a", "n": 8, "broken": 3, "fixed": 1, "beyond_chance": False}  # 2 <= 2 * sqrt(4)
+    assert flips(rec, "b")["broken"] == 2 and flips(rec, "b")["n"] == 4  # on the examples the attack ran on
+    many = {"clean_correct": "1" * 20, "attacks": {"a": {"correct": "0" * 9 + "1" * 11}}}
+    assert flips(many, "a")["beyond_chance"]  # 9 > 2 * sqrt(9)
+    # PGD on the masked copy only keeps its random start; on the normal model it breaks examples
+    assert not flips(masked_rec, "pgd20")["beyond_chance"] and flips(normal_rec, "pgd20")["beyond_chance"]
+    with pytest.raises(ValueError, match="per-example"):
+        flips({"attacks": {"a": {"acc": 0.5}}}, "a")
 
 
 def test_unbounded_cw_reaching_zero_fires_on_masked_gradients(masked_rec):
