@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import html
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -705,7 +706,7 @@ def _budget_of(recs: list) -> str:
     training wall times where known, and the records' sanity verdict (:func:`_sanity_of`)."""
     prov = dict(recs[0]["provenance"])
     if len(recs) > 1:
-        prov["seed"] = ",".join(str(r["provenance"].get("seed", "?")) for r in recs)
+        prov["seed"] = ",".join(str(run_seed(r)) for r in recs)
         prov["wall_time_s"] = sum(r["provenance"].get("wall_time_s") or 0 for r in recs) or None
         prov.pop("cpu_time_s", None)
     hw = " + ".join(dict.fromkeys(hardware_label(r["provenance"].get("hardware", {})) for r in recs))
@@ -720,6 +721,21 @@ def _budget_of(recs: list) -> str:
     return out + _sanity_of(recs)
 
 
+def run_seed(rec: dict):
+    """The seed of the trained model an evaluation record attacked (Table 7's and Table 8's
+    seeds): its training run's provenance where the run is in the repository, else the
+    ``-s<seed>`` of the run's name; the record's own provenance seed is the evaluation's
+    (its attacks' random starts), the last resort for records that name no run."""
+    run = str((rec.get("model") or {}).get("run") or "")
+    if run:
+        prov = _read(REPO / run / "provenance.json")
+        if prov and prov.get("seed") is not None:
+            return prov["seed"]
+        if m := re.search(r"-s(\d+)$", run.rstrip("/")):
+            return int(m.group(1))
+    return (rec.get("provenance") or {}).get("seed")
+
+
 def _sanity_of(recs: list) -> str:
     """' · sanity checks passed' where every record passed its checklist, else ' · sanity
     checks FAILED: seed 0 (ce_pgd_vs_cw_inf), seed 2 (...)' naming each failing record's
@@ -727,7 +743,7 @@ def _sanity_of(recs: list) -> str:
     checked = [r for r in recs if "sanity" in r]
     if not checked:
         return ""
-    failed = [(r["provenance"].get("seed", "?"), [k for k, c in r["sanity"].items() if not c["passed"]])
+    failed = [(run_seed(r), [k for k, c in r["sanity"].items() if not c["passed"]])
               for r in checked if not r.get("sanity_passed")]
     unchecked = f" ({len(recs) - len(checked)} of {len(recs)} not checked)" if len(checked) < len(recs) else ""
     if not failed:
@@ -786,7 +802,7 @@ def _multi_run_records(tid: str, method: Optional[str], with_smaller: bool = Fal
         top = max(PROFILE_RANK.get(r["model"].get("train_profile"), 0) for r in cands)
         by_seed = {}
         for r in sorted((r for r in cands if PROFILE_RANK.get(r["model"].get("train_profile"), 0) == top), key=lambda r: r["n"]):
-            by_seed[r["provenance"].get("seed")] = r
+            by_seed[run_seed(r)] = r
         out[row] = [by_seed[s] for s in sorted(by_seed, key=str)]
     return (out, smaller) if with_smaller else out
 
@@ -800,8 +816,6 @@ def ablation_records(tid: str, method: Optional[str] = None) -> dict:
     and ``...-random-search-<method>-s<seed>``; the full RACL keeps only the seeds the
     ablations were run at. ``method`` None: each profile's default objective
     (:func:`_objective`), the records ``reproduce`` writes there."""
-    import re
-
     from .profiles import DATASETS
 
     if tid == "table7":
@@ -829,8 +843,8 @@ def ablation_records(tid: str, method: Optional[str] = None) -> dict:
                 break
     full = "eta=0.9, rho=0.001"
     if full in out:
-        seeds = {r["provenance"].get("seed") for row, rs in out.items() if row != full for r in rs}
-        keep = [r for r in out[full] if r["provenance"].get("seed") in seeds] if seeds else out[full][:1]
+        seeds = {run_seed(r) for row, rs in out.items() if row != full for r in rs}
+        keep = [r for r in out[full] if run_seed(r) in seeds] if seeds else out[full][:1]
         out[full] = keep or out[full][:1]
     return out
 

@@ -273,6 +273,25 @@ def test_table7_summary_counts_the_columns_where_racl_exceeds_the_combined_error
     assert report.table7_summary().startswith("Our Table 7 has 1 seed of RACL: no comparison")
 
 
+def test_seeds_are_the_trained_models_not_the_evaluations(runs):
+    """An evaluation's provenance seed is its attacks' (0 for every record reproduce
+    writes): Table 7 keys its runs by the seed of the trained model, from the training
+    run's provenance or its name, so three seeds of one cell are three runs, not one."""
+    ev = runs / "eval"
+    for s, clean in ((0, 0.2), (1, 0.3), (2, 0.4)):
+        name = f"mini-cifar10-mini-darts-v2-mart-s{s}"
+        rec = _eval("DARTS_V2", clean, seed=0, n=512, n_slow=128, run=f"data/runs/train/{name}")
+        _write(ev / f"{name}-stability.json", rec)
+    assert report.run_seed(rec) == 2
+    _write(runs / "t" / "provenance.json", {**PROV, "seed": 7})
+    assert report.run_seed({"model": {"run": str(runs / "t")}, "provenance": PROV}) == 7  # the run's own record first
+    assert report.run_seed({"model": {"run": ""}, "provenance": {**PROV, "seed": 3}}) == 3
+    tab = report.ablation_table("table7")
+    darts = [k for k in tab.frame.loc["DARTS"].index if k.startswith("ours (")][0]
+    assert tab.frame.loc[("DARTS", darts), "Clean"] == "30.0 ± 5.8"  # sd 10 / sqrt(3)
+    assert any("3 runs:" in n and "seed 0,1,2" in n for n in tab.notes)
+
+
 def test_sanity_table_shows_failures(runs):
     df = report.sanity_table()
     assert len(df) == 7  # every fake evaluation record
