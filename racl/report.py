@@ -938,6 +938,17 @@ def advantage_verdict(diff: Optional[float], se: Optional[float], scale: float =
     return f"{d} ≤ {s}: within" if diff >= 0 else f"{d}: behind (SE {s})"
 
 
+def _paper_advantage(b: dict, row: str, col: str) -> Optional[tuple]:
+    """RACL's advantage over ``row`` in the paper's Table 7 column ``col`` and the combined
+    standard error √(se_RACL² + se_row²), both in points; None where a mean or an error bar
+    is missing (not reported, or lost in the extraction)."""
+    ra, rb = b["values"]["RACL"][col], b["values"][row][col]
+    ea, eb = b["errors"]["RACL"][col], b["errors"][row][col]
+    if None in (ra, rb, ea, eb):
+        return None
+    return ra - rb, (ea ** 2 + eb ** 2) ** 0.5
+
+
 def table7_advantage(method: Optional[str] = None) -> pd.DataFrame:
     """Per column of Table 7 and baseline, whether RACL's mean accuracy exceeds the
     baseline's by more than the combined standard error √(se_RACL² + se_baseline²): from
@@ -953,13 +964,11 @@ def table7_advantage(method: Optional[str] = None) -> pd.DataFrame:
             continue
         p, o = {}, {}
         for col, label in zip(t["columns"], t["column_labels"]):
-            ra, rb = b["values"]["RACL"][col], b["values"][row][col]
-            ea, eb = b["errors"]["RACL"][col], b["errors"][row][col]
-            if None in (ra, rb, ea, eb):
-                p[label] = NOT_LEGIBLE if rb is None else NOT_REPORTED
+            pa = _paper_advantage(b, row, col)
+            if pa is None:
+                p[label] = NOT_LEGIBLE if b["values"][row][col] is None else NOT_REPORTED
             else:
-                se = (ea ** 2 + eb ** 2) ** 0.5
-                p[label] = advantage_verdict(ra - rb, se, 1.0, 2)
+                p[label] = advantage_verdict(*pa, 1.0, 2)
             if ours_racl and found.get(row):
                 adv = _advantage(_values(ours_racl, col)[0], _values(found[row], col)[0])
                 o[label] = advantage_verdict(adv["diff"], adv["se"], 100.0)
@@ -1003,11 +1012,8 @@ def table7_summary(method: Optional[str] = None) -> str:
                 verdicts["no SE"] += 1
             else:
                 verdicts["exceeds" if adv["exceeds"] else ("within" if adv["diff"] >= 0 else "behind")] += 1
-        paper_v = Counter()
-        for col in t["columns"]:
-            vals = [b["values"][r][col] for r in ("RACL", row)] + [b["errors"][r][col] for r in ("RACL", row)]
-            if None not in vals:
-                paper_v["exceeds" if vals[0] - vals[1] > (vals[2] ** 2 + vals[3] ** 2) ** 0.5 else "not"] += 1
+        paper_v = Counter("exceeds" if pa[0] > pa[1] else "not"
+                          for col in t["columns"] if (pa := _paper_advantage(b, row, col)) is not None)
         failed = sum(not r.get("sanity_passed", True) for r in ours_racl + theirs)
         text = (f"against {label} ({len(ours_racl)} vs {len(theirs)} seeds) RACL's mean exceeds by more than the combined "
                 f"standard error in {verdicts['exceeds']} of {len(t['columns'])} columns, is ahead within it in "
