@@ -924,18 +924,24 @@ def _advantage(a: list, b: list) -> dict:
 
 
 def advantage_verdict(diff: Optional[float], se: Optional[float], scale: float = 1.0, digits: int = 1) -> str:
-    """'+1.6 > 0.3: exceeds' / '+0.2 ≤ 0.5: within' / '−0.4: behind (SE 0.5)' for RACL's
-    advantage ``diff`` over a baseline and the combined standard error ``se`` (both times
-    ``scale``: 100 for fractions)."""
+    """'+1.6 > 0.3: exceeds' / '+0.2 ≤ 0.5: within' / '−0.4 ≥ −0.5: within' / '−0.9 < −0.5: behind'
+    for RACL's advantage ``diff`` over a baseline and the combined standard error ``se`` (both
+    times ``scale``: 100 for fractions): "within" whenever the gap is no larger than the
+    standard error, whichever side is ahead (:func:`_verdict`)."""
     if diff is None:
         return NOT_RUN
     d = f"{scale * diff:+.{digits}f}".replace("-", "−")
     if se is None:
         return f"{d}: no SE (one run)"
     s = f"{scale * se:.{digits}f}"
-    if diff > se:
-        return f"{d} > {s}: exceeds"
-    return f"{d} ≤ {s}: within" if diff >= 0 else f"{d}: behind (SE {s})"
+    return {"exceeds": f"{d} > {s}: exceeds", "behind": f"{d} < −{s}: behind"}.get(
+        _verdict(diff, se), f"{d} ≤ {s}: within" if diff >= 0 else f"{d} ≥ −{s}: within")
+
+
+def _verdict(diff: float, se: float) -> str:
+    """'exceeds' (RACL ahead by more than the combined standard error), 'behind' (the
+    baseline ahead by more than it) or 'within' (a gap no larger than it, either way)."""
+    return "exceeds" if diff > se else ("behind" if diff < -se else "within")
 
 
 def _paper_advantage(b: dict, row: str, col: str) -> Optional[tuple]:
@@ -1011,13 +1017,13 @@ def table7_summary(method: Optional[str] = None) -> str:
             elif adv["exceeds"] is None:
                 verdicts["no SE"] += 1
             else:
-                verdicts["exceeds" if adv["exceeds"] else ("within" if adv["diff"] >= 0 else "behind")] += 1
+                verdicts[_verdict(adv["diff"], adv["se"])] += 1
         paper_v = Counter("exceeds" if pa[0] > pa[1] else "not"
                           for col in t["columns"] if (pa := _paper_advantage(b, row, col)) is not None)
         failed = sum(not r.get("sanity_passed", True) for r in ours_racl + theirs)
         text = (f"against {label} ({len(ours_racl)} vs {len(theirs)} seeds) RACL's mean exceeds by more than the combined "
-                f"standard error in {verdicts['exceeds']} of {len(t['columns'])} columns, is ahead within it in "
-                f"{verdicts['within']} and behind in {verdicts['behind']}")
+                f"standard error in {verdicts['exceeds']} of {len(t['columns'])} columns, is within it (either way) in "
+                f"{verdicts['within']} and behind by more than it in {verdicts['behind']}")
         rest = [f"{verdicts[k]} {k}" for k in ("not run", "no SE") if verdicts[k]]
         if rest:
             text += f" ({', '.join(rest).replace('no SE', 'without a standard error')})"

@@ -7,8 +7,10 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
 
-# two threads (the project machines have two cores) unless RACL_TEST_THREADS says otherwise
-torch.set_num_threads(int(os.environ.get("RACL_TEST_THREADS", max(1, min(2, os.cpu_count() or 1)))))
+# two threads (the project machines have two cores) unless RACL_TEST_THREADS, else
+# OMP_NUM_THREADS (which the subprocesses of the tests read too), says otherwise
+torch.set_num_threads(int(os.environ.get("RACL_TEST_THREADS")
+                          or os.environ.get("OMP_NUM_THREADS") or max(1, min(2, os.cpu_count() or 1))))
 
 
 @pytest.fixture(scope="session")

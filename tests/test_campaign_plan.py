@@ -278,19 +278,21 @@ def test_advantage_over_the_combined_standard_error(table7_runs):
     adv = report._advantage([0.50, 0.52, 0.54], [0.47, 0.51, 0.49])
     assert adv["diff"] == pytest.approx(0.03) and adv["se"] == pytest.approx(math.sqrt(2) * 0.02 / math.sqrt(3))
     assert adv["exceeds"] is True
-    # a smaller gap than the combined se: within; a baseline ahead: behind
+    # a gap no larger than the combined se, either way: within; a baseline ahead by more: behind
     assert report._advantage([0.50, 0.52, 0.54], [0.50, 0.51, 0.52])["exceeds"] is False
     assert report._advantage([0.50, 0.52], [0.6])["exceeds"] is None  # one run on a side: no standard error
     assert report.advantage_verdict(0.03, 0.0163, 100) == "+3.0 > 1.6: exceeds"
     assert report.advantage_verdict(0.01, 0.0163, 100) == "+1.0 ≤ 1.6: within"
-    assert report.advantage_verdict(-0.01, 0.0163, 100) == "−1.0: behind (SE 1.6)"
+    assert report.advantage_verdict(-0.01, 0.0163, 100) == "−1.0 ≥ −1.6: within"
+    assert report.advantage_verdict(-0.02, 0.0163, 100) == "−2.0 < −1.6: behind"
+    assert report.advantage_verdict(0.0, 0.0163, 100) == "+0.0 ≤ 1.6: within"
     df = report.table7_advantage()
     assert df.loc[("RACL − PC-DARTS", "ours (3 vs 3 seeds)"), "PGD-20"] == "+3.0 > 1.6: exceeds"
     assert df.loc[("RACL − DARTS", "ours (3 vs 1 seeds)"), "PGD-20"] == "+12.0: no SE (one run)"
     assert df.loc[("RACL − NasNet", "ours (3 vs 0 seeds)"), "Clean"] == report.NOT_RUN
     # the paper's own: RACL − PC-DARTS under FGSM, 62.48 ± 0.10 against 60.85 ± 0.26
     assert df.loc[("RACL − PC-DARTS", "paper"), "FGSM"] == f"+1.63 > {math.hypot(0.10, 0.26):.2f}: exceeds"
-    assert df.loc[("RACL − PC-DARTS", "paper"), "Clean"] == f"−0.03: behind (SE {math.hypot(0.22, 0.68):.2f})"
+    assert df.loc[("RACL − PC-DARTS", "paper"), "Clean"] == f"−0.03 ≥ −{math.hypot(0.22, 0.68):.2f}: within"
     assert df.loc[("RACL − AmoebaNet", "paper"), "Clean"] == report.NOT_LEGIBLE
 
 

@@ -265,10 +265,23 @@ def test_table7_summary_counts_the_columns_where_racl_exceeds_the_combined_error
     text = report.table7_summary()
     assert text.startswith("At the mini budget (cifar10-mini, n=512 (CW, AutoAttack: 128), trained with MART): ")
     assert ("against DARTS (2 vs 2 seeds) RACL's mean exceeds by more than the combined standard error in 5 of 6 "
-            "columns, is ahead within it in 0 and behind in 0 (1 not run)") in text
+            "columns, is within it (either way) in 0 and behind by more than it in 0 (1 not run)") in text
     assert "(the paper's: exceeds in 1 of the 1 columns it kept legible)" in text  # only Clean has both error bars
     assert "1 of the 4 records behind it failed a sanity check" in text
     assert "PC-DARTS: not comparable yet (0 seeds)" in text
+    # a baseline ahead: PC-DARTS at 0.55 and 0.65 (0.6, SE 0.05) is 10 points ahead on clean,
+    # within √(10² + 5²) = 11.2; at 0.75 and 0.85 (0.8) it is 30 points ahead: behind, as
+    # under every attack (15 > 5.6)
+    for s, clean in ((0, 0.55), (1, 0.65)):
+        _write(ev / f"mini-cifar10-mini-pc-darts-mart-s{s}-stability.json", _eval("PC_DARTS", clean, seed=s, n=512, n_slow=128))
+    assert ("against PC-DARTS (2 vs 2 seeds) RACL's mean exceeds by more than the combined standard error in 0 of 6 "
+            "columns, is within it (either way) in 5 and behind by more than it in 0 (1 not run)") in report.table7_summary()
+    assert report.table7_advantage().loc[("RACL − PC-DARTS", "ours (2 vs 2 seeds)"), "Clean"] == "−10.0 ≥ −11.2: within"
+    for s, clean in ((0, 0.75), (1, 0.85)):
+        _write(ev / f"mini-cifar10-mini-pc-darts-mart-s{s}-stability.json", _eval("PC_DARTS", clean, seed=s, n=512, n_slow=128))
+    assert ("against PC-DARTS (2 vs 2 seeds) RACL's mean exceeds by more than the combined standard error in 0 of 6 "
+            "columns, is within it (either way) in 0 and behind by more than it in 5 (1 not run)") in report.table7_summary()
+    assert report.table7_advantage().loc[("RACL − PC-DARTS", "ours (2 vs 2 seeds)"), "Clean"] == "−30.0 < −11.2: behind"
     (ev / "mini-cifar10-mini-racl-mart-s1-stability.json").unlink()
     assert report.table7_summary().startswith("Our Table 7 has 1 seed of RACL: no comparison")
 
