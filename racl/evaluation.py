@@ -80,7 +80,7 @@ import torch.nn.functional as F
 from . import distributed, speed
 from .attacks import Attack, CW, PGD, check_epsilon, make_attack
 from .networks import count_parameters
-from .records import REPO, one_line, provenance, read_json, write_json
+from .records import REPO, finish_provenance, one_line, provenance, read_json, write_json
 
 #: attacks run on the first ``n_slow`` examples only
 SLOW_ATTACKS = ("cw", "autoattack", "autoattack_ta")
@@ -723,9 +723,18 @@ def evaluate_run(run: str | Path, cfg: EvalConfig, out: Optional[str | Path] = N
         except (OSError, ValueError) as e:  # a damaged partial record costs its attacks, nothing else
             print(f"warning: ignoring {part_file} ({one_line(e)}); evaluating from the start", file=sys.stderr)
 
+    # provenance taken now, before the attacks: the code that runs and when it started (an
+    # evaluation of hours outlives commits made beside it); a resumed evaluation keeps its
+    # first segment's, kept in the partial record, as a resumed training keeps its run's
+    segment = provenance(cfg.profile, ds.name, cfg.seed, dev, data_source=ds.source)
+
+    def first_provenance(r):
+        old = (partial or {}).get("provenance")
+        return old if old and resumable_part(partial, r) else segment
+
     def save_partial(r):
         if shard.main:
-            write_json(part_file, r)
+            write_json(part_file, {**r, "provenance": first_provenance(r)})
 
     rec = evaluate(model, x, y, cfg, source, partial=partial, save_partial=save_partial if part_file else None, meta={"run": run_ref(run), "arch": tcfg["arch"], "train_profile": tcfg["profile"],
                                                     "method": tcfg["method"], "epochs_trained": meta["epoch"],
@@ -737,8 +746,9 @@ def evaluate_run(run: str | Path, cfg: EvalConfig, out: Optional[str | Path] = N
                    progress=progress)
     if cfg.sanity and source is None:
         rec = with_record_checks(rec)
-    rec["provenance"] = provenance(cfg.profile, ds.name, cfg.seed, dev, data_source=ds.source)
-    rec["provenance"]["wall_time_s"] = rec["seconds"]
+    rec["provenance"] = finish_provenance(first_provenance(rec), rec["seconds"])
+    if rec["provenance"]["code"] != segment["code"]:
+        rec["provenance"]["resumed_code"] = segment["code"]  # the code of the last segment, where it differs
     rec["provenance"]["cpu_time_s"] = round(time.process_time() - c0, 2)
     if shard.active:
         rec["provenance"]["world_size"] = shard.world_size

@@ -56,7 +56,7 @@ from .plan import (DEFAULT_ARCHS, RESOURCES, TARGETS, Job, cost_table, estimate,
                    time_limit_min)
 from .profiles import ABLATIONS, DATASETS, DEFAULT_SEEDS, ablation_config, slug
 from .random_search import random_genotype, select_run
-from .records import hardware, provenance, resolve_device, write_json
+from .records import finish_provenance, hardware, provenance, resolve_device, write_json
 from .report import RUNS, hardware_label
 from .search import RACLSearch
 from .training import AdversarialTrainer, load_trained
@@ -112,6 +112,7 @@ def run_transfer(job: Job, profile: str, data_root=None, device="auto", override
     cfg = job_config(job, profile, overrides, device)
     ds = load_dataset(job.spec["dataset"], "test", data_root)
     x, y = ds.x[: cfg.n].float().div(255).to(dev), ds.y[: cfg.n].to(dev)
+    prov = provenance(profile, ds.name, cfg.seed, dev, data_source=ds.source)  # before the attacks: the code that runs
     models = {a: load_trained(Path(job.runs) / "train" / n, dev)[0] for a, n in {**job.spec["targets"], **job.spec["sources"]}.items()}
     out = {"sources": list(job.spec["sources"]), "targets": list(job.spec["targets"]), "n": len(y), "matrices": {},
            "runs": {**job.spec["targets"], **job.spec["sources"]}}
@@ -119,8 +120,7 @@ def run_transfer(job: Job, profile: str, data_root=None, device="auto", override
         torch.manual_seed(cfg.seed)
         full = transfer_matrix(models, x, y, make_attack(attack, cfg.epsilon), cfg.batch_size)
         out["matrices"][attack] = {s: {t: full[s][t] for t in job.spec["targets"]} for s in job.spec["sources"]}
-    out["provenance"] = provenance(profile, ds.name, cfg.seed, dev, data_source=ds.source,
-                                   wall_time_s=round(time.time() - t0, 2), cpu_time_s=round(time.process_time() - c0, 2))
+    out["provenance"] = {**finish_provenance(prov, time.time() - t0), "cpu_time_s": round(time.process_time() - c0, 2)}
     if shard.active:
         out["provenance"]["world_size"] = shard.world_size
     if shard.main:

@@ -21,7 +21,7 @@ from racl.evaluation import (evaluate, evaluate_run, flips, from_bits, get_eval_
                              transfer_matrix, with_record_checks)
 from racl.networks import SmallCNN
 from racl.profiles import get_profile
-from racl.records import REPO
+from racl.records import REPO, code_version
 from racl.training import AdversarialTrainer, fit_toy
 
 #: the largest checkpoint that may be committed (README, "Data")
@@ -279,7 +279,7 @@ def test_a_killed_evaluation_resumes_from_its_last_attack(tiny_run, tmp_path, mo
                            sweep_steps=(1,), sweep_eps=(0.03,))
     whole = evaluate_run(tiny_run, cfg, tmp_path / "whole.json", progress=False)
     out = tmp_path / "e.json"
-    calls, real, real_pgd = [], ev.run_attack, ev.run_pgd
+    calls, real, real_pgd, real_provenance = [], ev.run_attack, ev.run_pgd, ev.provenance
 
     def killed_at_third(fn):  # every attack runs through run_attack, or run_pgd for CE-PGD
         def run(*a, **k):
@@ -298,10 +298,18 @@ def test_a_killed_evaluation_resumes_from_its_last_attack(tiny_run, tmp_path, mo
     assert list(json.loads(part.read_text())["attacks"]) == ["fgsm", "pgd20"]
 
     assert json.loads(part.read_text())["pgd_steps"]  # the curve against iterations, from PGD-20's run
+    # the provenance is the first segment's, taken before its first attack: its code and start
+    first = json.loads(part.read_text())["provenance"]
+    assert first["code"] == code_version() and first["started"] and "finished" not in first
     monkeypatch.setattr(ev, "run_attack", real)
     monkeypatch.setattr(ev, "run_pgd", real_pgd)
+    monkeypatch.setattr(ev, "provenance", lambda *a, **k: {**real_provenance(*a, **k), "code": {"git_commit": "later"}})
     rec = evaluate_run(tiny_run, cfg, out, progress=False)
     assert "pgd_steps" not in rec
+    assert rec["provenance"]["started"] == first["started"] <= rec["provenance"]["finished"]
+    assert rec["provenance"]["code"] == first["code"] and rec["provenance"]["resumed_code"] == {"git_commit": "later"}
+    assert rec["provenance"]["wall_time_s"] == rec["seconds"]
+    monkeypatch.setattr(ev, "provenance", real_provenance)
     assert rec["resumed_parts"] == ["fgsm", "pgd20"] and not part.exists()
     for k in ("clean_correct", "attacks", "sweeps", "same_examples", "index", "model"):
         got, want = rec[k], whole[k]
@@ -315,7 +323,7 @@ def test_a_killed_evaluation_resumes_from_its_last_attack(tiny_run, tmp_path, mo
     write({**json.loads(out.read_text()), "sweeps": None})
     other = dataclasses.replace(cfg, epsilon=4 / 255)
     rec2 = evaluate_run(tiny_run, other, tmp_path / "e.json", progress=False, overwrite=True)
-    assert "resumed_parts" not in rec2
+    assert "resumed_parts" not in rec2 and "resumed_code" not in rec2["provenance"]
     part.write_text("{ not json")
     rec3 = evaluate_run(tiny_run, cfg, out, progress=False, overwrite=True)
     assert "resumed_parts" not in rec3 and rec3["attacks"]["pgd20"]["correct"] == whole["attacks"]["pgd20"]["correct"]
