@@ -204,10 +204,17 @@ def _common_notes(t: dict, paper_only: list, budgets: _Budgets, ours_what: str) 
     return notes + budgets.notes()
 
 
+def record_budget(rec: dict) -> str:
+    """:func:`budget` of an evaluation record, with the seed of the model it attacked
+    (:func:`run_seed`), not its provenance's seed, which is its attacks' (0 in every record)."""
+    prov = rec.get("provenance")
+    return budget({**prov, "seed": run_seed(rec)}) if prov else budget(prov)
+
+
 def _eval_budget(rec: dict) -> str:
     s = _sanity_of([rec])
     method = (rec.get("model") or {}).get("method")
-    return budget(rec["provenance"]) + (f" · trained with {METHOD_LABEL.get(method, method)}" if method else "") \
+    return record_budget(rec) + (f" · trained with {METHOD_LABEL.get(method, method)}" if method else "") \
         + _training_set(rec) + f" · n={rec['n']}" + s
 
 
@@ -602,7 +609,7 @@ def fig4_table(sweep: str) -> pd.DataFrame:
             v = next((a for x, a in ours.items() if abs(x - g) < 1e-9), None)
             o[g] = NOT_RUN if v is None else pct(v)
         o["n"] = recs[model]["sweeps"].get("n", NOT_RUN) if model in recs else NOT_RUN
-        o["budget"] = budget(recs[model]["provenance"]) if model in recs else NOT_RUN
+        o["budget"] = record_budget(recs[model]) if model in recs else NOT_RUN
         rows += [p, o]
     df = pd.DataFrame(rows).set_index(["model", ""])
     return df[list(grid) + ["n", "budget"]]
@@ -705,8 +712,8 @@ def _budget_of(recs: list) -> str:
     evaluation wall times summed, every hardware and commit named), with the search and
     training wall times where known, and the records' sanity verdict (:func:`_sanity_of`)."""
     prov = dict(recs[0]["provenance"])
+    prov["seed"] = ",".join(str(run_seed(r)) for r in recs)
     if len(recs) > 1:
-        prov["seed"] = ",".join(str(run_seed(r)) for r in recs)
         prov["wall_time_s"] = sum(r["provenance"].get("wall_time_s") or 0 for r in recs) or None
         prov.pop("cpu_time_s", None)
     hw = " + ".join(dict.fromkeys(hardware_label(r["provenance"].get("hardware", {})) for r in recs))
@@ -1233,7 +1240,7 @@ def sanity_table(records: Optional[dict] = None) -> pd.DataFrame:
         extra = sorted(set(rec.get("sanity") or {}) - set(SANITY_CHECKS))
         row.update({c: _check_cell(rec, c) for c in extra})
         row["all passed"] = NOT_RUN if "sanity" not in rec else ("yes" if rec.get("sanity_passed") else "NO")
-        row["budget"] = budget(rec.get("provenance")) + f" · n={rec.get('n', '?')}" if rec.get("provenance") else "live (this chapter)"
+        row["budget"] = record_budget(rec) + f" · n={rec.get('n', '?')}" if rec.get("provenance") else "live (this chapter)"
         rows.append(row)
     if not rows:
         rows.append({"record": "(no evaluation record yet)", "model": NOT_RUN, **{c: NOT_RUN for c in SANITY_CHECKS},

@@ -299,6 +299,9 @@ def test_seeds_are_the_trained_models_not_the_evaluations(runs):
     _write(runs / "t" / "provenance.json", {**PROV, "seed": 7})
     assert report.run_seed({"model": {"run": str(runs / "t")}, "provenance": PROV}) == 7  # the run's own record first
     assert report.run_seed({"model": {"run": ""}, "provenance": {**PROV, "seed": 3}}) == 3
+    # a single record's label names its model's seed too (the sanity table, Fig. 4, Table 1)
+    assert " · seed 2 · " in report.record_budget(rec) and " · seed 0 · " in report.budget(rec["provenance"])
+    assert " · seed 2 · " in report.sanity_table().loc[f"{name}-stability", "budget"]
     tab = report.ablation_table("table7")
     darts = [k for k in tab.frame.loc["DARTS"].index if k.startswith("ours (")][0]
     assert tab.frame.loc[("DARTS", darts), "Clean"] == "30.0 ± 5.8"  # sd 10 / sqrt(3)
