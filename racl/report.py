@@ -941,8 +941,12 @@ def advantage_verdict(diff: Optional[float], se: Optional[float], scale: float =
     if se is None:
         return f"{d}: no SE (one run)"
     s = f"{scale * se:.{digits}f}"
-    return {"exceeds": f"{d} > {s}: exceeds", "behind": f"{d} < −{s}: behind"}.get(
-        _verdict(diff, se), f"{d} ≤ {s}: within" if diff >= 0 else f"{d} ≥ −{s}: within")
+    verdict = _verdict(diff, se)
+    if verdict == "exceeds":
+        return f"{d} > {s}: exceeds"
+    if verdict == "behind":
+        return f"{d} < −{s}: behind"
+    return f"{d} ≤ {s}: within" if diff >= 0 else f"{d} ≥ −{s}: within"
 
 
 def _verdict(diff: float, se: float) -> str:

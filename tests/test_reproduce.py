@@ -109,10 +109,10 @@ def test_local_executor_writes_the_records_of_the_sequential_path(campaigns):
     for ckpt in campaigns["seq"].rglob("checkpoint.pt"):
         other = campaigns["local"] / ckpt.relative_to(campaigns["seq"])
         assert same_tensors(checkpoint_tensors(ckpt), checkpoint_tensors(other)), ckpt
-    attacked = [json.loads(p.read_text()) for p in campaigns["seq"].glob("*/*.json") if p.parent.name in ("eval", "transfer")]
-    assert {"eval", "transfer"} <= {p.parent.name for p in campaigns["seq"].glob("*/*.json")}
-    for rec in attacked:
-        prov = rec["provenance"]  # taken before the attacks, finished after them
+    attacked = [p for p in campaigns["seq"].glob("*/*.json") if p.parent.name in ("eval", "transfer")]
+    assert {p.parent.name for p in attacked} == {"eval", "transfer"}
+    for p in attacked:
+        prov = json.loads(p.read_text())["provenance"]  # taken before the attacks, finished after them
         assert prov["started"] <= prov["finished"] and prov["wall_time_s"] > 0 and prov["code"]["package"]
     for j in smoke_jobs(campaigns["local"]):  # one log folder per job, with the job's own output
         logs = list((campaigns["logs"] / j.kind / j.name).glob("*_log.out"))
