@@ -38,9 +38,12 @@ import getpass
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -203,6 +206,32 @@ def cpu_slots(workers: Optional[int] = None, threads: Optional[int] = None) -> t
     return workers, threads or max(1, cores // workers)
 
 
+class Stopped(SystemExit):
+    """The campaign's process got SIGTERM or SIGHUP (``kill``, a closed terminal)."""
+
+
+@contextmanager
+def stop_on_signals():
+    """Turn SIGTERM and SIGHUP into :class:`Stopped` while the block runs (main thread
+    only), so that ``kill <pid>`` of a local campaign cancels its jobs like Ctrl-C does.
+    Without it the campaign's process dies at once and its jobs run on: submitit's job
+    process ignores SIGTERM (Slurm sends it to every process of a preempted job, and the
+    requeue rides on USR2), so only SIGINT, which ``cancel`` sends, stops a local job."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Stopped(128 + signum)
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def run_local(jobs: list[Job], profile: str, folder: Path, data_root=None, device="auto", workers: Optional[int] = None,
               overrides: Optional[dict] = None, poll_s: float = 0.5, log=print, on_start=None,
               threads: Optional[int] = None) -> dict:
@@ -228,50 +257,60 @@ def run_local(jobs: list[Job], profile: str, folder: Path, data_root=None, devic
     pending = [j for j in jobs if j.key not in status]
     free, running = list(slots), {}
     try:
-        while pending or running:
-            for j in list(pending):
-                bad = [n for n in j.needs if status.get(n, "").startswith(("failed", "skipped"))]
-                if bad:
-                    status[j.key] = f"skipped: needs {', '.join(bad)}"
-                    pending.remove(j)
-                    log(f"skipped {j.kind} {j.name}: {status[j.key]}")
-                elif free and all(status.get(n) == "done" for n in j.needs):
-                    slot = free.pop(0)
-                    ex = submitit.LocalExecutor(folder=folder / j.kind / j.name, max_num_timeout=100)
-                    params = {"timeout_min": LOCAL_TIMEOUT_MIN}
-                    if dev.type == "cuda":
-                        params.update(gpus_per_node=1, visible_gpus=[slot])
-                    ex.update_parameters(**params)
-                    sj = ex.submit(JobRun(j, profile, data_root, "cuda:0" if dev.type == "cuda" else "cpu", overrides, threads))
-                    running[j.key] = (sj, slot, j)
-                    pending.remove(j)
-                    log(f"started {j.kind} {j.name}" + (f" on GPU {slot}" if dev.type == "cuda" else "") +
-                        f" (log: {folder / j.kind / j.name})")
-                    if on_start:
-                        on_start(j, sj)
-            for key, (sj, slot, j) in list(running.items()):
-                if sj.done():
-                    del running[key]
-                    free.append(slot)
-                    try:
-                        sj.result()
-                        status[key] = "done"
-                        log(f"finished {j.kind} {j.name}")
-                    except Exception as e:  # noqa: BLE001 - the job's own error, reported per job
-                        status[key] = f"failed: {_job_error(e)}"
-                        log(f"FAILED {j.kind} {j.name}: {status[key]} (log: {folder / j.kind / j.name})")
-            if running:
-                time.sleep(poll_s)
-            elif pending and not free:
-                raise RuntimeError("no free slot and nothing running")  # cannot happen: every slot is freed on finish
-            elif pending and not any(all(status.get(n) == "done" for n in j.needs) for j in pending):
-                if not any(any(status.get(n, "").startswith(("failed", "skipped")) for n in j.needs) for j in pending):
-                    raise RuntimeError(f"jobs waiting on jobs that never run: {', '.join(j.key for j in pending)}")
-    except BaseException:
+        with stop_on_signals():
+            _run_slots(pending, running, free, status, dev, folder, profile, data_root, overrides, threads, poll_s, log,
+                       on_start)
+    except BaseException as e:
         for sj, _, _ in running.values():
             sj.cancel(check=False)
+        if isinstance(e, Stopped) and running:
+            log(f"stopped: cancelled {', '.join(running)}; run the same command again to resume")
         raise
     return status
+
+
+def _run_slots(pending, running, free, status, dev, folder, profile, data_root, overrides, threads, poll_s, log,
+               on_start):
+    """:func:`run_local`'s loop: start what can start on a free slot, collect what finished."""
+    while pending or running:
+        for j in list(pending):
+            bad = [n for n in j.needs if status.get(n, "").startswith(("failed", "skipped"))]
+            if bad:
+                status[j.key] = f"skipped: needs {', '.join(bad)}"
+                pending.remove(j)
+                log(f"skipped {j.kind} {j.name}: {status[j.key]}")
+            elif free and all(status.get(n) == "done" for n in j.needs):
+                slot = free.pop(0)
+                ex = submitit.LocalExecutor(folder=folder / j.kind / j.name, max_num_timeout=100)
+                params = {"timeout_min": LOCAL_TIMEOUT_MIN}
+                if dev.type == "cuda":
+                    params.update(gpus_per_node=1, visible_gpus=[slot])
+                ex.update_parameters(**params)
+                sj = ex.submit(JobRun(j, profile, data_root, "cuda:0" if dev.type == "cuda" else "cpu", overrides, threads))
+                running[j.key] = (sj, slot, j)
+                pending.remove(j)
+                log(f"started {j.kind} {j.name}" + (f" on GPU {slot}" if dev.type == "cuda" else "") +
+                    f" (log: {folder / j.kind / j.name})")
+                if on_start:
+                    on_start(j, sj)
+        for key, (sj, slot, j) in list(running.items()):
+            if sj.done():
+                del running[key]
+                free.append(slot)
+                try:
+                    sj.result()
+                    status[key] = "done"
+                    log(f"finished {j.kind} {j.name}")
+                except Exception as e:  # noqa: BLE001 - the job's own error, reported per job
+                    status[key] = f"failed: {_job_error(e)}"
+                    log(f"FAILED {j.kind} {j.name}: {status[key]} (log: {folder / j.kind / j.name})")
+        if running:
+            time.sleep(poll_s)
+        elif pending and not free:
+            raise RuntimeError("no free slot and nothing running")  # cannot happen: every slot is freed on finish
+        elif pending and not any(all(status.get(n) == "done" for n in j.needs) for j in pending):
+            if not any(any(status.get(n, "").startswith(("failed", "skipped")) for n in j.needs) for j in pending):
+                raise RuntimeError(f"jobs waiting on jobs that never run: {', '.join(j.key for j in pending)}")
 
 
 def check_slurm() -> None:

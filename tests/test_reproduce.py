@@ -408,3 +408,63 @@ def test_dry_run_costs_on_the_threads_each_local_job_runs_with(monkeypatch, tmp_
     assert [d.rsplit("(", 1)[-1] for d in seen[:2]] == ["1 threads)", "4 threads)"]
     assert seen[2] == "Some GPU"
     assert rp.cpu_slots(None, None) == (4, 2) and rp.cpu_slots(3, None) == (3, 2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+STOPPED_SCRIPT = """
+import sys, torch
+from pathlib import Path
+from racl.plan import plan
+from racl.reproduce import run_local
+runs, logs = Path(sys.argv[1]), Path(sys.argv[2])
+over = {"train": dict(epochs=1000, max_train_images=96, val_images=0, attack_steps=1, layers=3, init_channels=4)}
+job = [j for j in plan("smoke", ["table1"], ["RACL"], (0,), "pgd", runs) if j.kind == "train"]
+run_local(job, "smoke", logs, None, "cpu", workers=1, overrides=over, poll_s=0.1, threads=1,
+          log=lambda m: print(m, flush=True), on_start=lambda j, sj: print("controller", sj._process.pid, flush=True))
+"""
+
+
+def test_kill_of_a_local_campaign_stops_its_jobs(tmp_path):
+    """``kill <pid>`` (SIGTERM) of a local campaign cancels its running jobs, as Ctrl-C does:
+    submitit's job process ignores SIGTERM (Slurm's preemption sends it to every process), so
+    without :func:`racl.reproduce.stop_on_signals` the jobs ran on after the campaign died."""
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-c", STOPPED_SCRIPT, str(tmp_path / "runs"), str(tmp_path / "logs")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    out = []
+    try:
+        for line in proc.stdout:
+            out.append(line)
+            if line.startswith("controller "):
+                controller = int(line.split()[1])
+                break
+        else:
+            raise AssertionError("no job started:\n" + "".join(out))
+        task = _task_pid(controller)
+        time.sleep(1.0)  # the job is running (importing, loading data or training)
+        assert _alive(task)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        for _ in range(600):
+            if not _alive(task) and not _alive(controller):
+                break
+            time.sleep(0.1)
+        outlived = [p for p in (task, controller) if _alive(p)]
+        for p in outlived:
+            os.kill(p, signal.SIGKILL)
+        out.append(proc.stdout.read())  # at its end once no job process holds the pipe
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = "".join(out)
+    assert not outlived, "the job outlived its campaign:\n" + log
+    assert proc.returncode == 128 + signal.SIGTERM, log
+    assert "stopped: cancelled train/smoke-synthetic-racl-pgd-s0; run the same command again to resume" in log, log
