@@ -11,10 +11,12 @@ What it measures (medians over --repeat timed runs after --warmup untimed ones):
   Lipschitz power iteration, the log-normal propagation); and the same architecture step of
   plain PC-DARTS (deterministic weights, no Lipschitz terms, no gradient norm) on the same
   batch, as a ratio. One search epoch extrapolated to the chosen profile's dataset size.
-* train: adversarial-training (PGD-k) steps of the evaluation network and of ResNet-18,
-  in images/s; with ``--compile MODES``, the cell network's step under ``torch.compile``
-  too (first, compiling, step apart; speed-up over eager).
-* attacks: the time of each attack on the same batch (`--attacks ...,pgd_shared`: the evaluation's
+* train: adversarial-training (PGD-k) steps of the evaluation network and of ResNet-18
+  (``--human-archs``: others, such as Table 4's ResNet-110), in images/s; with
+  ``--compile MODES``, the cell network's step under ``torch.compile`` too (first,
+  compiling, step apart; speed-up over eager).
+* attacks: the time of each attack on the same batch, of the cell network and of the
+  hand-designed networks of ``--attack-archs`` (`--attacks ...,pgd_shared`: the evaluation's
   CE-PGD work as separate runs against one shared run, racl.evaluation.run_pgd, with the ratio).
 * data: an epoch of augmented batches from the device-resident loader against a host-side
   DataLoader with per-image transforms.
@@ -50,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from racl import speed  # noqa: E402
 from racl.attacks import make_attack  # noqa: E402
-from racl.networks import build_model  # noqa: E402
+from racl.networks import ARCH_ALIASES, HUMAN_ARCHS, build_model  # noqa: E402
 from racl.profiles import EvalConfig, get_profile  # noqa: E402
 from racl.records import code_version, hardware, write_json  # noqa: E402
 
@@ -241,14 +243,17 @@ def bench_search(args, dev, variant, peak):
 
 def bench_train(args, dev, variant, peak):
     """One adversarial-training step (PGD-k crafting, loss, clipping, SGD) of the trainer
-    itself, for the 20-cell network and ResNet-18, on a resident batch of 32x32 images."""
+    itself, for the --cells/--channels cell network and each of --human-archs (ResNet-18;
+    ResNet-110, Table 4's source), on a resident batch of 32x32 images."""
     from racl.training import AdversarialTrainer
 
     r = {}
     cells = f"racl_{args.cells}cell"
     base = {"device": str(dev), "dataset": "synthetic-32", "batch_size": args.train_batch, "attack_steps": args.pgd_steps,
             "max_train_images": 2 * args.train_batch + 8, "val_images": 8, **VARIANTS[variant]}
-    for name, kw in ((cells, dict(arch="RACL", init_channels=args.channels, layers=args.cells)), ("resnet18", dict(arch="resnet18"))):
+    nets = [(cells, dict(arch="RACL", init_channels=args.channels, layers=args.cells))]
+    nets += [(human_arch(a), dict(arch=human_arch(a))) for a in args.human_archs.split(",") if a]
+    for name, kw in nets:
         t = AdversarialTrainer(get_profile("paper", {**base, **kw}, kind="train"), None, progress=False)
         _, x, y = next(iter(t.train_loader.epoch(0)))
         reset_memory(dev)
@@ -282,20 +287,37 @@ def bench_train(args, dev, variant, peak):
     return r
 
 
+def human_arch(arch: str) -> str:
+    """A hand-designed network's canonical name (racl.networks), or an error naming them."""
+    key = ARCH_ALIASES.get(arch.lower(), arch.lower())
+    if key not in HUMAN_ARCHS:
+        raise SystemExit(f"bench.py: {arch!r} is not a hand-designed network: one of {', '.join(HUMAN_ARCHS)}")
+    return key
+
+
 def bench_attacks(args, dev, variant, peak):
-    """Attacks run in fp32 always (racl.speed); only the memory format varies."""
+    """Each attack on one batch of each network of --attack-archs: ``cells`` (the
+    --cells/--channels cell network; keys ``<attack>_s``) and hand-designed ones (keys
+    ``<arch>_<attack>_s``: ResNet-110 crafts Table 4's transfer attacks). Attacks run in fp32
+    always (racl.speed); only the memory format varies."""
     cl = speed.resolve_flag(VARIANTS[variant]["channels_last"], dev)
-    m = speed.memory_format(build_model("RACL", 10, 32, init_channels=args.channels, layers=args.cells).to(dev).eval(), cl)
     x = speed.as_input(torch.rand(args.attack_batch, 3, 32, 32, device=dev), cl)
     y = torch.randint(0, 10, (args.attack_batch,), device=dev)
     r = {}
-    for name in args.attacks.split(","):
-        if name == "pgd_shared":  # the evaluation's CE-PGD: PGD-20, PGD-100 and the curve against iterations
-            r.update(bench_pgd_shared(args, dev, m, x, y))
-            continue
-        kw = {"steps": args.cw_steps} if name == "cw" else {}
-        a = make_attack(name, 8 / 255, **kw)
-        r[f"{name}_s"] = timeit(lambda: a(m, x, y), dev, args.repeat, args.warmup)
+    for net in [a for a in args.attack_archs.split(",") if a]:
+        if net == "cells":
+            prefix, m = "", build_model("RACL", 10, 32, init_channels=args.channels, layers=args.cells)
+        else:
+            prefix = f"{human_arch(net)}_"
+            m = build_model(human_arch(net), 10, 32)
+        m = speed.memory_format(m.to(dev).eval(), cl)
+        for name in args.attacks.split(","):
+            if name == "pgd_shared":  # the evaluation's CE-PGD: PGD-20, PGD-100 and the curve against iterations
+                r.update({prefix + k: v for k, v in bench_pgd_shared(args, dev, m, x, y).items()})
+                continue
+            kw = {"steps": args.cw_steps} if name == "cw" else {}
+            a = make_attack(name, 8 / 255, **kw)
+            r[f"{prefix}{name}_s"] = timeit(lambda: a(m, x, y), dev, args.repeat, args.warmup)
     return r
 
 
@@ -565,6 +587,12 @@ def main():
     ap.add_argument("--pgd-steps", type=int, default=10)
     ap.add_argument("--cw-steps", type=int, default=100)
     ap.add_argument("--attacks", default="fgsm,pgd20,mim20,cw_inf,cw")
+    ap.add_argument("--human-archs", default="resnet18",
+                    help="train part: hand-designed networks timed beside the cell network (comma list; resnet110 is "
+                         "Table 4's source; empty: none)")
+    ap.add_argument("--attack-archs", default="cells",
+                    help="attacks part: the networks attacked, 'cells' (--cells/--channels) and hand-designed ones "
+                         "(comma list, e.g. cells,resnet110)")
     ap.add_argument("--compile", default="", help="train part: also time the cell network under these torch.compile "
                                                  "modes (comma list of default, reduce-overhead, max-autotune)")
     ap.add_argument("--compile-variant", default="auto", help="the variant whose switches --compile runs under (default: auto)")

@@ -42,10 +42,13 @@ that timed the same computation, scaled by how many times the job does it:
   ``lipschitz_every`` architecture steps). Every ablation is costed as the full RACL step;
 * selection (the random search's choice): reading a few records, costed as zero;
 * retraining: the benchmark's adversarial-training step of the same network (cell network
-  of the same cells and channels, or ResNet-18) at the same batch, PGD steps and objective
+  of the same cells and channels, or a hand-designed one of its ``--human-archs``, such as
+  ResNet-18 or Table 4's ResNet-110) at the same batch, PGD steps and objective
   (the benchmark trains with the ``paper`` profile's MART), times steps per epoch and epochs;
 * evaluation and transfer: the benchmark's time of each attack on its batch of the same
-  network, per example, times the examples it attacks; an attack it did not time
+  network (the cell network, or one of its ``--attack-archs``), per example, times the
+  examples it attacks (a transfer matrix: the attacks crafted on each source; classifying
+  them on the targets is left out); an attack it did not time
   (AutoAttack, PGD-100, RFGSM, CW at another step count) or the sanity checks' sweeps make
   the job's cost unknown.
 
@@ -289,7 +292,7 @@ TRAIN_IMAGES = {"cifar10": 50000, "cifar100": 50000, "tinyimagenet": 100000, "ci
 IMAGE_SIZE = {"cifar10": 32, "cifar100": 32, "cifar10-mini": 32, "cifar100-mini": 32, "tinyimagenet": 64}
 #: benchmarks/bench.py's defaults, for the arguments a record's argv does not give
 BENCH_DEFAULTS = {"--cells": 20, "--channels": 36, "--train-batch": 32, "--pgd-steps": 10, "--attack-batch": 32,
-                  "--cw-steps": 100, "--batch": 32}
+                  "--cw-steps": 100, "--batch": 32, "--attack-archs": "cells", "--human-archs": "resnet18"}
 #: Slurm resources per job kind: GPUs, CPU cores and host memory (GB); the time limit comes
 #: from the job's estimate (:func:`time_limit_min`)
 RESOURCES = {"search": {"gpus": 1, "cpus": 8, "mem_gb": 32}, "train": {"gpus": 1, "cpus": 8, "mem_gb": 32},
@@ -368,42 +371,61 @@ def _train_hours(cfg, recs) -> Optional[float]:
             if (_arg(rec, "--cells"), _arg(rec, "--channels")) != (cfg.layers, cfg.init_channels):
                 continue
             key = f"racl_{cfg.layers}cell_pgd{cfg.attack_steps}_step_s"
-        elif cfg.arch.lower() in ("resnet18", "resnet-18"):
-            key = f"resnet18_pgd{cfg.attack_steps}_step_s"
         else:
-            continue
+            key = f"{_canonical(cfg.arch)}_pgd{cfg.attack_steps}_step_s"  # bench.py --human-archs
         if key in r:
             steps = (n - cfg.val_images) // cfg.batch_size
             return cfg.epochs * steps * r[key] / 3600
     return None
 
 
-def _attack_seconds(attack: str, n: int, rec: dict, r: dict, cw_steps: int) -> Optional[float]:
+def _canonical(arch: str) -> str:
+    return ARCH_ALIASES.get(arch.lower(), arch.lower())
+
+
+def _attack_seconds(attack: str, n: int, rec: dict, r: dict, cw_steps: int, prefix: str = "") -> Optional[float]:
     if attack == "cw" and cw_steps != _arg(rec, "--cw-steps"):
         return None
-    t = r.get(f"{attack}_s")
+    t = r.get(f"{prefix}{attack}_s")
     return None if t is None else t * n / _arg(rec, "--attack-batch")
 
 
+def _net_prefix(tc, rec: dict) -> Optional[str]:
+    """The prefix of the attack times of ``tc``'s network in the attacks benchmark ``rec``
+    ('' for the cell network of its --cells/--channels, '<arch>_' for a hand-designed one
+    among its --attack-archs), or None where it timed another network."""
+    if tc is None or image_size(tc.dataset) != 32:
+        return None
+    nets = str(_arg(rec, "--attack-archs")).split(",")
+    if _is_cell(tc.arch):
+        same = (_arg(rec, "--cells"), _arg(rec, "--channels")) == (tc.layers, tc.init_channels)
+        return "" if same and "cells" in nets else None
+    arch = _canonical(tc.arch)
+    return f"{arch}_" if arch in {_canonical(a) for a in nets} else None
+
+
 def _attack_hours(job: Job, cfg, train_cfgs: dict, recs) -> Optional[float]:
-    """Evaluation / transfer: the benchmark's attack times of the same network, per example."""
-    for tc in train_cfgs.values():
-        if tc is None or not _is_cell(tc.arch) or image_size(tc.dataset) != 32:
-            return None
+    """Evaluation / transfer: the benchmark's attack times of the same network, per example
+    (a transfer matrix: the attacks crafted on each source; its targets only classify them)."""
+    if job.kind == "eval" and cfg.sanity:
+        return None
+    if job.kind == "eval":
+        nets = list(train_cfgs.values())
+    else:
+        nets = [train_cfgs.get(f"train/{name}") for name in job.spec["sources"].values()]
     for rec in recs:
         r = _result(rec, "attacks")
-        if not r or any((_arg(rec, "--cells"), _arg(rec, "--channels")) != (tc.layers, tc.init_channels)
-                        for tc in train_cfgs.values()):
+        prefixes = [_net_prefix(tc, rec) for tc in nets] if r else [None]
+        if not nets or None in prefixes:
             continue
         if job.kind == "eval":
-            if cfg.sanity:
-                return None
             n_slow = cfg.n_slow or cfg.n
-            parts = [_attack_seconds(a, n_slow if a in ("cw", "autoattack", "autoattack_ta") else cfg.n, rec, r, cfg.cw_steps)
-                     for a in cfg.attacks]
+            parts = [_attack_seconds(a, n_slow if a in ("cw", "autoattack", "autoattack_ta") else cfg.n, rec, r,
+                                     cfg.cw_steps, prefixes[0]) for a in cfg.attacks]
         else:
-            parts = [_attack_seconds(a, cfg.n, rec, r, cfg.cw_steps) for a in job.spec["attacks"] for _ in job.spec["sources"]]
-        return None if any(p is None for p in parts) else sum(parts) / 3600
+            parts = [_attack_seconds(a, cfg.n, rec, r, cfg.cw_steps, p) for a in job.spec["attacks"] for p in prefixes]
+        if all(p is not None for p in parts):
+            return sum(parts) / 3600
     return None
 
 

@@ -468,3 +468,30 @@ def test_kill_of_a_local_campaign_stops_its_jobs(tmp_path):
     assert not outlived, "the job outlived its campaign:\n" + log
     assert proc.returncode == 128 + signal.SIGTERM, log
     assert "stopped: cancelled train/smoke-synthetic-racl-pgd-s0; run the same command again to resume" in log, log
+
+
+def test_table4_costs_come_from_a_benchmark_of_resnet110(tmp_path):
+    """bench.py --human-archs resnet110 --attack-archs cells,resnet110 times Table 4's source:
+    its retraining costs its step times its steps, the transfer matrix the three attacks
+    crafted on it per example (the targets' classification left out); a record that timed
+    only the cell network leaves both unknown."""
+    runs = tmp_path / "data" / "runs"
+    (runs / "bench").mkdir(parents=True)
+    step, atk = {"fgsm": 0.2, "mim20": 3.0, "pgd20": 2.8}, 0.9
+    rec = {"device": {"gpu": "Test GPU", "device": "cuda"}, "date": "2026-01-02",
+           "argv": ["--part", "train,attacks", "--train-batch", "128", "--attack-batch", "64",
+                    "--human-archs", "resnet18,resnet-110", "--attack-archs", "cells,resnet110"],
+           "results": {"train/baseline": {"racl_20cell_pgd10_step_s": 0.5, "resnet110_pgd10_step_s": atk},
+                       "attacks/baseline": {**{f"{a}_s": 1.0 for a in step},
+                                            **{f"resnet110_{a}_s": t for a, t in step.items()}}}}
+    (runs / "bench" / "test-gpu.json").write_text(json.dumps(rec))
+    rows, _ = cost_table("paper", ["table4"], "Test GPU", ["RACL"], None, "mart", runs=runs)
+    by_job = {f"{r['kind']}/{r['job']}": r["gpu_hours"] for r in rows}
+    assert by_job["train/paper-cifar10-resnet110-mart-s0"] == pytest.approx(100 * (50000 // 128) * atk / 3600)
+    assert by_job["transfer/paper-cifar10-table4"] == pytest.approx(sum(step.values()) * 10000 / 64 / 3600)
+    # the cell network's attack times do not stand in for ResNet-110's
+    rec["argv"] = rec["argv"][:-2]
+    rec["results"]["attacks/baseline"] = {f"{a}_s": 1.0 for a in step}
+    (runs / "bench" / "test-gpu.json").write_text(json.dumps(rec))
+    rows, _ = cost_table("paper", ["table4"], "Test GPU", ["RACL"], None, "mart", runs=runs)
+    assert {f"{r['kind']}/{r['job']}": r["gpu_hours"] for r in rows}["transfer/paper-cifar10-table4"] is None
