@@ -51,9 +51,11 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit of SECONDS x STEP_SCA
 step epoch 200 $PY benchmarks/bench.py --part epoch --epoch-switches --epoch-sizes paper \
     --epoch-modes pcdarts,racl,racl_fast,racl_lanczos --epoch-steps 3 --variant baseline,channels_last,bf16,auto \
     --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-epoch.json"
-# 2. #12: the paper's retraining step (20 cells, C = 36, PGD-10, batch 128) and the search's pieces
-step train 100 $PY benchmarks/bench.py --part train,search --profile paper --batch 64 --train-batch 128 \
-    --cells 20 --channels 36 --pgd-steps 10 --variant all --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-train.json"
+# 2. #12: the paper's retraining step (20 cells, C = 36, PGD-10, batch 128) and the search's pieces;
+#    #13: ResNet-18 and Table 4's ResNet-110 source beside it (the dry run's cost of Table 4)
+step train 120 $PY benchmarks/bench.py --part train,search --profile paper --batch 64 --train-batch 128 \
+    --cells 20 --channels 36 --pgd-steps 10 --human-archs resnet18,resnet110 --variant all --device "$DEVICE" \
+    --json "$OUT/bench-$gpu-$stamp-train.json"
 # 3. #12: does bf16 change the searched cell, or the robust accuracy of a short retraining?
 step bf16 240 $PY benchmarks/bf16_check.py --device "$DEVICE" --n 1000 --out "$OUT/bf16-$gpu-$stamp.json"
 # 4. #12: the paper's retraining step under torch.compile (default; reduce-overhead adds CUDA
