@@ -250,6 +250,9 @@ class TrainConfig:
     weight_decay: float = 2e-4
     grad_clip: float = 5.0
     lr_schedule: str = "step"  # step (lr/10 at 75% and 90%) | cosine
+    # the first epochs at a tenth of the schedule's rate: He et al.'s ResNet-110 warm-up
+    # (racl.training.WARMUP_FACTOR; racl.plan sets 1 for Table 4's ResNet-110 source)
+    lr_warmup_epochs: int = 0
     augment: bool = True
     max_train_images: Optional[int] = None
     val_images: int = 0  # held-out slice of the training set for per-epoch validation; 0: train on all of it
@@ -274,6 +277,8 @@ class TrainConfig:
             raise ValueError("epochs and batch_size must be positive and attack_steps non-negative")
         if self.val_images < 0:
             raise ValueError("val_images must be non-negative")
+        if self.lr_warmup_epochs < 0:
+            raise ValueError(f"lr_warmup_epochs must be non-negative, got {self.lr_warmup_epochs}")
         speed.check(self.precision, self.channels_last, self.fused_optimizer)
         speed.check_compile(self.compile)
         return self

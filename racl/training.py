@@ -21,6 +21,14 @@ one: lr / 10 at 75% and again at 90% of training (``lr_schedule="step"``, :func:
 with ``cosine`` as the alternative. Adversarial examples for training are crafted with the
 model in inference mode (BN running statistics), as the TRADES and MART code does.
 
+``lr_warmup_epochs > 0`` trains the first epochs at a tenth of the schedule's rate
+(:data:`WARMUP_FACTOR`), He et al.'s recipe for ResNet-110 ("Deep Residual Learning",
+Sec. 4.2: 0.01 until the training error is below 80%, about 400 iterations, then 0.1).
+Table 4's ResNet-110 source needs it here too: without it the mini MART run diverged at its
+7th step (NaN loss). Crafting in inference mode is what breaks: after a few steps at the
+full rate, BN's running statistics lag the 54 residual blocks' activations so far that the
+inference-mode logits overflow (max |logit| 1.4, 2.9, 11.6, then NaN over steps 0, 4, 5, 6).
+
 With ``val_images > 0`` (the ``mini`` and ``smoke`` profiles) each epoch ends with clean and
 PGD accuracy on a held-out slice of the training set (not used for training or model
 selection). Each epoch writes a metrics row and a checkpoint; a run started again in the
@@ -54,6 +62,10 @@ from .profiles import TrainConfig  # noqa: E402,F401 - plain data, defined with 
 
 
 # ---------------------------------------------------------------------- schedule
+#: the rate of a warm-up epoch as a fraction of the schedule's (He et al.: 0.01 against 0.1)
+WARMUP_FACTOR = 0.1
+
+
 def step_lr(lr: float, epoch: int, epochs: int) -> float:
     """The step schedule: ``lr`` until 75% of training, ``lr / 10`` until 90%, then
     ``lr / 100`` (TRADES / MART), changed at epoch boundaries: the drops come at epochs
@@ -241,10 +253,13 @@ class AdversarialTrainer:
 
     # ---------------------------------------------------------------- training
     def lr_at(self, epoch: int) -> float:
+        """The schedule's rate at ``epoch``, a tenth of it in the warm-up epochs."""
         cfg = self.cfg
         if cfg.lr_schedule == "cosine":
-            return cfg.lr * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
-        return step_lr(cfg.lr, epoch, cfg.epochs)
+            lr = cfg.lr * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
+        else:
+            lr = step_lr(cfg.lr, epoch, cfg.epochs)
+        return lr * WARMUP_FACTOR if epoch < cfg.lr_warmup_epochs else lr
 
     def craft(self, x, y, gen):
         """Adversarial examples of this rank's rows of the global batch (x, y) (all of them in

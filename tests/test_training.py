@@ -130,3 +130,23 @@ def test_step_schedule_at_1_2_3_and_100_epochs():
         assert sched(epochs) == [_old_step_lr(0.1, e, epochs) for e in range(epochs)], epochs
     t = AdversarialTrainer(tiny(epochs=2), None, progress=False)
     assert [t.lr_at(e) for e in range(2)] == [0.1, 0.1 / 10]
+
+
+def test_warmup_epochs_train_at_a_tenth_of_the_schedule():
+    """He et al.'s ResNet-110 warm-up (lr_warmup_epochs): a tenth of the schedule's rate in
+    the first epochs, the schedule itself afterwards, for both schedules; Table 4's source
+    is planned with one warm-up epoch and nothing else is; a negative count is refused."""
+    from racl.plan import plan
+    from racl.training import WARMUP_FACTOR
+
+    assert WARMUP_FACTOR == 0.1
+    for schedule in ("step", "cosine"):
+        plain = AdversarialTrainer(tiny(epochs=6, lr_schedule=schedule), None, progress=False)
+        warm = AdversarialTrainer(tiny(epochs=6, lr_schedule=schedule, lr_warmup_epochs=2), None, progress=False)
+        assert [warm.lr_at(e) for e in range(6)] == [plain.lr_at(e) * 0.1 for e in range(2)] + [plain.lr_at(e) for e in range(2, 6)]
+    assert AdversarialTrainer(tiny(epochs=3, lr_warmup_epochs=1), None, progress=False).lr_at(0) == 0.1 * 0.1
+    with pytest.raises(ValueError, match="lr_warmup_epochs must be non-negative"):
+        tiny(lr_warmup_epochs=-1).validate()
+    jobs = plan("mini", ["table4", "table7"], None, (0,), "mart", None)
+    warm = {j.name for j in jobs if j.kind == "train" and j.spec.get("overrides", {}).get("lr_warmup_epochs")}
+    assert warm == {"mini-cifar10-mini-resnet110-mart-s0"}
