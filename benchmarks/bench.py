@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from racl import speed  # noqa: E402
 from racl.attacks import make_attack  # noqa: E402
-from racl.networks import ARCH_ALIASES, HUMAN_ARCHS, build_model  # noqa: E402
+from racl.networks import HUMAN_ARCHS, build_model, canonical_arch  # noqa: E402
 from racl.profiles import EvalConfig, get_profile  # noqa: E402
 from racl.records import code_version, hardware, write_json  # noqa: E402
 
@@ -289,7 +289,7 @@ def bench_train(args, dev, variant, peak):
 
 def human_arch(arch: str) -> str:
     """A hand-designed network's canonical name (racl.networks), or an error naming them."""
-    key = ARCH_ALIASES.get(arch.lower(), arch.lower())
+    key = canonical_arch(arch)
     if key not in HUMAN_ARCHS:
         raise SystemExit(f"bench.py: {arch!r} is not a hand-designed network: one of {', '.join(HUMAN_ARCHS)}")
     return key

@@ -360,6 +360,11 @@ ARCH_ALIASES = {"resnet-18": "resnet18", "resnet-50": "resnet50", "wrn-28-10": "
                 "densenet-121": "densenet121", "resnet-110": "resnet110"}
 
 
+def canonical_arch(arch: str) -> str:
+    """``arch`` lower-cased, with :data:`ARCH_ALIASES` resolved ('ResNet-110' -> 'resnet110')."""
+    return ARCH_ALIASES.get(arch.lower(), arch.lower())
+
+
 class UnknownArchitectureError(KeyError):
     pass
 
@@ -369,7 +374,7 @@ def build_model(arch: str, num_classes: int = 10, image_size: int = 32, init_cha
     """A model from a human-designed architecture name (``resnet18``, ``wrn28_10``...), a
     registered genotype name (``RACL``, ``DARTS_V2``...), a genotype file or a genotype string."""
     stem_stride = 2 if image_size >= 64 else 1
-    key = ARCH_ALIASES.get(arch.lower(), arch.lower())
+    key = canonical_arch(arch)
     if key in HUMAN_ARCHS:
         return HUMAN_ARCHS[key](num_classes, mean=mean, std=std, stem_stride=stem_stride)
     from .genotypes import GenotypeError

@@ -79,7 +79,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .networks import ARCH_ALIASES, HUMAN_ARCHS
+from .networks import HUMAN_ARCHS, canonical_arch
 from .profiles import (ABLATIONS, DATASETS, DEFAULT_SEEDS, RANDOM_SEARCH, RANDOM_SEARCH_LABEL, TABLE8_ROWS, ablation_config,
                        default_method, get_eval_profile, get_profile, screen_overrides, slug, stability_eval, to_dict)
 from .random_search import CRITERION, genotype_seeds, random_genotype
@@ -342,7 +342,7 @@ def _result(rec: dict, part: str) -> Optional[dict]:
 
 
 def _is_cell(arch: str) -> bool:
-    return ARCH_ALIASES.get(arch.lower(), arch.lower()) not in HUMAN_ARCHS
+    return canonical_arch(arch) not in HUMAN_ARCHS
 
 
 def _search_hours(cfg, recs) -> Optional[float]:
@@ -375,15 +375,11 @@ def _train_hours(cfg, recs) -> Optional[float]:
                 continue
             key = f"racl_{cfg.layers}cell_pgd{cfg.attack_steps}_step_s"
         else:
-            key = f"{_canonical(cfg.arch)}_pgd{cfg.attack_steps}_step_s"  # bench.py --human-archs
+            key = f"{canonical_arch(cfg.arch)}_pgd{cfg.attack_steps}_step_s"  # bench.py --human-archs
         if key in r:
             steps = (n - cfg.val_images) // cfg.batch_size
             return cfg.epochs * steps * r[key] / 3600
     return None
-
-
-def _canonical(arch: str) -> str:
-    return ARCH_ALIASES.get(arch.lower(), arch.lower())
 
 
 def _attack_seconds(attack: str, n: int, rec: dict, r: dict, cw_steps: int, prefix: str = "") -> Optional[float]:
@@ -403,8 +399,8 @@ def _net_prefix(tc, rec: dict) -> Optional[str]:
     if _is_cell(tc.arch):
         same = (_arg(rec, "--cells"), _arg(rec, "--channels")) == (tc.layers, tc.init_channels)
         return "" if same and "cells" in nets else None
-    arch = _canonical(tc.arch)
-    return f"{arch}_" if arch in {_canonical(a) for a in nets} else None
+    arch = canonical_arch(tc.arch)
+    return f"{arch}_" if arch in {canonical_arch(a) for a in nets} else None
 
 
 def _attack_hours(job: Job, cfg, train_cfgs: dict, recs) -> Optional[float]:
@@ -416,10 +412,12 @@ def _attack_hours(job: Job, cfg, train_cfgs: dict, recs) -> Optional[float]:
         nets = list(train_cfgs.values())
     else:
         nets = [train_cfgs.get(f"train/{name}") for name in job.spec["sources"].values()]
+    if not nets:
+        return None
     for rec in recs:
         r = _result(rec, "attacks")
         prefixes = [_net_prefix(tc, rec) for tc in nets] if r else [None]
-        if not nets or None in prefixes:
+        if None in prefixes:
             continue
         if job.kind == "eval":
             n_slow = cfg.n_slow or cfg.n
@@ -511,7 +509,7 @@ def _network(cfg: dict) -> tuple:
     arch, size = cfg["arch"], image_size(cfg["dataset"])
     if _is_cell(arch):
         return ("cells", cfg["layers"], cfg["init_channels"], size)
-    return (ARCH_ALIASES.get(arch.lower(), arch.lower()), size)
+    return (canonical_arch(arch), size)
 
 
 def _train_steps(cfg: dict, n_images: Optional[int]) -> Optional[int]:

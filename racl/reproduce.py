@@ -258,8 +258,45 @@ def run_local(jobs: list[Job], profile: str, folder: Path, data_root=None, devic
     free, running = list(slots), {}
     try:
         with stop_on_signals():
-            _run_slots(pending, running, free, status, dev, folder, profile, data_root, overrides, threads, poll_s, log,
-                       on_start)
+            while pending or running:
+                for j in list(pending):
+                    bad = [n for n in j.needs if status.get(n, "").startswith(("failed", "skipped"))]
+                    if bad:
+                        status[j.key] = f"skipped: needs {', '.join(bad)}"
+                        pending.remove(j)
+                        log(f"skipped {j.kind} {j.name}: {status[j.key]}")
+                    elif free and all(status.get(n) == "done" for n in j.needs):
+                        slot = free.pop(0)
+                        ex = submitit.LocalExecutor(folder=folder / j.kind / j.name, max_num_timeout=100)
+                        params = {"timeout_min": LOCAL_TIMEOUT_MIN}
+                        if dev.type == "cuda":
+                            params.update(gpus_per_node=1, visible_gpus=[slot])
+                        ex.update_parameters(**params)
+                        sj = ex.submit(JobRun(j, profile, data_root, "cuda:0" if dev.type == "cuda" else "cpu", overrides, threads))
+                        running[j.key] = (sj, slot, j)
+                        pending.remove(j)
+                        log(f"started {j.kind} {j.name}" + (f" on GPU {slot}" if dev.type == "cuda" else "") +
+                            f" (log: {folder / j.kind / j.name})")
+                        if on_start:
+                            on_start(j, sj)
+                for key, (sj, slot, j) in list(running.items()):
+                    if sj.done():
+                        del running[key]
+                        free.append(slot)
+                        try:
+                            sj.result()
+                            status[key] = "done"
+                            log(f"finished {j.kind} {j.name}")
+                        except Exception as e:  # noqa: BLE001 - the job's own error, reported per job
+                            status[key] = f"failed: {_job_error(e)}"
+                            log(f"FAILED {j.kind} {j.name}: {status[key]} (log: {folder / j.kind / j.name})")
+                if running:
+                    time.sleep(poll_s)
+                elif pending and not free:
+                    raise RuntimeError("no free slot and nothing running")  # cannot happen: every slot is freed on finish
+                elif pending and not any(all(status.get(n) == "done" for n in j.needs) for j in pending):
+                    if not any(any(status.get(n, "").startswith(("failed", "skipped")) for n in j.needs) for j in pending):
+                        raise RuntimeError(f"jobs waiting on jobs that never run: {', '.join(j.key for j in pending)}")
     except BaseException as e:
         for sj, _, _ in running.values():
             sj.cancel(check=False)
@@ -267,50 +304,6 @@ def run_local(jobs: list[Job], profile: str, folder: Path, data_root=None, devic
             log(f"stopped: cancelled {', '.join(running)}; run the same command again to resume")
         raise
     return status
-
-
-def _run_slots(pending, running, free, status, dev, folder, profile, data_root, overrides, threads, poll_s, log,
-               on_start):
-    """:func:`run_local`'s loop: start what can start on a free slot, collect what finished."""
-    while pending or running:
-        for j in list(pending):
-            bad = [n for n in j.needs if status.get(n, "").startswith(("failed", "skipped"))]
-            if bad:
-                status[j.key] = f"skipped: needs {', '.join(bad)}"
-                pending.remove(j)
-                log(f"skipped {j.kind} {j.name}: {status[j.key]}")
-            elif free and all(status.get(n) == "done" for n in j.needs):
-                slot = free.pop(0)
-                ex = submitit.LocalExecutor(folder=folder / j.kind / j.name, max_num_timeout=100)
-                params = {"timeout_min": LOCAL_TIMEOUT_MIN}
-                if dev.type == "cuda":
-                    params.update(gpus_per_node=1, visible_gpus=[slot])
-                ex.update_parameters(**params)
-                sj = ex.submit(JobRun(j, profile, data_root, "cuda:0" if dev.type == "cuda" else "cpu", overrides, threads))
-                running[j.key] = (sj, slot, j)
-                pending.remove(j)
-                log(f"started {j.kind} {j.name}" + (f" on GPU {slot}" if dev.type == "cuda" else "") +
-                    f" (log: {folder / j.kind / j.name})")
-                if on_start:
-                    on_start(j, sj)
-        for key, (sj, slot, j) in list(running.items()):
-            if sj.done():
-                del running[key]
-                free.append(slot)
-                try:
-                    sj.result()
-                    status[key] = "done"
-                    log(f"finished {j.kind} {j.name}")
-                except Exception as e:  # noqa: BLE001 - the job's own error, reported per job
-                    status[key] = f"failed: {_job_error(e)}"
-                    log(f"FAILED {j.kind} {j.name}: {status[key]} (log: {folder / j.kind / j.name})")
-        if running:
-            time.sleep(poll_s)
-        elif pending and not free:
-            raise RuntimeError("no free slot and nothing running")  # cannot happen: every slot is freed on finish
-        elif pending and not any(all(status.get(n) == "done" for n in j.needs) for j in pending):
-            if not any(any(status.get(n, "").startswith(("failed", "skipped")) for n in j.needs) for j in pending):
-                raise RuntimeError(f"jobs waiting on jobs that never run: {', '.join(j.key for j in pending)}")
 
 
 def check_slurm() -> None:

@@ -432,9 +432,9 @@ def add_train_parser(sub, common, make_config):
             args.set = (args.set or []) + [f"method={args.method}"]
         cfg = make_config(args, "train").for_dataset()
         from .genotypes import GenotypeError, load_genotype
-        from .networks import HUMAN_ARCHS, ARCH_ALIASES
+        from .networks import HUMAN_ARCHS, canonical_arch
 
-        key = ARCH_ALIASES.get(cfg.arch.lower(), cfg.arch.lower())
+        key = canonical_arch(cfg.arch)
         if key not in HUMAN_ARCHS:
             load_genotype(cfg.arch)  # fail early with the genotype's own message
         t = AdversarialTrainer(cfg, args.out, args.data_root, progress=not args.no_progress)
