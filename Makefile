@@ -12,7 +12,7 @@ BOOK_MD := $(wildcard book/*.md)
 # (Not under _static: jupyter-book would add every .js file there to every page.)
 MATHJAX := _mathjax/mathjax/tex-mml-chtml.js
 
-.PHONY: setup system-deps book test test-other-cpu notebooks clean
+.PHONY: setup system-deps book test test-unit-heavy test-unit-rest test-nbval test-other-cpu notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,21 +38,44 @@ setup: $(STAMP) system-deps $(MATHJAX)
 book: setup
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
-# Unit tests (including the md/ipynb sync check), then the notebooks against their outputs,
-# then both again with other CPU kernels (test-other-cpu).
+# `make test`: the md/ipynb pairs as committed (before jupytext touches them), then four
+# independent parts, run side by side on JOBS cores (default: all), each on one thread, so
+# that no part's PyTorch threads wait for a core another part holds:
+#   test-unit-heavy  the unit tests that train, search or attack (the longest part)
+#   test-other-cpu   the equivalence tests and every chapter on ATen's portable kernels
+#   test-unit-rest   every other unit test file (a new file lands here)
+#   test-nbval       every chapter's notebook against its committed outputs
+# Each part prints its output when it ends (make --output-sync); `make -k` runs all of them
+# even when one fails. `make test JOBS=1` runs them one after another (beside a campaign).
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+ONE_THREAD := OMP_NUM_THREADS=1 RACL_TEST_THREADS=1
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 NBVAL := --nbval book -q --nbval-sanitize-with book/sanitize.cfg --nbval-cell-timeout=600
+UNIT_HEAVY := tests/test_training.py tests/test_search.py tests/test_fastpaths.py tests/test_speed.py \
+  tests/test_attacks.py tests/test_compile.py tests/test_lipschitz.py tests/test_bench.py tests/test_errors.py \
+  tests/test_report.py tests/test_eval_records.py
+TEST_PARTS := test-unit-heavy test-other-cpu test-unit-rest test-nbval
 test: setup
-	$(BIN)/python -m pytest tests -q --durations=15
+	$(PYTEST) tests/test_book.py -q
 	$(BIN)/jupytext --to ipynb --update $(BOOK_MD)
-	$(BIN)/python -m pytest $(NBVAL)
-	$(MAKE) --no-print-directory test-other-cpu
+	@echo "make test: $(words $(TEST_PARTS)) parts ($(TEST_PARTS)) on $(JOBS) cores; each prints its output when it ends"
+	$(MAKE) --no-print-directory -k -j$(JOBS) --output-sync=target $(TEST_PARTS)
+
+test-unit-heavy: setup
+	$(ONE_THREAD) $(PYTEST) $(UNIT_HEAVY) -q --durations=10
+
+test-unit-rest: setup
+	$(ONE_THREAD) $(PYTEST) tests $(addprefix --ignore=,$(UNIT_HEAVY)) --ignore=tests/test_book.py -q --durations=10
+
+test-nbval: setup
+	$(ONE_THREAD) $(PYTEST) $(NBVAL)
 
 # Results must not hang on the machine that recorded them: ATen's portable kernels (no AVX2 or
 # AVX-512, other summation orders) on one thread, for the equivalence tests and every chapter.
-OTHER_CPU := ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 RACL_TEST_THREADS=1
+OTHER_CPU := ATEN_CPU_CAPABILITY=default $(ONE_THREAD)
 test-other-cpu: setup
-	$(OTHER_CPU) $(BIN)/python -m pytest tests/test_speed.py $(wildcard tests/test_fastpaths.py) tests/test_training.py -q
-	$(OTHER_CPU) $(BIN)/python -m pytest $(NBVAL)
+	$(OTHER_CPU) $(PYTEST) tests/test_speed.py $(wildcard tests/test_fastpaths.py) tests/test_training.py -q
+	$(OTHER_CPU) $(PYTEST) $(NBVAL)
 
 # Regenerate the paired notebooks' outputs after editing a chapter (smoke profile).
 notebooks: setup

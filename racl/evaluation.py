@@ -81,6 +81,7 @@ from . import distributed, speed
 from .attacks import Attack, CW, PGD, check_epsilon, make_attack
 from .networks import count_parameters
 from .records import REPO, finish_provenance, one_line, provenance, read_json, write_json
+from .records import progress as progress_bar
 
 #: attacks run on the first ``n_slow`` examples only
 SLOW_ATTACKS = ("cw", "autoattack", "autoattack_ta")
@@ -559,8 +560,6 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: EvalConfig
     the sweeps; given back as ``partial``, the attacks and sweeps it holds are reused where
     :func:`resumable_part` allows (the sanity checks always run again). ``seconds`` counts
     the time of every part, across interruptions."""
-    from tqdm import tqdm
-
     cfg.validate()
     t0 = time.time()
     model.eval()
@@ -592,7 +591,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: EvalConfig
     shared_pgd: dict = {}
     if reuse.get("pgd_steps") is not None:
         record["pgd_steps"] = reuse["pgd_steps"]
-    for name in tqdm(cfg.attacks, desc="attacks", disable=not progress):
+    for name in progress_bar(len(cfg.attacks), "attacks", progress, iterable=cfg.attacks):
         if name in reuse.get("attacks", {}):
             record["attacks"][name] = reuse["attacks"][name]
             continue

@@ -27,6 +27,7 @@ import math
 import os
 import platform
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -137,6 +138,41 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 # ---------------------------------------------------------------------- atomic writes
+#: seconds between two lines of a progress bar written to a log file rather than a terminal
+LOG_PROGRESS_EVERY = 60.0
+
+
+class _LogLines:
+    """A text stream that turns a progress bar's carriage-return redraws into whole lines."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, s: str) -> None:
+        line = s.replace("\r", "").strip()
+        if line:
+            self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def progress(total: int, desc: str, enabled: bool = True, initial: int = 0, file=None, **kw):
+    """A tqdm bar for a long loop. On a terminal it redraws live; written to a log file (a
+    campaign job's ``*_log.err``, a Slurm job's output) it writes a whole line at most every
+    :data:`LOG_PROGRESS_EVERY` seconds and keeps its last line, so that ``tail`` of the log
+    says where a run is and how fast it goes."""
+    from tqdm import tqdm
+
+    stream = sys.stderr if file is None else file
+    tty = getattr(stream, "isatty", lambda: False)()
+    if tty:
+        return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, file=stream, leave=False, **kw)
+    return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, file=_LogLines(stream), leave=True,
+                mininterval=LOG_PROGRESS_EVERY, maxinterval=LOG_PROGRESS_EVERY, ascii=True, dynamic_ncols=False,
+                ncols=100, **kw)
+
+
 def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
     """Write ``path`` atomically: ``write(f)`` fills a temporary binary file in the same
     folder, which is flushed, fsync'ed and renamed over ``path``. On any failure the

@@ -157,7 +157,7 @@ class JobRun(submitit.helpers.Checkpointable):
         else:
             ckpt = self.job.path / "checkpoint.pt" if self.job.kind in ("search", "train") else None
             print(f"{self.job.key}: " + (f"resuming from {ckpt}" if ckpt and ckpt.exists() else "starting"), flush=True)
-            run_job(self.job, self.profile, self.data_root, self.device, False, self.overrides)
+            run_job(self.job, self.profile, self.data_root, self.device, True, self.overrides)  # bars: records.progress
             print(f"{self.job.key}: finished", flush=True)
         return self.job.key
 

@@ -39,7 +39,7 @@ from .lipschitz import LipschitzEstimator
 from .lognormal import LogNormal, propagate, sample_bound
 from .profiles import SearchConfig, from_dict, get_profile, to_dict
 from .records import (CheckpointError, NonFiniteLossError, RunDir, read_json, check_finite, code_version, finish_provenance, hardware,
-                      load_checkpoint, provenance, resolve_device, save_checkpoint, write_json)
+                      load_checkpoint, progress, provenance, resolve_device, save_checkpoint, write_json)
 from .sampler import CELL_TYPES, ArchDistribution
 from .supernet import SuperNet
 
@@ -487,8 +487,6 @@ class RACLSearch:
     def fit(self, stop_after_steps: Optional[int] = None, callback: Optional[Callable[[dict], None]] = None) -> dict:
         """Run (or resume) the search. ``stop_after_steps`` stops early after that many
         iterations of this call, as a kill would (used by the resume tests)."""
-        from tqdm import tqdm
-
         cfg = self.cfg
         t_start = time.time()
         done_this_call = 0
@@ -499,8 +497,7 @@ class RACLSearch:
             epoch = self.epoch
             self.set_lr(epoch)
             t_epoch = time.time() - self._acc.get("seconds", 0.0)
-            bar = tqdm(total=steps_per_epoch, initial=self.step, desc=f"search epoch {epoch + 1}/{cfg.epochs}",
-                       disable=not self.progress, leave=False)
+            bar = progress(steps_per_epoch, f"search epoch {epoch + 1}/{cfg.epochs}", self.progress, self.step)
             batches = zip(self.train_loader.epoch(epoch, self.step), self.arch_loader.epoch(epoch, self.step))
             for (step, xw, yw), (_, xa, ya) in batches:
                 if step >= steps_per_epoch:
@@ -520,8 +517,9 @@ class RACLSearch:
                     a["na"] = a.get("na", 0) + 1
                 self.step = step + 1
                 done_this_call += 1
+                bar.set_postfix(loss=f"{s.loss:.3f}", acc=f"{s.acc:.2f}", c=f"{s.c:.3f}", theta=f"{self.dual.theta:.3g}",
+                                refresh=False)  # shown by update(), at the bar's own pace
                 bar.update(1)
-                bar.set_postfix(loss=f"{s.loss:.3f}", acc=f"{s.acc:.2f}", c=f"{s.c:.3f}", theta=f"{self.dual.theta:.3g}")
                 if self.run and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < steps_per_epoch:
                     self._acc["seconds"] = time.time() - t_epoch
                     self._save()

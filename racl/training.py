@@ -55,7 +55,7 @@ from .data import Loader, batch_seed, load_dataset, split_indices
 from .networks import build_model, count_parameters
 from .profiles import TRAIN_PROFILES, _check_choice, from_dict, to_dict
 from .records import (CheckpointError, NonFiniteLossError, RunDir, check_finite, finish_provenance, load_checkpoint,
-                      provenance, resolve_device, save_checkpoint, write_json)
+                      progress, provenance, resolve_device, save_checkpoint, write_json)
 
 
 from .profiles import TrainConfig  # noqa: E402,F401 - plain data, defined with its profiles in racl.profiles
@@ -334,8 +334,6 @@ class AdversarialTrainer:
         return {"val_clean_acc": clean, f"val_pgd{cfg.val_attack_steps}_acc": robust, "val_n": n}
 
     def fit(self, stop_after_steps: Optional[int] = None, callback=None) -> dict:
-        from tqdm import tqdm
-
         cfg = self.cfg
         done = 0
         n_steps = len(self.train_loader)
@@ -344,8 +342,7 @@ class AdversarialTrainer:
             for g in self.opt.param_groups:
                 g["lr"] = self.lr_at(epoch)
             t_epoch = time.time() - self._acc.get("seconds", 0.0)
-            bar = tqdm(total=n_steps, initial=self.step, desc=f"{cfg.arch} {cfg.method} epoch {epoch + 1}/{cfg.epochs}",
-                       disable=not self.progress, leave=False)
+            bar = progress(n_steps, f"{cfg.arch} {cfg.method} epoch {epoch + 1}/{cfg.epochs}", self.progress, self.step)
             for step, x, y in self.train_loader.epoch(epoch, self.step):  # the global batch, on every rank
                 if stop_after_steps is not None and done >= stop_after_steps:
                     bar.close()
@@ -356,8 +353,8 @@ class AdversarialTrainer:
                 a["acc"] = a.get("acc", 0.0) + acc * len(y)
                 a["n"] = a.get("n", 0) + len(y)
                 self.step, done = step + 1, done + 1
+                bar.set_postfix(loss=f"{loss:.3f}", adv_acc=f"{acc:.2f}", refresh=False)  # shown by update()
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", adv_acc=f"{acc:.2f}")
                 if self.run and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < n_steps:
                     self._acc["seconds"] = time.time() - t_epoch
                     self._save()

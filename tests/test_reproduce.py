@@ -173,6 +173,7 @@ def test_a_preempted_job_is_requeued_and_resumes(tmp_path):
     assert "at" in sent  # the signal went out after a checkpoint of the first run
     assert "this job is preempted" in logs and "Requeued job" in logs, logs[-2000:]
     assert f"{job[0].key}: resuming from {ckpt}" in out, out
+    assert "epoch 1/" in err and "\r" not in err, err[-2000:]  # the training's progress, as whole lines
     ref = tmp_path / "reference" / "train" / job[0].name
     assert records(ref) == records(job[0].path)
     assert same_tensors(checkpoint_tensors(ref / "checkpoint.pt"), checkpoint_tensors(ckpt))

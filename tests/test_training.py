@@ -1,5 +1,6 @@
 """Adversarial training: objectives, resume after a stop, bad input, evaluation CLI."""
 
+import io
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ import torch
 from racl.genotypes import GenotypeError
 from racl.networks import UnknownArchitectureError, build_model
 from racl.profiles import get_profile
-from racl.records import CheckpointError, NonFiniteLossError
+from racl.records import CheckpointError, NonFiniteLossError, progress
 from racl.training import AdversarialTrainer, adversarial_loss, load_trained
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,6 +95,8 @@ def test_train_and_evaluate_cli(tmp_path):
     r = _cli("evaluate", "--checkpoint", str(tmp_path / "t"), "--attacks", "fgsm,pgd20", "--profile", "smoke",
              "--n", "32", "--out", str(tmp_path / "eval.json"))
     assert r.returncode == 0, r.stderr
+    # progress into a pipe (a log file): whole lines, the last one at 2/2 attacks
+    assert "\r" not in r.stderr and "attacks: 100%" in r.stderr and "2/2" in r.stderr, r.stderr
     rec = json.loads((tmp_path / "eval.json").read_text())
     assert set(rec["attacks"]) == {"fgsm", "pgd20"} and rec["n"] == 32
     assert rec["attacks"]["pgd20"]["params"]["steps"] == 20 and "sanity" in rec
@@ -104,6 +107,27 @@ def test_train_and_evaluate_cli(tmp_path):
     assert r.returncode == 2 and "epsilon must lie in [0, 1]" in r.stderr
     r = _cli("evaluate", "--checkpoint", str(tmp_path / "t"), "--attacks", "deepfool", "--out", str(tmp_path / "e.json"))
     assert r.returncode == 2 and "unknown attack" in r.stderr
+
+
+def test_progress_written_to_a_log_is_whole_lines():
+    """A campaign's or a Slurm job's log is a file: the bar writes its first state and then a
+    whole line at most every records.LOG_PROGRESS_EVERY seconds, and keeps its last one, so
+    that `tail` of the log shows how far a run is (no carriage-return redraws)."""
+    log = io.StringIO()
+    bar = progress(81, "RACL mart epoch 3/6", file=log, initial=40)
+    for _ in range(41):
+        bar.set_postfix(loss="2.386", refresh=False)
+        bar.update(1)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(lines) == 2, lines  # resumed at step 40; no line per step
+    assert lines[0].startswith("RACL mart epoch 3/6:") and "40/81" in lines[0]
+    assert "81/81" in lines[-1] and "loss=2.386" in lines[-1]
+    quiet = io.StringIO()
+    bar = progress(5, "x", enabled=False, file=quiet)
+    bar.update(5)
+    bar.close()
+    assert quiet.getvalue() == ""
 
 
 def _old_step_lr(lr, epoch, epochs):
