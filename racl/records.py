@@ -158,15 +158,15 @@ class _LogLines:
 
 
 def progress(total: int, desc: str, enabled: bool = True, initial: int = 0, file=None, **kw):
-    """A tqdm bar for a long loop. On a terminal it redraws live; written to a log file (a
+    """A tqdm bar for a long loop. On a terminal or in Jupyter it redraws live; written to a log file (a
     campaign job's ``*_log.err``, a Slurm job's output) it writes a whole line at most every
     :data:`LOG_PROGRESS_EVERY` seconds and keeps its last line, so that ``tail`` of the log
     says where a run is and how fast it goes."""
     from tqdm import tqdm
 
     stream = sys.stderr if file is None else file
-    tty = getattr(stream, "isatty", lambda: False)()
-    if tty:
+    live = getattr(stream, "isatty", lambda: False)() or type(stream).__module__.startswith("ipykernel")  # Jupyter redraws
+    if live:
         return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, file=stream, leave=False, **kw)
     return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, file=_LogLines(stream), leave=True,
                 mininterval=LOG_PROGRESS_EVERY, maxinterval=LOG_PROGRESS_EVERY, ascii=True, dynamic_ncols=False,

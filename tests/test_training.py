@@ -123,6 +123,11 @@ def test_progress_written_to_a_log_is_whole_lines():
     assert "\r" not in log.getvalue() and len(lines) == 2, lines  # resumed at step 40; no line per step
     assert lines[0].startswith("RACL mart epoch 3/6:") and "40/81" in lines[0]
     assert "81/81" in lines[-1] and "loss=2.386" in lines[-1]
+    jupyter = type("OutStream", (io.StringIO,), {"__module__": "ipykernel.iostream"})()  # redraws in place there
+    bar = progress(5, "search epoch 1/7", file=jupyter)
+    bar.update(5)
+    bar.close()
+    assert "\r" in jupyter.getvalue()
     quiet = io.StringIO()
     bar = progress(5, "x", enabled=False, file=quiet)
     bar.update(5)
