@@ -115,6 +115,10 @@ class Job:
     spec: dict = field(default_factory=dict)
     needs: tuple = ()
     runs: Path = RUNS
+    #: a retraining whose checkpoint a job of the plan that is still to run loads (set by
+    #: :func:`plan`): finished without its checkpoint here (a record committed without
+    #: it), it is run again
+    needs_checkpoint: bool = False
 
     @property
     def key(self) -> str:
@@ -125,12 +129,23 @@ class Job:
         return Path(self.runs) / self.kind / (self.name + (".json" if self.kind in FILE_KINDS else ""))
 
     def done(self) -> bool:
-        """Its record is written (an evaluation, selection or transfer file; a run folder
-        whose provenance says it finished)."""
+        """Its record is written and current (an evaluation, selection or transfer file that
+        is not :meth:`outdated`; a run folder whose provenance says it finished, with its
+        checkpoint where :attr:`needs_checkpoint`)."""
         if self.kind in FILE_KINDS:
-            return self.path.exists()
+            return self.path.exists() and self.outdated() is None
         prov = self.path / "provenance.json"
-        return prov.exists() and "finished" in read_json(prov)
+        if not (prov.exists() and "finished" in read_json(prov)):
+            return False
+        return not self.needs_checkpoint or (self.path / "checkpoint.pt").exists()
+
+    def outdated(self) -> Optional[str]:
+        """Why the written record of this job is to be written again, or None: an evaluation
+        recorded before evaluations kept per-example results on one index set (no
+        ``same_examples``, issue #14), which no table can put beside the others' worst case."""
+        if self.kind == "eval" and self.path.exists() and "same_examples" not in read_json(self.path):
+            return "recorded before per-example results (no same_examples)"
+        return None
 
 
 def seeds_of(target: str, seeds=None) -> tuple:
@@ -266,6 +281,9 @@ def plan(profile: str, targets: list[str], archs: Optional[list[str]] = None, se
         elif target == "fig5":
             for s in seeds_t:
                 search(ds10, s, {})
+    pending = {d.key for d in jobs.values() if d.kind in ("eval", "transfer") and not d.done()}
+    for j in jobs.values():  # a checkpoint that is loaded again
+        j.needs_checkpoint = j.kind == "train" and any(j.key in jobs[k].needs for k in pending)
     return in_order(list(jobs.values()))
 
 

@@ -96,7 +96,7 @@ def run_job(job: Job, profile: str, data_root=None, device="auto", progress=True
         AdversarialTrainer(cfg, job.path, data_root, progress).fit()
     elif job.kind == "eval":
         evaluate_run(Path(job.runs) / "train" / job.spec["run"], cfg, job.path, None, data_root, device=device,
-                     progress=progress)
+                     progress=progress, overwrite=job.outdated() is not None)
     elif job.kind == "transfer":
         run_transfer(job, profile, data_root, device, overrides)
     elif job.kind == "select":
@@ -416,15 +416,26 @@ def print_cost(profile: str, targets: list[str], device: str, archs=None, seeds=
           f"same computation; unknown: neither timed the job)", file=out)
     w = max(len(r["job"]) for r in rows) if rows else 10
     for r in rows:
-        state = "done" if jobs[f"{r['kind']}/{r['job']}"].done() else "todo"
-        print(f"{state}  {r['kind']:8s} {r['job']:{w}s} {format_hours(r['gpu_hours']):>9s} {r['source'] or '':5s} {r['work']}",
-              file=out)
+        j = jobs[f"{r['kind']}/{r['job']}"]
+        print(f"{'done' if j.done() else 'todo'}  {r['kind']:8s} {r['job']:{w}s} {format_hours(r['gpu_hours']):>9s} "
+              f"{r['source'] or '':5s} {r['work']}{_again(j)}", file=out)
     print(f"total {unit} per table:", file=out)
     for t in totals:
         extra = "" if t["gpu_hours"] is not None or not t["known_gpu_hours"] else \
             f" ({format_hours(t['known_gpu_hours'])} known, {t['unknown_jobs']} jobs unknown)"
         extra = extra or (f" ({t['unknown_jobs']} jobs unknown)" if t["gpu_hours"] is None else "")
         print(f"  {t['table']:22s} {t['jobs']:3d} jobs  {format_hours(t['gpu_hours'])}{extra}", file=out)
+
+
+def _again(job: Job) -> str:
+    """Why a job that has run is to run again ('' for one that has not, or is done)."""
+    if job.done():
+        return ""
+    if job.outdated():
+        return f"; again: {job.outdated()}"
+    if job.kind == "train" and job.needs_checkpoint and (job.path / "provenance.json").exists():
+        return "; again: finished, but its checkpoint, which a job to run loads, is not here"
+    return ""
 
 
 # ---------------------------------------------------------------------- command line
@@ -498,7 +509,7 @@ def add_reproduce_parser(sub):
             print_cost(args.profile, targets, device, archs, seeds, args.method, runs=runs)
             return 0
         for j in jobs:
-            print(f"{'done' if j.done() else 'todo'}  {j.kind:8s} {j.name}")
+            print(f"{'done' if j.done() else 'todo'}  {j.kind:8s} {j.name}{_again(j)}")
         if args.executor == "sequential":
             run_sequential(jobs, args.profile, args.data_root, args.device)
         elif args.executor == "local":

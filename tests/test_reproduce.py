@@ -119,6 +119,30 @@ def test_local_executor_writes_the_records_of_the_sequential_path(campaigns):
         assert logs and f"{j.key}: finished" in logs[0].read_text()
 
 
+def test_an_outdated_evaluation_and_a_missing_checkpoint_are_run_again(campaigns, tmp_path):
+    """Issue #14: an evaluation recorded before per-example results is to be run again, and
+    so is the retraining it attacks when that run's checkpoint was not kept (committed
+    without it); a retraining whose checkpoint no job to run needs stays done without it."""
+    runs = tmp_path / "data" / "runs"  # as the first run's: the records name their runs relative to data/runs
+    shutil.copytree(campaigns["seq"], runs)
+    key = lambda jobs, kind: next(j for j in jobs if j.kind == kind and "table" not in j.name)  # noqa: E731
+    ev = key(smoke_jobs(runs), "eval").path
+    assert all(j.done() for j in smoke_jobs(runs))
+    (key(smoke_jobs(runs), "train").path / "checkpoint.pt").unlink()
+    assert all(j.done() for j in smoke_jobs(runs))  # every job that loads it is done
+    old = json.loads(ev.read_text())
+    del old["same_examples"], old["clean_correct"]
+    ev.write_text(json.dumps(old))
+    jobs = smoke_jobs(runs)
+    train, evaluation = key(jobs, "train"), key(jobs, "eval")
+    assert not evaluation.done() and "per-example" in evaluation.outdated()
+    assert train.needs_checkpoint and not train.done()
+    assert [j.key for j in jobs if not j.done()] == [train.key, evaluation.key]  # the transfer stays done
+    run_sequential(jobs, "smoke", None, "cpu", OVERRIDES, progress=False, log=lambda *a: None)
+    assert all(j.done() for j in smoke_jobs(runs))
+    assert records(runs) == records(campaigns["seq"])  # the same records as the first time
+
+
 def test_a_job_whose_prerequisite_failed_is_skipped(tmp_path):
     runs = tmp_path / "data" / "runs"
     jobs = [j for j in plan("smoke", ["table1"], ["RACL"], (0,), "pgd", runs)]
