@@ -216,7 +216,12 @@ def stop_on_signals():
     only), so that ``kill <pid>`` of a local campaign cancels its jobs like Ctrl-C does.
     Without it the campaign's process dies at once and its jobs run on: submitit's job
     process ignores SIGTERM (Slurm sends it to every process of a preempted job, and the
-    requeue rides on USR2), so only SIGINT, which ``cancel`` sends, stops a local job."""
+    requeue rides on USR2), so only SIGINT, which ``cancel`` sends, stops a local job.
+
+    A campaign started in the background by a script (``nohup ... &`` without job control)
+    inherits SIGINT ignored, and so would every job it starts: ``cancel`` would then stop
+    nothing. Within the block SIGINT gets Python's default handler again, which the jobs
+    started in it inherit as the default action."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -225,6 +230,8 @@ def stop_on_signals():
         raise Stopped(128 + signum)
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:

@@ -346,6 +346,7 @@ def test_a_campaign_is_resubmitted_without_duplicates(fake_slurm, bench_runs, tm
     done = next(j for j in jobs if j.kind == "train" and "resnet18" in j.name)
     done.path.mkdir(parents=True)
     (done.path / "provenance.json").write_text(json.dumps({"finished": "2026-01-01T00:00:00+00:00"}))
+    (done.path / "checkpoint.pt").write_bytes(b"")  # the evaluation to submit again loads it
     again = submit_slurm(plan("paper", ["table2"], ["RACL", "resnet18"], (0,), "mart", bench_runs), "paper",
                          tmp_path / "logs", SlurmOptions(), log=lambda *a: None)
     assert len(list(fake_slurm.glob("job*.sh"))) == len(jobs) + 1
@@ -455,15 +456,19 @@ run_local(job, "smoke", logs, None, "cpu", workers=1, overrides=over, poll_s=0.1
 """
 
 
-def test_kill_of_a_local_campaign_stops_its_jobs(tmp_path):
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_kill_of_a_local_campaign_stops_its_jobs(tmp_path, sigint):
     """``kill <pid>`` (SIGTERM) of a local campaign cancels its running jobs, as Ctrl-C does:
     submitit's job process ignores SIGTERM (Slurm's preemption sends it to every process), so
-    without :func:`racl.reproduce.stop_on_signals` the jobs ran on after the campaign died."""
+    without :func:`racl.reproduce.stop_on_signals` the jobs ran on after the campaign died.
+    Also for a campaign started in the background by a script, which inherits SIGINT ignored
+    (``cancel`` sends SIGINT: its jobs would ignore it too)."""
     import subprocess
     import sys
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint == "ignored" else None
     proc = subprocess.Popen([sys.executable, "-c", STOPPED_SCRIPT, str(tmp_path / "runs"), str(tmp_path / "logs")],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=Path(__file__).resolve().parents[1])
+                            cwd=Path(__file__).resolve().parents[1], preexec_fn=ignore)
     out = []
     try:
         for line in proc.stdout:
