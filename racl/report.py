@@ -545,6 +545,59 @@ def transfer_table(tid: str = "table4") -> PaperTable:
     return PaperTable(t["caption"], df, notes)
 
 
+def table4_advantage() -> pd.DataFrame:
+    """Per column of Table 4 and baseline target, RACL's advantage in transferred accuracy
+    over it against the combined standard error √(se_RACL² + se_baseline²) of the record's
+    n test images (:func:`advantage_verdict`; the paper's rows have no error bars, so its
+    line gives the gap alone). Every target is attacked with the same examples, so the
+    errors are correlated and the independent combination overstates the uncertainty of a
+    gap: "within" is the cautious reading. Beside them, each target's clean accuracy on
+    the same test images (its evaluation record of the same run), which bounds what a
+    transfer attack can leave."""
+    t = paper()["tables"]["table4"]
+    b = t["blocks"][0]
+    rec = transfer_record("table4")
+    cols = list(zip(t["columns"], t["column_labels"]))
+
+    def ours(arch: str, col: str) -> Optional[float]:
+        m = (rec or {}).get("matrices", {}).get(TRANSFER_ATTACK_OF_COLUMN.get(col, col), {}).get(TABLE4_SOURCE, {})
+        return m.get(arch)
+
+    def clean(arch: str) -> str:
+        run = (rec or {}).get("runs", {}).get(arch)
+        path = RUNS / "eval" / f"{run}.json"
+        if run is None or not path.exists():
+            return NOT_RUN
+        ev = _read(path)
+        bits = ev.get("clean_correct")
+        k = min(rec["n"], len(bits)) if bits else 0
+        return pct(sum(c == "1" for c in bits[:k]) / k) if k == rec["n"] else NOT_RUN
+
+    racl_row = next(r for r in b["rows"] if ARCH_OF_ROW[r] == "RACL")
+    rows = []
+    for row, label in zip(b["rows"], b["row_labels"]):
+        if row == racl_row:
+            continue
+        arch = ARCH_OF_ROW[row]
+        p = {lab: advantage_verdict(b["values"][racl_row][c] - b["values"][row][c], None, 1.0, 2)
+             .replace(": no SE (one run)", "") if None not in (b["values"][racl_row][c], b["values"][row][c]) else NOT_LEGIBLE
+             for c, lab in cols}
+        o = {}
+        for c, lab in cols:
+            a, z = ours("RACL", c), ours(arch, c)
+            if None in (a, z):
+                o[lab] = NOT_RUN
+            else:
+                se = (binomial_se(a, rec["n"]) ** 2 + binomial_se(z, rec["n"]) ** 2) ** 0.5
+                o[lab] = advantage_verdict(a - z, se, 100.0)
+        p["clean accuracy (ours: RACL vs target)"] = ""
+        ran = rec is not None and arch in rec.get("targets", [])
+        o["clean accuracy (ours: RACL vs target)"] = f"{clean('RACL')} vs {clean(arch)}" if ran else NOT_RUN
+        name = f"RACL − {ROW_LABEL.get(row, row)}"
+        rows += [((name, "paper"), p), ((name, "ours"), o)]
+    return pd.DataFrame([r[1] for r in rows], index=pd.MultiIndex.from_tuples([r[0] for r in rows], names=["", ""]))
+
+
 def transfer_matrix_table(tid: str) -> PaperTable:
     """Table 5 (PGD-10) or 6 (RFGSM) in the paper's layout: accuracy (%) of each target
     (column) on adversarial examples crafted white-box on each source (row). Under each

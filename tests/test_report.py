@@ -137,6 +137,22 @@ def test_table4_paper_beside_ours(runs):
     assert any(n.startswith("The source's own (white-box) accuracy") and "FGSM 5.0" in n for n in tab.notes)
 
 
+def test_table4_advantage_weighs_each_gap_against_its_standard_error(runs):
+    df = report.table4_advantage()
+    assert df.loc[("RACL − DARTS", "paper"), "FGSM"] == "+4.02"  # 82.78 − 78.76, no error bars in the paper
+    se = ((0.42 * 0.58 + 0.31 * 0.69) / 256) ** 0.5  # two accuracies on the record's 256 images
+    assert df.loc[("RACL − DARTS", "ours"), "PGD-20"] == f"+11.0 > {100 * se:.1f}: exceeds"
+    assert df.loc[("RACL − PC-DARTS", "ours"), "MIM"] == report.NOT_RUN  # not among the record's targets
+    col = "clean accuracy (ours: RACL vs target)"
+    assert df.loc[("RACL − DARTS", "ours"), col] == "not run vs not run"  # no evaluation record named
+    rec = json.loads((runs / "transfer" / "mini-cifar10-mini-table4.json").read_text())
+    rec["runs"] = {"RACL": "racl-run", "DARTS_V2": "darts-run"}
+    _write(runs / "transfer" / "mini-cifar10-mini-table4.json", rec)
+    _write(runs / "eval" / "racl-run.json", {"clean_correct": "1" * 128 + "0" * 384})  # its first 256: 50%
+    _write(runs / "eval" / "darts-run.json", {"clean_correct": "1" * 64 + "0" * 64})  # fewer than 256: not comparable
+    assert report.table4_advantage().loc[("RACL − DARTS", "ours"), col] == "50.0 vs not run"
+
+
 def test_transfer_matrix_paper_row_above_ours(runs):
     df = report.transfer_matrix_table("table5").frame
     assert list(df.columns) == ["AmoebaNet", "NasNet", "DARTS", "PC-DARTS", "ours"]
