@@ -634,14 +634,15 @@ def proposition1_monte_carlo(mu=None, sigma2=None, n: int = 400_000, seed: int =
 
 def search_record_constraints(runs: Optional[Path] = None) -> list[dict]:
     """(mu, sigma, eta, ln lambda*) of the network bound at the last logged epoch of every
-    committed search record that logs them (``data/runs/search/*/metrics.jsonl``)."""
+    finished search record that logs them (``data/runs/search/*/metrics.jsonl``; a search
+    still running, whose provenance has no ``finished``, is left out)."""
     import json
 
     runs = runs or REPO / "data" / "runs" / "search"
     out = []
     for d in sorted(Path(runs).glob("*")):
-        m, c = d / "metrics.jsonl", d / "config.json"
-        if not (m.exists() and c.exists()):
+        m, c, p = d / "metrics.jsonl", d / "config.json", d / "provenance.json"
+        if not (m.exists() and c.exists() and p.exists()) or "finished" not in json.loads(p.read_text()):
             continue
         rows = [json.loads(l) for l in m.read_text().splitlines() if l.strip()]
         rows = [r for r in rows if r.get("net_sigma") is not None and r.get("log_lambda_star") is not None]

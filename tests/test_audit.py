@@ -1,6 +1,7 @@
 """The audit of the paper against itself (racl.audit): it runs on the committed paper file,
 and its findings and counts are the ones the audit chapter states."""
 
+import json
 import math
 
 import pytest
@@ -90,3 +91,16 @@ def test_checks_read_the_paper_file(monkeypatch, tmp_path):
     f.write_text(json.dumps(p))
     monkeypatch.setattr(report, "PAPER", f)
     assert _find(audit.racl_rows(), "Table 1 = Table 8 (η = 0.9, ρ = 0.001): RACL fgsm")[0].consistent
+
+
+def test_a_search_still_running_is_not_audited(tmp_path):
+    """Only finished search records enter the audit: one that is still running (its
+    provenance not yet finished) would change the chapter while it runs."""
+    row = {"epoch": 2, "net_mu": 57.3, "net_sigma": 0.3, "log_lambda_star": 57.8}
+    for name, prov in (("done-s0", {"finished": "2026-12-03T20:00:00+00:00"}), ("running-s0", {})):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+        (d / "config.json").write_text(json.dumps({"profile": "mini", "eta": 0.9, "constraint_form": "std"}))
+        (d / "provenance.json").write_text(json.dumps(prov))
+    assert [r["run"] for r in audit.search_record_constraints(tmp_path)] == ["done-s0"]
