@@ -137,7 +137,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     return dev
 
 
-# ---------------------------------------------------------------------- atomic writes
+# ---------------------------------------------------------------------- progress
 #: seconds between two lines of a progress bar written to a log file rather than a terminal
 LOG_PROGRESS_EVERY = 60.0
 
@@ -173,6 +173,7 @@ def progress(total: int, desc: str, enabled: bool = True, initial: int = 0, file
                 ncols=100, **kw)
 
 
+# ---------------------------------------------------------------------- atomic writes
 def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
     """Write ``path`` atomically: ``write(f)`` fills a temporary binary file in the same
     folder, which is flushed, fsync'ed and renamed over ``path``. On any failure the

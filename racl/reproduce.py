@@ -438,8 +438,9 @@ def _again(job: Job) -> str:
     """Why a job that has run is to run again ('' for one that has not, or is done)."""
     if job.done():
         return ""
-    if job.outdated():
-        return f"; again: {job.outdated()}"
+    why = job.outdated()
+    if why:
+        return f"; again: {why}"
     if job.kind == "train" and job.needs_checkpoint and (job.path / "provenance.json").exists():
         return "; again: finished, but its checkpoint, which a job to run loads, is not here"
     return ""
