@@ -187,14 +187,21 @@ def in_order(jobs: list[Job]) -> list[Job]:
 
 
 def plan(profile: str, targets: list[str], archs: Optional[list[str]] = None, seeds=None, method: Optional[str] = None,
-         runs: Optional[Path] = None) -> list[Job]:
+         runs: Optional[Path] = None, datasets: Optional[list[str]] = None) -> list[Job]:
     """Every job ``targets`` need at budget ``profile``, each once, in an order that runs a
     job after the jobs it needs (:func:`in_order`). ``seeds`` (None: each target's default,
     :func:`seeds_of`) applies to every target; Tables 4-6 use the first. ``method``: the
-    retraining objective (None: the profile's, MART at mini and paper, PGD-AT at smoke)."""
+    retraining objective (None: the profile's, MART at mini and paper, PGD-AT at smoke).
+    ``datasets`` (the paper's names: cifar10, cifar100, tinyimagenet; None: all) keeps the
+    jobs of those datasets: Tables 1-3 run per dataset, everything else on CIFAR-10."""
     method = method or default_method(profile)
     if profile not in DATASETS:
         raise KeyError(f"unknown profile {profile!r}; choose from {', '.join(DATASETS)}")
+    if datasets is not None:
+        unknown = [d for d in datasets if d not in DATASETS[profile]]
+        if unknown or not datasets:
+            raise KeyError(f"unknown dataset(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+                           f"choose from {', '.join(DATASETS[profile])}")
     for target in targets:
         if target not in TARGETS:
             raise KeyError(f"unknown target {target!r}: {', '.join(TARGETS)}")
@@ -242,12 +249,14 @@ def plan(profile: str, targets: list[str], archs: Optional[list[str]] = None, se
     for target in targets:
         seeds_t = seeds_of(target, seeds)
         ds10 = DATASETS[profile]["cifar10"]
+        if datasets is not None and "cifar10" not in datasets and target not in ("table1", "table2", "table3"):
+            continue  # a CIFAR-10-only target
         if target in ("table1", "table2", "table3", "fig4"):
             tid = "table1" if target == "fig4" else target
             # the rows this project can run (other papers' methods are paper-only), per dataset
             for dataset, arch in runnable(tid, ("cifar10",) if target == "fig4" else None):
                 ds = DATASETS[profile][dataset]
-                if ds is None or (archs is not None and arch not in archs):
+                if ds is None or (archs is not None and arch not in archs) or (datasets is not None and dataset not in datasets):
                     continue  # no dataset at this budget (e.g. Tiny-ImageNet has no mini subset)
                 for s in seeds_t:
                     train_eval(arch, ds, s)
@@ -630,12 +639,13 @@ def time_limit_min(hours: Optional[float], max_hours: float) -> int:
 
 
 def cost_table(profile: str, targets: list[str], device: str, archs: Optional[list[str]] = None, seeds=None,
-               method: Optional[str] = None, overrides: Optional[dict] = None, runs: Optional[Path] = None) -> tuple[list[dict], list[dict]]:
+               method: Optional[str] = None, overrides: Optional[dict] = None, runs: Optional[Path] = None,
+               datasets: Optional[list[str]] = None) -> tuple[list[dict], list[dict]]:
     """Every job of the plan with its work and estimated GPU-hours on ``device`` (None:
     unknown; ``source``: ``bench`` or ``runs``, :func:`estimate_with_source`), and for each target the total of its jobs (a job that serves several targets
     counts in each; the campaign's total, last, counts it once). Totals are None when any
     job of theirs is unknown, with the known part and the number of unknown jobs beside."""
-    jobs = plan(profile, targets, archs, seeds, method, runs)
+    jobs = plan(profile, targets, archs, seeds, method, runs, datasets)
     by_key = {j.key: j for j in jobs}
     found = {j.key: estimate_with_source(j, profile, device, overrides, by_key, runs) for j in jobs}
     hours = {k: h for k, (h, _) in found.items()}
@@ -652,7 +662,7 @@ def cost_table(profile: str, targets: list[str], device: str, archs: Optional[li
         return {"table": label, "jobs": len(keys), "gpu_hours": None if unknown else sum(known),
                 "known_gpu_hours": sum(known), "unknown_jobs": unknown}
 
-    totals = [total(t, [j.key for j in plan(profile, [t], archs, seeds, method, runs)]) for t in targets]
+    totals = [total(t, [j.key for j in plan(profile, [t], archs, seeds, method, runs, datasets)]) for t in targets]
     totals.append(total("all (each job once)", [j.key for j in jobs]))
     return rows, totals
 

@@ -1236,6 +1236,83 @@ def search_genotypes(profile: Optional[str] = None, default_only: bool = True) -
     return {r["name"]: load_genotype(str(r["path"] / "genotype.json")) for r in runs}
 
 
+def _shared_edges(a, b) -> dict:
+    """{cell type: how many of ``a``'s chosen (node, input, operation) edges ``b`` chose too}."""
+    from .genotypes import enumerate_edges
+
+    return {t: len(set(enumerate_edges(getattr(a, t))) & set(enumerate_edges(getattr(b, t)))) for t in ("normal", "reduce")}
+
+
+def ablation_searches(profile: Optional[str] = None) -> pd.DataFrame:
+    """Table 8's searches, before anything is retrained: for each setting of
+    :data:`racl.profiles.ABLATIONS` and each seed with a finished search record
+    ``<profile>-<dataset>-<slug>-s<seed>`` (racl.plan's names, CIFAR-10) at ``profile``
+    (None: the largest profile that has any), where the search ended (its last epoch: the
+    supernet's held-out accuracy, the constraint c = μ + Φ⁻¹(η)σ − ln λ* of Eq. 15, the
+    probability P(L ≤ λ*) the log-normal model gives, the dual variable θ), its wall time,
+    and how many of the derived cell's chosen (node, input, operation) edges the full
+    RACL search of the same seed chose too. The last line is the yardstick for those
+    counts: the full RACL searches of different seeds compared with each other, pair by
+    pair, i.e. what the seed alone changes."""
+    from .genotypes import load_genotype
+    from .profiles import ABLATIONS, DATASETS, slug
+
+    runs = {r["name"]: r for r in search_runs() if r["result"] is not None}
+    def named(p: str, labels) -> list:
+        ds = DATASETS[p]["cifar10"]
+        return [n for n in runs for label in labels if re.fullmatch(re.escape(f"{p}-{ds}-{slug(label)}") + r"-s\d+", n)]
+
+    if profile is None:
+        ranked = sorted(PROFILE_RANK, key=PROFILE_RANK.get, reverse=True)
+        profile = next((p for p in ranked if named(p, [a for a in ABLATIONS if a != "RACL"])), None) or \
+            next((p for p in ranked if named(p, ["RACL"])), "mini")
+    prefix = f"{profile}-{DATASETS[profile]['cifar10']}-"
+    full = {}
+    for name in runs:
+        m = re.fullmatch(re.escape(prefix + slug("RACL")) + r"-s(\d+)", name)
+        if m:
+            full[int(m.group(1))] = load_genotype(str(runs[name]["path"] / "genotype.json"))
+    rows = {}
+    for label in ABLATIONS:
+        pat = re.compile(re.escape(prefix + slug(label)) + r"-s(\d+)")
+        for name in sorted(runs):
+            m = pat.fullmatch(name)
+            if not m:
+                continue
+            seed, run = int(m.group(1)), runs[name]
+            last = run["metrics"].iloc[-1] if len(run["metrics"]) else {}
+            g = load_genotype(str(run["path"] / "genotype.json"))
+            ref = full.get(seed)
+            shared = _shared_edges(g, ref) if ref is not None else None
+            get = lambda k: last.get(k) if hasattr(last, "get") else None  # noqa: E731
+            num = lambda v: "-" if v is None or v != v else f"{v:.3g}"  # noqa: E731
+            rows[(label, seed)] = {
+                "search": name, "epochs": len(run["metrics"]),
+                "held-out acc. (%)": pct(get("val_acc")),
+                "c at the end": num(get("c")), "P(L ≤ λ*)": num(get("prob_bound")), "θ": num(get("theta")),
+                "wall time (min)": f"{run['provenance']['wall_time_s'] / 60:.0f}" if run["provenance"].get("wall_time_s") else "-",
+                "normal edges shared with RACL": ("itself" if label == "RACL" else
+                                                  f"{shared['normal']} of {len(g.normal)}" if shared else "no RACL search"),
+                "reduction edges shared with RACL": ("itself" if label == "RACL" else
+                                                     f"{shared['reduce']} of {len(g.reduce)}" if shared else "no RACL search"),
+            }
+    seeds = sorted(full)
+    pairs = [(a, b) for i, a in enumerate(seeds) for b in seeds[i + 1:]]
+    if pairs:
+        counts = [_shared_edges(full[a], full[b]) for a, b in pairs]
+        line = {k: "-" for k in next(iter(rows.values()), {"search": 0}) if k != "search"}
+        line["search"] = ", ".join(f"s{a}/s{b}" for a, b in pairs)
+        for t, col in (("normal", "normal edges shared with RACL"), ("reduce", "reduction edges shared with RACL")):
+            n = len(getattr(full[seeds[0]], t))
+            vals = [c[t] for c in counts]
+            line[col] = f"{sum(vals) / len(vals):.1f} of {n} (pairs: {', '.join(map(str, vals))})"
+        rows[("RACL, one seed against another", "-")] = line
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    if len(df):
+        df.index = pd.MultiIndex.from_tuples(df.index, names=["setting", "seed"])
+    return df
+
+
 def plot_cells(genotypes: dict, title: str = ""):
     """Fig. 5: the normal and the reduction cell of each genotype ({label: Genotype}) side
     by side, one row per genotype (:func:`racl.genotypes.draw_cell`)."""

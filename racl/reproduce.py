@@ -412,12 +412,12 @@ def submit_slurm(jobs: list[Job], profile: str, folder: Path, opts: Optional[Slu
 
 # ---------------------------------------------------------------------- dry run
 def print_cost(profile: str, targets: list[str], device: str, archs=None, seeds=None, method=None,
-               overrides: Optional[dict] = None, runs: Optional[Path] = None, out=None) -> None:
+               overrides: Optional[dict] = None, runs: Optional[Path] = None, out=None, datasets=None) -> None:
     """The plan's jobs, each done or to do with its work and estimated GPU-hours on
     ``device``, then the total per table (:func:`racl.plan.cost_table`)."""
     out = out or sys.stdout
-    rows, totals = cost_table(profile, targets, device, archs, seeds, method, overrides, runs)
-    jobs = {j.key: j for j in plan(profile, targets, archs, seeds, method, runs)}
+    rows, totals = cost_table(profile, targets, device, archs, seeds, method, overrides, runs, datasets)
+    jobs = {j.key: j for j in plan(profile, targets, archs, seeds, method, runs, datasets)}
     unit = "GPU-hours" if "(" not in device else "hours"  # a CPU's label is 'model (N threads)'
     print(f"estimated {unit} on {device} (bench: its committed benchmark records; runs: else its finished runs of the "
           f"same computation; unknown: neither timed the job)", file=out)
@@ -452,6 +452,8 @@ def add_reproduce_parser(sub):
     p.add_argument("--profile", default="mini", choices=sorted(DATASETS), help="budget: smoke | mini | paper (default: mini)")
     p.add_argument("--targets", default="table1", help=f"comma list: {', '.join(TARGETS)}")
     p.add_argument("--archs", help="comma list restricting the models (default: all at paper, a few at mini/smoke)")
+    p.add_argument("--datasets", help="comma list restricting the datasets, by the paper's names: cifar10, cifar100, "
+                                      "tinyimagenet (default: all; only Tables 1-3 use more than CIFAR-10)")
     p.add_argument("--seeds", help="comma list of seeds, for every target (default: each target's own: "
                                     + "; ".join(f"{','.join(map(str, v))} for {k}" for k, v in DEFAULT_SEEDS.items())
                                     + "; 0 for the others)")
@@ -508,13 +510,14 @@ def add_reproduce_parser(sub):
         runs = Path(args.runs) if args.runs else None
         if args.executor == "slurm" and not args.dry_run:
             check_slurm()  # before anything is planned or written
-        jobs = plan(args.profile, targets, archs, seeds, args.method, runs)
+        datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets is not None else None
+        jobs = plan(args.profile, targets, archs, seeds, args.method, runs, datasets)
         if args.dry_run:
             hw = hardware(resolve_device(args.device))
             if args.executor == "local" and not hw.get("gpu"):
                 hw["cpu_threads"] = cpu_slots(args.workers, args.threads)[1]  # what each job will run with
             device = args.cost_device or hardware_label(hw)
-            print_cost(args.profile, targets, device, archs, seeds, args.method, runs=runs)
+            print_cost(args.profile, targets, device, archs, seeds, args.method, runs=runs, datasets=datasets)
             return 0
         for j in jobs:
             print(f"{'done' if j.done() else 'todo'}  {j.kind:8s} {j.name}{_again(j)}")

@@ -122,6 +122,25 @@ def test_table4_and_fig5_plans(tmp_path):
     assert "fig5" in TARGETS
 
 
+def test_datasets_restrict_the_plan(tmp_path, capsys):
+    """--datasets keeps the jobs of the datasets named (Tables 1-3 run per dataset; every
+    other target on CIFAR-10 alone) and refuses a name the profile does not know."""
+    both = plan("mini", ["table1", "table7"], MINI_ARCHS, None, "pgd", tmp_path)
+    assert {j.spec["dataset"] for j in both if j.kind == "train"} == {"cifar10-mini", "cifar100-mini"}
+    ten = plan("mini", ["table1", "table7"], MINI_ARCHS, None, "pgd", tmp_path, datasets=["cifar10"])
+    assert [j.key for j in ten] == [j.key for j in both if j.spec.get("dataset") == "cifar10-mini"]
+    hundred = plan("mini", ["table1", "table7", "table8", "fig5"], MINI_ARCHS, None, "pgd", tmp_path, datasets=["cifar100"])
+    assert hundred and {j.spec["dataset"] for j in hundred} == {"cifar100-mini"}
+    assert not any(j.kind in ("search", "select") or "stability" in j.name for j in hundred)
+    for bad in (["cifar1"], []):
+        with pytest.raises(KeyError, match="choose from cifar10, cifar100, tinyimagenet"):
+            plan("mini", ["table1"], MINI_ARCHS, None, "pgd", tmp_path, datasets=bad)
+    rc = cli.main(["reproduce", "--profile", "mini", "--targets", "table1", "--method", "pgd", "--datasets", "cifar10",
+                   "--runs", str(tmp_path), "--dry-run", "--cost-device", "Test CPU (1 threads)"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "mini-cifar10-mini-racl-pgd-s0" in out and "cifar100" not in out
+
+
 def test_the_whole_plan_runs_each_job_after_its_needs(tmp_path):
     jobs = plan("mini", ["table4", "table7", "table8", "fig5"], MINI_ARCHS, None, "pgd", tmp_path)
     assert len({j.key for j in jobs}) == len(jobs)
@@ -366,6 +385,51 @@ def test_fig5_summary_says_what_the_seeds_show():
 
 
 # ---------------------------------------------------------------------- cost from finished runs
+def _search_record(runs: Path, name: str, g: Genotype, last: dict, finished: bool = True, wall: float = 600.0) -> None:
+    d = runs / "search" / name
+    _write(d / "config.json", {"profile": "mini", "seed": int(name.rsplit("-s", 1)[1])})
+    _write(d / "provenance.json", {"profile": "mini", "wall_time_s": wall, **({"finished": "2026-12-03"} if finished else {})})
+    _write(d / "genotype.json", {"genotype": g.to_dict()})
+    (d / "metrics.jsonl").write_text("\n".join(json.dumps({"epoch": e, **last}) for e in range(3)) + "\n")
+
+
+def test_ablation_searches_count_the_edges_each_setting_shares_with_racl(tmp_path, monkeypatch):
+    """Table 8's searches before retraining: an ablation's cell against the full RACL
+    search of its seed, edge by edge, and the full searches of different seeds against
+    each other as the yardstick; an unfinished search and another profile's are left out."""
+    base = [("sep_conv_3x3", 0), ("sep_conv_3x3", 1)] * 4
+    racl0 = _g(base, base)
+    racl1 = _g([("skip_connect", 0), ("sep_conv_3x3", 1)] + base[2:], [("max_pool_3x3", 0), ("max_pool_3x3", 1)] * 4)
+    racl2 = _g([("skip_connect", 0), ("skip_connect", 1)] + base[2:], base)
+    no_gn = _g([("dil_conv_3x3", 0), ("dil_conv_3x3", 1)] + base[2:], [("skip_connect", 0)] + base[1:])
+    runs = tmp_path
+    for s, g in enumerate((racl0, racl1, racl2)):
+        _search_record(runs, f"mini-cifar10-mini-racl-s{s}", g, {"val_acc": 0.3, "c": -0.01, "prob_bound": 0.9, "theta": 0.0})
+    _search_record(runs, "mini-cifar10-mini-racl-w-o-gradient-norm-s0", no_gn,
+                   {"val_acc": 0.312, "c": 0.0171, "prob_bound": 0.889, "theta": 0.00287}, wall=2119.0)
+    _search_record(runs, "mini-cifar10-mini-racl-eta0.7-s0", racl0, {"val_acc": 0.2}, finished=False)
+    _search_record(runs, "smoke-synthetic-racl-w-o-confidence-learning-s0", racl0, {"val_acc": 0.1})
+    monkeypatch.setattr(report, "RUNS", runs)
+    df = report.ablation_searches()
+    assert list(df.index) == [("RACL w/o gradient norm", 0), ("RACL", 0), ("RACL", 1), ("RACL", 2),
+                              ("RACL, one seed against another", "-")]
+    row = df.loc[("RACL w/o gradient norm", 0)]
+    assert row["search"] == "mini-cifar10-mini-racl-w-o-gradient-norm-s0" and row["epochs"] == 3
+    assert (row["held-out acc. (%)"], row["c at the end"], row["P(L ≤ λ*)"], row["θ"]) == ("31.2", "0.0171", "0.889", "0.00287")
+    assert row["wall time (min)"] == "35"
+    assert row["normal edges shared with RACL"] == "6 of 8" and row["reduction edges shared with RACL"] == "7 of 8"
+    assert df.loc[("RACL", 1), "normal edges shared with RACL"] == "itself"
+    yard = df.loc[("RACL, one seed against another", "-")]
+    assert yard["search"] == "s0/s1, s0/s2, s1/s2"
+    # normal: s0/s1 share 7, s0/s2 share 6, s1/s2 share 7 (node 0's first input); reduction: 0, 8, 0
+    assert yard["normal edges shared with RACL"] == "6.7 of 8 (pairs: 7, 6, 7)"
+    assert yard["reduction edges shared with RACL"] == "2.7 of 8 (pairs: 0, 8, 0)"
+    assert list(report.ablation_searches("smoke").index) == [("RACL w/o confidence learning", 0)]
+    assert report.ablation_searches("smoke").iloc[0]["normal edges shared with RACL"] == "no RACL search"
+    monkeypatch.setattr(report, "RUNS", tmp_path / "nothing")
+    assert report.ablation_searches().empty
+
+
 def test_costs_come_from_finished_runs_of_the_device_where_no_benchmark_fits(tmp_path, capsys):
     """No benchmark record of 'Test CPU (1 threads)': a search costs what the finished search
     of the same config took; a retraining, the per-step time of one of the same computation
