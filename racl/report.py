@@ -1257,55 +1257,41 @@ def ablation_searches(profile: Optional[str] = None) -> pd.DataFrame:
     from .genotypes import load_genotype
     from .profiles import ABLATIONS, DATASETS, slug
 
-    runs = {r["name"]: r for r in search_runs() if r["result"] is not None}
-    def named(p: str, labels) -> list:
-        ds = DATASETS[p]["cifar10"]
-        return [n for n in runs for label in labels if re.fullmatch(re.escape(f"{p}-{ds}-{slug(label)}") + r"-s\d+", n)]
+    runs = [r for r in search_runs() if r["result"] is not None]
+
+    def searches(p: str, label: str) -> dict:
+        """{seed: the finished search of ``label`` at profile ``p``}, by racl.plan's names."""
+        pat = re.compile(re.escape(f"{p}-{DATASETS[p]['cifar10']}-{slug(label)}") + r"-s(\d+)")
+        return {int(m.group(1)): r for r in runs if (m := pat.fullmatch(r["name"]))}
 
     if profile is None:
         ranked = sorted(PROFILE_RANK, key=PROFILE_RANK.get, reverse=True)
-        profile = next((p for p in ranked if named(p, [a for a in ABLATIONS if a != "RACL"])), None) or \
-            next((p for p in ranked if named(p, ["RACL"])), "mini")
-    prefix = f"{profile}-{DATASETS[profile]['cifar10']}-"
-    full = {}
-    for name in runs:
-        m = re.fullmatch(re.escape(prefix + slug("RACL")) + r"-s(\d+)", name)
-        if m:
-            full[int(m.group(1))] = load_genotype(str(runs[name]["path"] / "genotype.json"))
+        ablated = [p for p in ranked if any(searches(p, a) for a in ABLATIONS if a != "RACL")]
+        profile = (ablated or [p for p in ranked if searches(p, "RACL")] or ["mini"])[0]
+    cell = lambda r: load_genotype(str(r["path"] / "genotype.json"))  # noqa: E731
+    num = lambda v: "-" if v is None or v != v else f"{v:.3g}"  # noqa: E731
+    full = {seed: cell(r) for seed, r in searches(profile, "RACL").items()}
+    shared_cols = {"normal": "normal edges shared with RACL", "reduce": "reduction edges shared with RACL"}
     rows = {}
     for label in ABLATIONS:
-        pat = re.compile(re.escape(prefix + slug(label)) + r"-s(\d+)")
-        for name in sorted(runs):
-            m = pat.fullmatch(name)
-            if not m:
-                continue
-            seed, run = int(m.group(1)), runs[name]
-            last = run["metrics"].iloc[-1] if len(run["metrics"]) else {}
-            g = load_genotype(str(run["path"] / "genotype.json"))
-            ref = full.get(seed)
-            shared = _shared_edges(g, ref) if ref is not None else None
-            get = lambda k: last.get(k) if hasattr(last, "get") else None  # noqa: E731
-            num = lambda v: "-" if v is None or v != v else f"{v:.3g}"  # noqa: E731
-            rows[(label, seed)] = {
-                "search": name, "epochs": len(run["metrics"]),
-                "held-out acc. (%)": pct(get("val_acc")),
-                "c at the end": num(get("c")), "P(L ≤ λ*)": num(get("prob_bound")), "θ": num(get("theta")),
-                "wall time (min)": f"{run['provenance']['wall_time_s'] / 60:.0f}" if run["provenance"].get("wall_time_s") else "-",
-                "normal edges shared with RACL": ("itself" if label == "RACL" else
-                                                  f"{shared['normal']} of {len(g.normal)}" if shared else "no RACL search"),
-                "reduction edges shared with RACL": ("itself" if label == "RACL" else
-                                                     f"{shared['reduce']} of {len(g.reduce)}" if shared else "no RACL search"),
-            }
-    seeds = sorted(full)
-    pairs = [(a, b) for i, a in enumerate(seeds) for b in seeds[i + 1:]]
+        for seed, run in sorted(searches(profile, label).items()):
+            last = run["metrics"].iloc[-1].to_dict() if len(run["metrics"]) else {}
+            g, wall = cell(run), run["provenance"].get("wall_time_s")
+            row = {"search": run["name"], "epochs": len(run["metrics"]), "held-out acc. (%)": pct(last.get("val_acc")),
+                   "c at the end": num(last.get("c")), "P(L ≤ λ*)": num(last.get("prob_bound")), "θ": num(last.get("theta")),
+                   "wall time (min)": f"{wall / 60:.0f}" if wall else "-"}
+            shared = _shared_edges(g, full[seed]) if seed in full else None
+            for t, col in shared_cols.items():
+                row[col] = "itself" if label == "RACL" else f"{shared[t]} of {len(getattr(g, t))}" if shared else "no RACL search"
+            rows[(label, seed)] = row
+    pairs = [(a, b) for a in sorted(full) for b in sorted(full) if a < b]
     if pairs:
+        line = {"search": ", ".join(f"s{a}/s{b}" for a, b in pairs),
+                **{k: "-" for k in ("epochs", "held-out acc. (%)", "c at the end", "P(L ≤ λ*)", "θ", "wall time (min)")}}
         counts = [_shared_edges(full[a], full[b]) for a, b in pairs]
-        line = {k: "-" for k in next(iter(rows.values()), {"search": 0}) if k != "search"}
-        line["search"] = ", ".join(f"s{a}/s{b}" for a, b in pairs)
-        for t, col in (("normal", "normal edges shared with RACL"), ("reduce", "reduction edges shared with RACL")):
-            n = len(getattr(full[seeds[0]], t))
+        for t, col in shared_cols.items():
             vals = [c[t] for c in counts]
-            line[col] = f"{sum(vals) / len(vals):.1f} of {n} (pairs: {', '.join(map(str, vals))})"
+            line[col] = f"{sum(vals) / len(vals):.1f} of {len(getattr(full[pairs[0][0]], t))} (pairs: {', '.join(map(str, vals))})"
         rows[("RACL, one seed against another", "-")] = line
     df = pd.DataFrame.from_dict(rows, orient="index")
     if len(df):
