@@ -638,11 +638,13 @@ def search_record_constraints(runs: Optional[Path] = None) -> list[dict]:
     still running, whose provenance has no ``finished``, is left out)."""
     import json
 
+    from .report import finished
+
     runs = runs or REPO / "data" / "runs" / "search"
     out = []
     for d in sorted(Path(runs).glob("*")):
-        m, c, p = d / "metrics.jsonl", d / "config.json", d / "provenance.json"
-        if not (m.exists() and c.exists() and p.exists()) or "finished" not in json.loads(p.read_text()):
+        m, c = d / "metrics.jsonl", d / "config.json"
+        if not (m.exists() and c.exists() and finished(d)):
             continue
         rows = [json.loads(l) for l in m.read_text().splitlines() if l.strip()]
         rows = [r for r in rows if r.get("net_sigma") is not None and r.get("log_lambda_star") is not None]

@@ -1236,13 +1236,6 @@ def search_genotypes(profile: Optional[str] = None, default_only: bool = True) -
     return {r["name"]: load_genotype(str(r["path"] / "genotype.json")) for r in runs}
 
 
-def _shared_edges(a, b) -> dict:
-    """{cell type: how many of ``a``'s chosen (node, input, operation) edges ``b`` chose too}."""
-    from .genotypes import enumerate_edges
-
-    return {t: len(set(enumerate_edges(getattr(a, t))) & set(enumerate_edges(getattr(b, t)))) for t in ("normal", "reduce")}
-
-
 def ablation_searches(profile: Optional[str] = None) -> pd.DataFrame:
     """Table 8's searches, before anything is retrained: for each setting of
     :data:`racl.profiles.ABLATIONS` and each seed with a finished search record
@@ -1272,6 +1265,7 @@ def ablation_searches(profile: Optional[str] = None) -> pd.DataFrame:
     num = lambda v: "-" if v is None or v != v else f"{v:.3g}"  # noqa: E731
     full = {seed: cell(r) for seed, r in searches(profile, "RACL").items()}
     shared_cols = {"normal": "normal edges shared with RACL", "reduce": "reduction edges shared with RACL"}
+    shared_edges = lambda a, b: {t: len(e) for t, e in common_edges({0: a, 1: b}).items()}  # noqa: E731
     rows = {}
     for label in ABLATIONS:
         for seed, run in sorted(searches(profile, label).items()):
@@ -1280,7 +1274,7 @@ def ablation_searches(profile: Optional[str] = None) -> pd.DataFrame:
             row = {"search": run["name"], "epochs": len(run["metrics"]), "held-out acc. (%)": pct(last.get("val_acc")),
                    "c at the end": num(last.get("c")), "P(L ≤ λ*)": num(last.get("prob_bound")), "θ": num(last.get("theta")),
                    "wall time (min)": f"{wall / 60:.0f}" if wall else "-"}
-            shared = _shared_edges(g, full[seed]) if seed in full else None
+            shared = shared_edges(g, full[seed]) if seed in full else None
             for t, col in shared_cols.items():
                 row[col] = "itself" if label == "RACL" else f"{shared[t]} of {len(getattr(g, t))}" if shared else "no RACL search"
             rows[(label, seed)] = row
@@ -1288,7 +1282,7 @@ def ablation_searches(profile: Optional[str] = None) -> pd.DataFrame:
     if pairs:
         line = {"search": ", ".join(f"s{a}/s{b}" for a, b in pairs),
                 **{k: "-" for k in ("epochs", "held-out acc. (%)", "c at the end", "P(L ≤ λ*)", "θ", "wall time (min)")}}
-        counts = [_shared_edges(full[a], full[b]) for a, b in pairs]
+        counts = [shared_edges(full[a], full[b]) for a, b in pairs]
         for t, col in shared_cols.items():
             vals = [c[t] for c in counts]
             line[col] = f"{sum(vals) / len(vals):.1f} of {len(getattr(full[pairs[0][0]], t))} (pairs: {', '.join(map(str, vals))})"
