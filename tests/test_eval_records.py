@@ -330,16 +330,21 @@ def test_a_killed_evaluation_resumes_from_its_last_attack(tiny_run, tmp_path, mo
 
 
 def test_committed_checkpoints_are_small():
-    """README, Data: a committed checkpoint is at most 5 MB; .gitignore lets only
-    data/runs/train/mini-*/checkpoint.pt through."""
+    """README, Data: a committed checkpoint is at most 5 MB; .gitignore lets only the mini
+    profile's retraining and search checkpoints through (data/runs/{train,search}/mini-*/checkpoint.pt),
+    and, under data/runs, an evaluation in progress (<record>.json.partial), so that what a
+    run has done survives a session that loses the ignored files."""
     tracked = subprocess.run(["git", "ls-files", "*.pt"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     untracked = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "*.pt"], cwd=REPO, capture_output=True,
                                text=True, check=True).stdout.split()
     for f in tracked + untracked:
-        assert f.startswith("data/runs/train/mini-") and f.endswith("/checkpoint.pt"), f
+        assert f.startswith(("data/runs/train/mini-", "data/runs/search/mini-")) and f.endswith("/checkpoint.pt"), f
         assert (REPO / f).stat().st_size <= CHECKPOINT_LIMIT_BYTES, f"{f} is over the 5 MB limit"
-    ignored = subprocess.run(["git", "check-ignore", "-q", "data/runs/train/mini-x/checkpoint.pt"], cwd=REPO)
-    assert ignored.returncode == 1  # not ignored
+    for kept in ("data/runs/train/mini-x/checkpoint.pt", "data/runs/search/mini-x/checkpoint.pt",
+                 "data/runs/eval/mini-x.json.partial", "data/runs/transfer/mini-x.json.partial"):
+        assert subprocess.run(["git", "check-ignore", "-q", kept], cwd=REPO).returncode == 1, f"{kept} is ignored"
+    for ignored in ("data/runs/train/paper-x/checkpoint.pt", "data/runs/search/paper-x/checkpoint.pt", "runs/x/e.json.partial"):
+        assert subprocess.run(["git", "check-ignore", "-q", ignored], cwd=REPO).returncode == 0, f"{ignored} is not ignored"
     # ResNet-110's (Table 4's source, about 14 MB) is over the limit at every profile
     assert subprocess.run(["git", "check-ignore", "-q", "data/runs/train/mini-cifar10-mini-resnet110-mart-s0/checkpoint.pt"],
                           cwd=REPO).returncode == 0
