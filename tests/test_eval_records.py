@@ -330,15 +330,19 @@ def test_a_killed_evaluation_resumes_from_its_last_attack(tiny_run, tmp_path, mo
 
 
 def test_committed_checkpoints_are_small():
-    """README, Data: a committed checkpoint is at most 5 MB; .gitignore lets only the mini
-    profile's retraining and search checkpoints through (data/runs/{train,search}/mini-*/checkpoint.pt),
+    """README, Data: a committed checkpoint is at most 5 MB and a mini retraining's; .gitignore
+    lets only the mini profile's retraining and search checkpoints through (the search's are not
+    committed),
     and, under data/runs, an evaluation in progress (<record>.json.partial), so that what a
     run has done survives a session that loses the ignored files."""
     tracked = subprocess.run(["git", "ls-files", "*.pt"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     untracked = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "*.pt"], cwd=REPO, capture_output=True,
                                text=True, check=True).stdout.split()
+    # a mini search's checkpoint (5.8 MB when finished, 4 MB of it the power iteration's
+    # warm-start vectors) is left unignored so that an unfinished search survives, never committed
+    untracked = [f for f in untracked if not f.startswith("data/runs/search/mini-")]
     for f in tracked + untracked:
-        assert f.startswith(("data/runs/train/mini-", "data/runs/search/mini-")) and f.endswith("/checkpoint.pt"), f
+        assert f.startswith("data/runs/train/mini-") and f.endswith("/checkpoint.pt"), f
         assert (REPO / f).stat().st_size <= CHECKPOINT_LIMIT_BYTES, f"{f} is over the 5 MB limit"
     for kept in ("data/runs/train/mini-x/checkpoint.pt", "data/runs/search/mini-x/checkpoint.pt",
                  "data/runs/eval/mini-x.json.partial", "data/runs/transfer/mini-x.json.partial"):
