@@ -330,11 +330,10 @@ def test_a_killed_evaluation_resumes_from_its_last_attack(tiny_run, tmp_path, mo
 
 
 def test_committed_checkpoints_are_small():
-    """README, Data: a committed checkpoint is at most 5 MB and a mini retraining's; .gitignore
-    lets only the mini profile's retraining and search checkpoints through (the search's are not
-    committed),
-    and, under data/runs, an evaluation in progress (<record>.json.partial), so that what a
-    run has done survives a session that loses the ignored files."""
+    """README, Data: a committed checkpoint is a mini retraining's, at most 5 MB. .gitignore lets
+    through the mini profile's retraining and search checkpoints (a search's is never committed)
+    and, under data/runs, an evaluation in progress (<record>.json.partial), so that what a run
+    has done survives a session that loses the ignored files."""
     tracked = subprocess.run(["git", "ls-files", "*.pt"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     untracked = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "*.pt"], cwd=REPO, capture_output=True,
                                text=True, check=True).stdout.split()
