@@ -237,9 +237,15 @@ def _read(p: Path):
     return json.loads(p.read_text()) if p.exists() else None
 
 
+def metrics_records(path: Path) -> list[dict]:
+    """A run folder's per-epoch metrics (``metrics.jsonl``), one dict per line; [] if none."""
+    f = Path(path) / "metrics.jsonl"
+    return [json.loads(l) for l in f.read_text().splitlines() if l.strip()] if f.exists() else []
+
+
 def load_run(path: Path) -> dict:
     path = Path(path)
-    metrics = [json.loads(l) for l in (path / "metrics.jsonl").read_text().splitlines() if l.strip()] if (path / "metrics.jsonl").exists() else []
+    metrics = metrics_records(path)
     return {"name": path.name, "path": path, "config": _read(path / "config.json"), "provenance": _read(path / "provenance.json"),
             "metrics": pd.DataFrame(metrics), "result": _read(path / "genotype.json")}
 
@@ -1113,12 +1119,62 @@ def random_search_selections(method: Optional[str] = None) -> list[dict]:
     return sorted(recs, key=_rank, reverse=True)
 
 
+_SCREEN = re.compile(r"^(?P<prefix>.+)-random-cell(?P<g>\d+)-screen-(?P<method>[a-z]+)-s(?P<seed>\d+)$")
+
+
+def random_search_screenings(method: Optional[str] = None) -> list[dict]:
+    """Table 8's random searches that have finished screening runs but no selection record
+    yet (a campaign in progress): one {"selection": the selection's name, "screened": the
+    finished screening runs' criteria (:func:`racl.random_search.screen_score`, in cell
+    order), "models": how many cells the row screens, "budget": the runs' profile, dataset,
+    seed, hardware, total wall time and code versions} per search, largest budget first.
+    Unfinished screening runs are left out, as everywhere in the book."""
+    from .profiles import RANDOM_SEARCH
+    from .random_search import screen_score
+
+    chosen = {r["_file"][:-len(".json")] for r in json_records("select")}
+    groups: dict = {}
+    for run in train_runs():
+        m = _SCREEN.match(run["name"])
+        if not m or m["method"] != _objective(run["provenance"].get("profile"), method):
+            continue
+        sel = f"{m['prefix']}-random-search-{m['method']}-s{m['seed']}"
+        if sel in chosen:
+            continue
+        g = groups.setdefault(sel, {"selection": sel, "screened": [], "models": RANDOM_SEARCH["models"],
+                                    "provenance": run["provenance"], "provs": []})
+        g["provs"].append(run["provenance"])
+        g["screened"].append({"run": run["name"], "cell": int(m["g"]), "arch": run["config"]["arch"],
+                              "wall_time_s": run["provenance"].get("wall_time_s"),
+                              **screen_score(metrics_records(run["path"]))})
+    out = []
+    for g in groups.values():
+        g["screened"].sort(key=lambda c: c["cell"])
+        provs = g.pop("provs")
+        total = {k: sum(p.get(k) or 0 for p in provs) or None for k in ("wall_time_s", "cpu_time_s")}
+        g["budget"] = budget({**provs[0], **total},
+                             hardware=", ".join(dict.fromkeys(hardware_label(p.get("hardware", {})) for p in provs)),
+                             commit=", ".join(dict.fromkeys(commit_label(p) for p in provs)))
+        out.append(g)
+    return sorted(out, key=_rank, reverse=True)
+
+
 def random_search_table(rec: dict) -> pd.DataFrame:
     """One selection: every screened random cell's held-out clean and PGD accuracy (%) and
     which one was kept."""
     rows = [{"candidate": c["run"], "epochs": c["epochs"], "held-out n": c.get("val_n"),
              "held-out clean (%)": pct(c["val_clean_acc"]), f"held-out {c['criterion'][4:-4].upper()} (%)": pct(c["val_pgd_acc"]),
              "kept": "✓" if i == rec["chosen_index"] else ""} for i, c in enumerate(rec["candidates"])]
+    return pd.DataFrame(rows).set_index("candidate")
+
+
+def screenings_table(group: dict) -> pd.DataFrame:
+    """A random search in progress (:func:`random_search_screenings`): every finished
+    screening run's held-out clean and PGD accuracy (%), its wall time, and no choice (the
+    rule chooses only once all ``models`` cells are screened)."""
+    rows = [{"candidate": c["run"], "epochs": c["epochs"], "held-out n": c.get("val_n"),
+             "held-out clean (%)": pct(c["val_clean_acc"]), f"held-out {c['criterion'][4:-4].upper()} (%)": pct(c["val_pgd_acc"]),
+             "wall time (s)": "?" if c["wall_time_s"] is None else f"{c['wall_time_s']:,.0f}"} for c in group["screened"]]
     return pd.DataFrame(rows).set_index("candidate")
 
 

@@ -228,6 +228,37 @@ def test_table8_ablations_by_job_name(runs):
 
 
 
+def _screening(runs, name, pgd, clean=0.5, finished=True, wall=600.0, dirty=False):
+    run = runs / "train" / name
+    _write(run / "config.json", {"arch": "Genotype(normal=...)"})
+    run.joinpath("metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (
+        {"epoch": 0, "val_clean_acc": 0.9, "val_pgd10_acc": 0.9, "val_n": 512},
+        {"epoch": 1, "val_clean_acc": clean, "val_pgd10_acc": pgd, "val_n": 512})))
+    prov = {**PROV, "wall_time_s": wall, "code": {"git_commit": "abcdef0123456", "git_dirty": dirty}}
+    _write(run / "provenance.json", {**prov, **({"finished": "2026-01-01T00:00:00+00:00"} if finished else {})})
+
+
+def test_random_search_in_progress_shows_the_finished_screenings_and_no_choice(runs):
+    """A random search still screening: its finished screening runs (last epoch's held-out
+    accuracies, not the decoy first epoch), in cell order, with the summed wall time and every
+    code version; an unfinished screening, another objective's, and a search that has its
+    selection record are not listed."""
+    for g, pgd in ((2, 0.25), (0, 0.31)):
+        _screening(runs, f"mini-cifar10-mini-random-cell{g}-screen-mart-s1", pgd, dirty=g == 2)
+    _screening(runs, "mini-cifar10-mini-random-cell1-screen-mart-s1", 0.5, finished=False)
+    _screening(runs, "mini-cifar10-mini-random-cell0-screen-pgd-s1", 0.5)
+    _screening(runs, "mini-cifar10-mini-random-cell0-screen-mart-s0", 0.5)  # seed 0 has its selection record
+    _write(runs / "select" / "mini-cifar10-mini-random-search-mart-s0.json", {"chosen_index": 0, "candidates": [], "provenance": PROV})
+    (g,) = report.random_search_screenings()
+    assert g["selection"] == "mini-cifar10-mini-random-search-mart-s1" and g["models"] == 10
+    assert [c["cell"] for c in g["screened"]] == [0, 2] and [c["val_pgd_acc"] for c in g["screened"]] == [0.31, 0.25]
+    assert "20.0 min" in g["budget"] and "abcdef0, abcdef0+dirty" in g["budget"]
+    df = report.screenings_table(g)
+    assert list(df.index) == ["mini-cifar10-mini-random-cell0-screen-mart-s1", "mini-cifar10-mini-random-cell2-screen-mart-s1"]
+    assert list(df["held-out PGD10 (%)"]) == ["31.0", "25.0"] and "kept" not in df.columns
+    assert [g["selection"] for g in report.random_search_screenings("pgd")] == ["mini-cifar10-mini-random-search-pgd-s1"]
+
+
 def test_tables_7_and_8_read_the_profiles_objective_and_pgd_at_on_request(runs):
     """reproduce retrains with each profile's objective (MART at mini): Tables 7 and 8 read
     those records by default; PGD-AT records of the same rows (the labelled comparison) are
