@@ -143,11 +143,11 @@ def standard_error(p: float, n: int) -> float:
     return math.sqrt(max(p * (1 - p), 0.0) / n) if n else float("nan")
 
 
-def same_examples(rec: dict) -> Optional[dict]:
-    """Clean accuracy, every attack and the per-example worst case over the l-inf bounded
-    attacks, each with n and its standard error, on the examples that every attack of the
-    record ran on (the first n_slow). None for a record without per-example results
-    (written before they were stored)."""
+def per_example(rec: dict) -> Optional[dict]:
+    """A record's per-example correctness on the examples that every attack ran on (the
+    first n_slow): {"index": test-set indices, "clean", each attack, and "worst_case" (correct
+    under every l-inf bounded attack): bool tensors, "over": those attacks}. None for a record
+    without per-example results (written before they were stored)."""
     clean = rec.get("clean_correct")
     attacks = {k: v["correct"] for k, v in rec.get("attacks", {}).items() if "correct" in v}
     if clean is None or not attacks:
@@ -159,14 +159,45 @@ def same_examples(rec: dict) -> Optional[dict]:
     worst = c.clone()
     for k in bounded:
         worst &= correct[k]
+    index = parse_ranges(rec["index"])[:m] if "index" in rec else list(range(m))
+    return {"index": index, "clean": c, **correct, "worst_case": worst, "over": bounded}
+
+
+def same_examples(rec: dict) -> Optional[dict]:
+    """Clean accuracy, every attack and the per-example worst case over the l-inf bounded
+    attacks, each with n and its standard error, on the examples that every attack of the
+    record ran on (the first n_slow; :func:`per_example`). None for a record without
+    per-example results (written before they were stored)."""
+    ex = per_example(rec)
+    if ex is None:
+        return None
+    m = len(ex["index"])
 
     def acc(t):
         p = t.float().mean().item() if m else float("nan")
         return {"acc": p, "se": standard_error(p, m)}
 
-    index = parse_ranges(rec["index"])[:m] if "index" in rec else list(range(m))
-    return {"n": m, "index": index_ranges(index), "clean": acc(c), "attacks": {k: acc(t) for k, t in correct.items()},
-            "worst_case": {**acc(worst), "over": bounded}}
+    attacks = [k for k in ex if k not in ("index", "clean", "worst_case", "over")]
+    return {"n": m, "index": index_ranges(ex["index"]), "clean": acc(ex["clean"]), "attacks": {k: acc(ex[k]) for k in attacks},
+            "worst_case": {**acc(ex["worst_case"]), "over": ex["over"]}}
+
+
+def paired_difference(a: torch.Tensor, b: torch.Tensor) -> dict:
+    """The difference of two accuracies measured on the same examples (per-example
+    correctness ``a`` and ``b``, bool): {"diff": mean(a) - mean(b), "se": its standard error,
+    sd(a_i - b_i) / sqrt(n), "n", and "discordant": (a right and b wrong, the reverse)}.
+    Pairing removes the variance the two share (the examples), so it is at most the
+    unpaired sqrt(se_a^2 + se_b^2) when the two are positively correlated."""
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired difference needs two per-example vectors of one length, got {tuple(a.shape)} and {tuple(b.shape)}")
+    n = a.numel()
+    if n == 0:
+        raise ValueError("paired difference of no examples")
+    d = a.float() - b.float()
+    mean = d.mean().item()
+    var = max((d * d).mean().item() - mean * mean, 0.0)
+    return {"diff": mean, "se": math.sqrt(var / n), "n": n,
+            "discordant": (int((a & ~b).sum()), int((~a & b).sum()))}
 
 
 def flips(rec: dict, attack: str, z: float = 2.0) -> dict:

@@ -1178,6 +1178,82 @@ def screenings_table(group: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("candidate")
 
 
+# ---------------------------------------------------------------------- MART against PGD-AT
+#: the columns of the objectives' comparison: the record's key, the label
+COMPARISON_COLUMNS = (("clean", "Clean"), ("fgsm", "FGSM"), ("mim20", "MIM"), ("pgd20", "PGD-20"), ("pgd100", "PGD-100"),
+                      ("cw_inf", "CW-∞"), ("autoattack", "AA"), ("worst_case", "worst case"))
+
+
+def _bits_of(rec: dict, key: str) -> Optional[str]:
+    if key == "clean":
+        return rec.get("clean_correct")
+    return (rec.get("attacks", {}).get(key) or {}).get("correct")
+
+
+def objective_comparison(a: str = "mart", b: str = "pgd", dataset: str = "cifar10") -> PaperTable:
+    """The same cell trained with objective ``a`` and with ``b`` (MART, the paper's, against
+    the PGD-AT comparison), at the same budget and seed, attacked on the same test examples:
+    per model, each objective's accuracy (%) with its binomial standard error, and the
+    difference a − b with its **paired** standard error (:func:`racl.evaluation.paired_difference`,
+    from the per-example results), verdict as in Table 7 ("within" when the gap is no larger
+    than it). Each column uses every example both records ran that attack on (CW-∞ and the
+    cheap attacks all n, AutoAttack and the worst case the first n_slow); a pair whose
+    test indices differ is left out and named in the notes."""
+    from .evaluation import from_bits, paired_difference, parse_ranges, per_example
+
+    la, lb = (METHOD_LABEL.get(m, m).split(" (")[0] for m in (a, b))
+    pairs: dict = {}
+    for r in eval_records(dataset):
+        method = (r["model"] or {}).get("method")
+        if method in (a, b) and r.get("clean_correct") and not is_stability_eval(r):
+            key = (r["model"].get("train_profile"), r["model"]["dataset"], r["model"]["arch"], run_seed(r))
+            pairs.setdefault(key, {})[method] = r
+    rows, notes = [], []
+    for (profile, ds, arch, seed), p in sorted(pairs.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        if set(p) != {a, b}:
+            continue
+        model = f"{ROW_OF_ARCH.get(arch, arch)} ({profile}, seed {seed})"
+        ra, rb = p[a], p[b]
+        ia, ib = parse_ranges(ra["index"]), parse_ranges(rb["index"])
+        ea, eb = per_example(ra), per_example(rb)
+        cells = {la: {}, lb: {}, f"{la} − {lb} (paired)": {}, "n": {}}
+        for key, label in COMPARISON_COLUMNS:
+            if key == "worst_case":
+                if ea is None or eb is None or ea["over"] != eb["over"]:
+                    continue
+                xa, xb = ea[key], eb[key]
+                m = min(len(xa), len(xb))
+            else:
+                sa, sb = _bits_of(ra, key), _bits_of(rb, key)
+                if not sa or not sb:
+                    continue
+                m = min(len(sa), len(sb))
+                xa, xb = from_bits(sa[:m]), from_bits(sb[:m])
+            if ia[:m] != ib[:m]:
+                notes.append(f"{model}: {label} left out, the two records attacked different test examples")
+                continue
+            xa, xb = xa[:m], xb[:m]
+            for lab, x in ((la, xa), (lb, xb)):
+                acc = x.float().mean().item()
+                cells[lab][label] = f"{pct(acc)} (±{100 * binomial_se(acc, m):.1f})"
+            d = paired_difference(xa, xb)
+            cells[f"{la} − {lb} (paired)"][label] = advantage_verdict(d["diff"], d["se"], 100.0)
+            cells["n"][label] = str(m)
+        if not cells["n"]:
+            continue
+        rows += [((model, k), v) for k, v in cells.items()]
+        notes.append(f"{model}: {la}: {_eval_budget(ra)}; {lb}: {_eval_budget(rb)}")
+    cols = [label for _, label in COMPARISON_COLUMNS]
+    if rows:
+        frame = pd.DataFrame([v for _, v in rows], index=pd.MultiIndex.from_tuples([k for k, _ in rows], names=["", ""]))
+        frame = frame.reindex(columns=[c for c in cols if c in frame.columns]).fillna(NOT_RUN)
+    else:
+        frame = pd.DataFrame(columns=cols)
+        notes.append(f"Not run yet: no model has evaluation records of both {la} and {lb} at one budget and seed "
+                     "on the same test examples.")
+    return PaperTable(f"The same cells trained with {la} and with {lb} ({dataset}, same test examples)", frame, notes)
+
+
 # ---------------------------------------------------------------------- Fig. 5
 #: operations with trainable parameters (convolutions), pooling and the identity, as Sec. 4.5
 #: groups them when it describes the cells RACL prefers

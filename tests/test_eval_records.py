@@ -17,7 +17,7 @@ from racl import report
 from racl.attacks import keyed_noise, make_attack
 from racl.data import load_dataset
 from racl.evaluation import (evaluate, evaluate_run, flips, from_bits, get_eval_profile, index_ranges,
-                             parse_ranges, resolve_run, run_attack, run_ref, same_examples, standard_error,
+                             paired_difference, parse_ranges, resolve_run, run_attack, run_ref, same_examples, standard_error,
                              transfer_matrix, with_record_checks)
 from racl.networks import SmallCNN
 from racl.profiles import get_profile
@@ -112,6 +112,64 @@ def test_every_attack_on_the_same_examples_with_the_worst_case(normal_rec):
     json.dumps(rec)  # a plain JSON record
     df = report.attack_details(rec)
     assert {"clean", "worst case"} <= set(df.index) and "same 16 examples (%)" in df.columns
+
+
+def test_paired_difference_of_two_accuracies_on_the_same_examples():
+    a = from_bits("11110000")
+    b = from_bits("11001100")
+    d = paired_difference(a, b)  # differences 0 0 +1 +1 -1 -1 0 0: mean 0, variance 4/8
+    assert d["diff"] == 0 and d["se"] == pytest.approx(math.sqrt(0.5 / 8)) and d["discordant"] == (2, 2) and d["n"] == 8
+    d = paired_difference(from_bits("1110"), from_bits("0000"))  # differences 1 1 1 0: mean 3/4, variance 3/16
+    assert d["diff"] == 0.75 and d["se"] == pytest.approx(math.sqrt(3 / 16 / 4))
+    assert paired_difference(a, a)["se"] == 0  # identical predictions: no uncertainty in the difference
+    with pytest.raises(ValueError, match="one length"):
+        paired_difference(a, from_bits("111"))
+
+
+def _objective_rec(method, clean, pgd, aa, index="0-7", run=None):
+    """An evaluation record of DARTS_V2 (mini, seed 0) with per-example results: ``aa`` on
+    the first 4 examples (AutoAttack's n_slow), the others on all 8."""
+    att = lambda bits: {"acc": from_bits(bits).float().mean().item(), "n": len(bits), "correct": bits, "in_eps_ball": True}
+    return {"n": 8, "index": index, "clean_acc": from_bits(clean).float().mean().item(), "clean_correct": clean,
+            "attacks": {"pgd20": att(pgd), "autoattack": att(aa)}, "eval_config": {"profile": "mini", "n": 8, "n_slow": 4},
+            "model": {"arch": "DARTS_V2", "train_profile": "mini", "dataset": "cifar10-mini", "method": method,
+                      "run": run or f"data/runs/train/mini-cifar10-mini-darts-v2-{method}-s0"},
+            "provenance": {"profile": "mini", "dataset": "cifar10-mini", "seed": 0, "hardware": {"cpu": "Test CPU"}}}
+
+
+def test_mart_against_pgd_at_compares_the_same_examples_paired(tmp_path, monkeypatch):
+    """The objectives' comparison pairs the same cell's MART and PGD-AT records of one seed,
+    column by column on the examples both attacked, with the paired standard error; a cell
+    with only one objective is not shown, and records of different test examples are not
+    compared."""
+    ev = tmp_path / "eval"
+    ev.mkdir()
+    recs = {"mini-cifar10-mini-darts-v2-mart-s0.json": _objective_rec("mart", "11111100", "11110000", "1110"),
+            "mini-cifar10-mini-darts-v2-pgd-s0.json": _objective_rec("pgd", "11111110", "11001100", "1000"),
+            "mini-cifar10-mini-racl-mart-s0.json": {**_objective_rec("mart", "11111111", "11111111", "1111"),
+                                                    "model": {**_objective_rec("mart", "1", "1", "1")["model"], "arch": "RACL"}}}
+    for name, r in recs.items():
+        (ev / name).write_text(json.dumps(r))
+    monkeypatch.setattr(report, "RUNS", tmp_path)
+    tab = report.objective_comparison()
+    df = tab.frame
+    assert list(df.index.get_level_values(0).unique()) == ["DARTS (mini, seed 0)"]  # RACL has no PGD-AT record
+    m = df.loc["DARTS (mini, seed 0)"]
+    assert m.loc["MART", "PGD-20"] == f"50.0 (±{100 * standard_error(0.5, 8):.1f})"
+    assert m.loc["n", "PGD-20"] == "8" and m.loc["n", "AA"] == "4" and m.loc["n", "worst case"] == "4"
+    # PGD-20: differences 0 0 +1 +1 -1 -1 0 0 (mean 0, se sqrt(0.5 / 8) = 25.0 points): within
+    assert m.loc["MART − PGD-AT (paired)", "PGD-20"] == "+0.0 ≤ 25.0: within"
+    # clean: differences 0 0 0 0 0 0 -1 0: mean -1/8, se sqrt((1/8 - 1/64) / 8) = 11.7 points
+    assert m.loc["MART − PGD-AT (paired)", "Clean"] == "−12.5 < −11.7: behind"
+    # worst case on the first 4 (clean & PGD-20 & AA): MART 1111 & 1111 & 1110 -> 1110; PGD-AT 1111 & 1100 & 1000 -> 1000
+    assert m.loc["MART", "worst case"].startswith("75.0") and m.loc["PGD-AT", "worst case"].startswith("25.0")
+    assert "FGSM" not in df.columns  # no record ran it
+    assert any("PGD-AT: mini" in n for n in tab.notes)
+    # the same pair on different test examples: not compared
+    (ev / "mini-cifar10-mini-darts-v2-pgd-s0.json").write_text(json.dumps(_objective_rec("pgd", "11111110", "11001100", "1000",
+                                                                                         index="8-15")))
+    tab = report.objective_comparison()
+    assert len(tab.frame) == 0 and any("different test examples" in n for n in tab.notes)
 
 
 def test_random_starts_are_keyed_by_example_index(normal, cifar):
