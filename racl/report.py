@@ -1109,6 +1109,90 @@ def table7_summary(method: Optional[str] = None) -> str:
     return head + "; ".join(parts) + "."
 
 
+#: Table 8's full-RACL row, against which the ablations are compared
+TABLE8_FULL = "eta=0.9, rho=0.001"
+
+
+def seed_spread(method: Optional[str] = None) -> dict:
+    """{Table 7 column: the sample standard deviation, over seeds, of the named RACL cell's
+    accuracy (Table 7's records, :func:`_multi_run_records`)}: how much one retraining of one
+    cell moves with its seed alone, the yardstick for a difference between single runs.
+    Empty with fewer than two seeds."""
+    t = paper()["tables"]["table7"]
+    recs = _multi_run_records("table7", method).get("RACL", [])
+    out = {}
+    for col in t["columns"]:
+        _, se, k = mean_se(_values(recs, col)[0])
+        if se is not None:
+            out[col] = se * k ** 0.5
+    return out
+
+
+def table8_advantage(method: Optional[str] = None) -> PaperTable:
+    """Per ablation of Table 8 and column, the full RACL's advantage over it, as the paper's
+    Table 8 implies it (its two numbers' difference; the paper gives no error bars) and ours
+    at each seed both were run at: the difference of the two single runs on the same test
+    examples, against √(se_paired² + 2 sd_seed²). se_paired is the paired standard error
+    over the test examples (:func:`racl.evaluation.paired_difference`); sd_seed is how far a
+    retraining of one cell moves with its seed (:func:`seed_spread`, Table 7's RACL), counted
+    once per run, since each side is one retraining. Without Table 7's seeds, the paired
+    standard error alone, and the notes say so."""
+    from .evaluation import paired_difference
+
+    t = paper()["tables"]["table8"]
+    b = t["blocks"][0]
+    found = ablation_records("table8", method)
+    sd = seed_spread(method)
+    full = {run_seed(r): r for r in found.get(TABLE8_FULL, [])}
+    rows, notes, compared = [], [], False
+    for row, label in zip(b["rows"], b["row_labels"]):
+        if row == TABLE8_FULL:
+            continue
+        name = f"RACL − {label}"
+        pv = {}
+        for col, clabel in zip(t["columns"], t["column_labels"]):
+            va, vb = b["values"][TABLE8_FULL].get(col), b["values"][row].get(col)
+            pv[clabel] = NOT_LEGIBLE if None in (va, vb) else f"{va - vb:+.2f}".replace("-", "−")
+        rows.append(((name, "paper"), pv))
+        mine = {run_seed(r): r for r in found.get(row, [])}
+        seeds = sorted(set(mine) & set(full), key=str)
+        if not seeds:
+            rows.append(((name, "ours"), {c: NOT_RUN for c in t["column_labels"]}))
+            continue
+        for s in seeds:
+            cells = {}
+            for col, clabel in zip(t["columns"], t["column_labels"]):
+                key = ATTACK_OF_COLUMN.get(col, col)
+                try:
+                    pair = paired_column(full[s], mine[s], key)
+                except ValueError as e:
+                    cells[clabel] = f"not compared: {e}"
+                    continue
+                if pair is None:
+                    cells[clabel] = NOT_RUN
+                    continue
+                d = paired_difference(*pair)
+                se = (d["se"] ** 2 + 2 * sd[col] ** 2) ** 0.5 if col in sd else d["se"]
+                cells[clabel] = advantage_verdict(d["diff"], se, 100.0) + f" (n={d['n']})"
+                compared = True
+            rows.append(((name, f"ours (seed {s})"), cells))
+            notes.append(f"{label}, seed {s}: {_eval_budget(mine[s])}")
+        notes.append(f"full RACL: {'; '.join(_eval_budget(full[s]) for s in seeds)}")
+    notes = list(dict.fromkeys(notes))
+    if sd:
+        recs = _multi_run_records("table7", method).get("RACL", [])
+        notes.insert(0, f"sd_seed (Table 7's RACL, {len(recs)} seeds, in points): "
+                     + ", ".join(f"{lab} {100 * sd[c]:.1f}" for c, lab in zip(t["columns"], t["column_labels"]) if c in sd) + ".")
+    else:
+        notes.insert(0, "No seed spread yet (Table 7's RACL has fewer than two seeds): ours is judged against the paired "
+                        "standard error over the test examples alone, which leaves out how much a retraining moves with its seed.")
+    if not compared:
+        notes.append("Not run yet: no ablation has an evaluation record at a seed where the full RACL has one "
+                     "(`python -m racl reproduce --profile mini --targets table8`).")
+    frame = pd.DataFrame([v for _, v in rows], index=pd.MultiIndex.from_tuples([k for k, _ in rows], names=["", ""]))
+    return PaperTable("Table 8: the full RACL's advantage over each ablation (points)", frame[t["column_labels"]], notes)
+
+
 # ---------------------------------------------------------------------- Table 8's random search
 def random_search_selections(method: Optional[str] = None) -> list[dict]:
     """The committed selection records of Table 8's random search (``runs/select/*.json``,
@@ -1190,6 +1274,29 @@ def _bits_of(rec: dict, key: str) -> Optional[str]:
     return (rec.get("attacks", {}).get(key) or {}).get("correct")
 
 
+def paired_column(ra: dict, rb: dict, key: str):
+    """Two evaluation records' per-example correctness for ``key`` ('clean', an attack or
+    'worst_case') on the examples both have it for: (a, b) bool tensors of one length;
+    None where either record lacks it (or the two worst cases run over different attacks);
+    a ValueError where the two attacked different test examples."""
+    from .evaluation import from_bits, parse_ranges, per_example
+
+    if key == "worst_case":
+        ea, eb = per_example(ra), per_example(rb)
+        if ea is None or eb is None or ea["over"] != eb["over"]:
+            return None
+        xa, xb = ea[key], eb[key]
+    else:
+        sa, sb = _bits_of(ra, key), _bits_of(rb, key)
+        if not sa or not sb:
+            return None
+        xa, xb = from_bits(sa), from_bits(sb)
+    m = min(len(xa), len(xb))
+    if parse_ranges(ra["index"])[:m] != parse_ranges(rb["index"])[:m]:
+        raise ValueError("the two records attacked different test examples")
+    return xa[:m], xb[:m]
+
+
 def objective_comparison(a: str = "mart", b: str = "pgd", dataset: str = "cifar10") -> PaperTable:
     """The same cell trained with objective ``a`` and with ``b`` (MART, the paper's, against
     the PGD-AT comparison), at the same budget and seed, attacked on the same test examples:
@@ -1199,7 +1306,7 @@ def objective_comparison(a: str = "mart", b: str = "pgd", dataset: str = "cifar1
     than it). Each column uses every example both records ran that attack on (CW-∞ and the
     cheap attacks all n, AutoAttack and the worst case the first n_slow); a pair whose
     test indices differ is left out and named in the notes."""
-    from .evaluation import from_bits, paired_difference, parse_ranges, per_example
+    from .evaluation import paired_difference
 
     la, lb = (METHOD_LABEL.get(m, m).split(" (")[0] for m in (a, b))
     pairs: dict = {}
@@ -1214,31 +1321,25 @@ def objective_comparison(a: str = "mart", b: str = "pgd", dataset: str = "cifar1
             continue
         model = f"{ROW_OF_ARCH.get(arch, arch)} ({profile}, seed {seed})"
         ra, rb = p[a], p[b]
-        ia, ib = parse_ranges(ra["index"]), parse_ranges(rb["index"])
-        ea, eb = per_example(ra), per_example(rb)
         cells = {la: {}, lb: {}, f"{la} − {lb} (paired)": {}, "n": {}}
+        left: dict = {}
         for key, label in COMPARISON_COLUMNS:
-            if key == "worst_case":
-                if ea is None or eb is None or ea["over"] != eb["over"]:
-                    continue
-                xa, xb = ea[key], eb[key]
-                m = min(len(xa), len(xb))
-            else:
-                sa, sb = _bits_of(ra, key), _bits_of(rb, key)
-                if not sa or not sb:
-                    continue
-                m = min(len(sa), len(sb))
-                xa, xb = from_bits(sa[:m]), from_bits(sb[:m])
-            if ia[:m] != ib[:m]:
-                notes.append(f"{model}: {label} left out, the two records attacked different test examples")
+            try:
+                pair = paired_column(ra, rb, key)
+            except ValueError as e:
+                left.setdefault(str(e), []).append(label)
                 continue
-            xa, xb = xa[:m], xb[:m]
+            if pair is None:
+                continue
+            xa, xb = pair
+            m = len(xa)
             for lab, x in ((la, xa), (lb, xb)):
                 acc = x.float().mean().item()
                 cells[lab][label] = f"{pct(acc)} (±{100 * binomial_se(acc, m):.1f})"
             d = paired_difference(xa, xb)
             cells[f"{la} − {lb} (paired)"][label] = advantage_verdict(d["diff"], d["se"], 100.0)
             cells["n"][label] = str(m)
+        notes += [f"{model}: {', '.join(cols)} left out: {why}" for why, cols in left.items()]
         if not cells["n"]:
             continue
         rows += [((model, k), v) for k, v in cells.items()]

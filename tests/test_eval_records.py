@@ -172,6 +172,53 @@ def test_mart_against_pgd_at_compares_the_same_examples_paired(tmp_path, monkeyp
     assert len(tab.frame) == 0 and any("different test examples" in n for n in tab.notes)
 
 
+def test_table8_advantage_pairs_each_ablation_with_the_full_racl_of_its_seed(tmp_path, monkeypatch):
+    """Table 8's comparison: the full RACL minus each ablation at the seed both were run
+    at, paired over the test examples and judged against sqrt(se_paired^2 + 2 sd_seed^2)
+    with sd_seed from Table 7's RACL seeds; the paper's differences beside it; rows not
+    run say so."""
+    from racl.profiles import STABILITY_EVAL
+
+    ev = tmp_path / "eval"
+    ev.mkdir()
+    full = _objective_rec("mart", "11111111", "11110000", "1110", run="data/runs/train/mini-cifar10-mini-searched-racl-mart-s0")
+    gn = _objective_rec("mart", "11111110", "11000000", "1000",
+                        run="data/runs/train/mini-cifar10-mini-searched-racl-w-o-gradient-norm-mart-s0")
+    recs = {"mini-cifar10-mini-searched-racl-mart-s0.json": full, "mini-cifar10-mini-searched-racl-w-o-gradient-norm-mart-s0.json": gn}
+    big = {"profile": "mini", "n": STABILITY_EVAL["n"], "n_slow": STABILITY_EVAL["n_slow"]}
+    for seed, clean in ((0, 0.50), (1, 0.60)):  # Table 7's RACL: clean accuracy sd over seeds = 0.1 / sqrt(2)
+        r = _objective_rec("mart", "1", "1", "1", run=f"data/runs/train/mini-cifar10-mini-racl-mart-s{seed}")
+        recs[f"mini-cifar10-mini-racl-mart-s{seed}-stability.json"] = {**r, "clean_acc": clean, "eval_config": big,
+                                                                         "model": {**r["model"], "arch": "RACL"}}
+    for name, r in recs.items():
+        (ev / name).write_text(json.dumps(r))
+    monkeypatch.setattr(report, "RUNS", tmp_path)
+    sd = report.seed_spread()
+    assert sd["clean"] == pytest.approx(0.1 / math.sqrt(2)) and "pgd20" in sd
+    tab = report.table8_advantage()
+    df = tab.frame
+    row = df.loc[("RACL − w/o Gradient Norm", "ours (seed 0)")]
+    # clean: differences 0 ... 0 +1 (mean 1/8, paired se sqrt((1/8 - 1/64) / 8) = 11.7 points), with
+    # 2 sd_seed^2 = 0.01: 15.4 points, so within; the paired standard error alone says exceeds (below)
+    se = math.sqrt((1 / 8 - 1 / 64) / 8 + 2 * sd["clean"] ** 2)
+    assert row["Clean"] == f"+12.5 ≤ {100 * se:.1f}: within (n=8)"
+    # PGD-20: 11110000 - 11000000 -> +2/8; AA on the first 4: 1110 - 1000 -> +2/4
+    assert row["PGD-20"].startswith("+25.0") and row["AA"].startswith("+50.0") and row["AA"].endswith("(n=4)")
+    assert row["FGSM"] == report.NOT_RUN  # neither record ran it
+    paper = report.paper()["tables"]["table8"]["blocks"][0]["values"]
+    want = paper["eta=0.9, rho=0.001"]["pgd20"] - paper["w/o Gradient Norm"]["pgd20"]
+    assert df.loc[("RACL − w/o Gradient Norm", "paper"), "PGD-20"] == f"{want:+.2f}".replace("-", "−")
+    assert (df.loc[("RACL − w/o CL", "ours")] == report.NOT_RUN).all()
+    assert tab.notes[0].startswith("sd_seed (Table 7's RACL, 2 seeds") and "Clean 7.1" in tab.notes[0]
+    # without Table 7's seeds: the paired standard error alone, and the notes say so
+    for seed in (0, 1):
+        (ev / f"mini-cifar10-mini-racl-mart-s{seed}-stability.json").unlink()
+    tab = report.table8_advantage()
+    se = math.sqrt((1 / 8 - 1 / 64) / 8)
+    assert tab.frame.loc[("RACL − w/o Gradient Norm", "ours (seed 0)"), "Clean"] == f"+12.5 > {100 * se:.1f}: exceeds (n=8)"
+    assert tab.notes[0].startswith("No seed spread yet")
+
+
 def test_random_starts_are_keyed_by_example_index(normal, cifar):
     _, (x, y) = cifar
     idx = torch.arange(64)
