@@ -1128,6 +1128,42 @@ def seed_spread(method: Optional[str] = None) -> dict:
     return out
 
 
+def table8_differences(method: Optional[str] = None) -> dict:
+    """Table 8's full RACL against each ablation, per row, seed and column, from the records
+    of :func:`ablation_records`: {"rows": {row: {seed: {column: {"diff", "se", "se_paired",
+    "n"} or a reason string}}}, "full": {seed: record}, "found": the records, "sd": the seed
+    spread}. ``diff`` is the full RACL's accuracy minus the ablation's on the examples both
+    were attacked on, ``se`` = √(se_paired² + 2 sd_seed²) (:func:`table8_advantage`)."""
+    from .evaluation import paired_difference
+
+    t = paper()["tables"]["table8"]
+    b = t["blocks"][0]
+    found = ablation_records("table8", method)
+    sd = seed_spread(method)
+    full = {run_seed(r): r for r in found.get(TABLE8_FULL, [])}
+    rows = {}
+    for row in b["rows"]:
+        if row == TABLE8_FULL:
+            continue
+        mine = {run_seed(r): r for r in found.get(row, [])}
+        rows[row] = {}
+        for s in sorted(set(mine) & set(full), key=str):
+            cells = rows[row][s] = {}
+            for col in t["columns"]:
+                try:
+                    pair = paired_column(full[s], mine[s], ATTACK_OF_COLUMN.get(col, col))
+                except ValueError as e:
+                    cells[col] = f"not compared: {e}"
+                    continue
+                if pair is None:
+                    cells[col] = NOT_RUN
+                    continue
+                d = paired_difference(*pair)
+                se = (d["se"] ** 2 + 2 * sd[col] ** 2) ** 0.5 if col in sd else d["se"]
+                cells[col] = {"diff": d["diff"], "se": se, "se_paired": d["se"], "n": d["n"]}
+    return {"rows": rows, "full": full, "found": found, "sd": sd}
+
+
 def table8_advantage(method: Optional[str] = None) -> PaperTable:
     """Per ablation of Table 8 and column, the full RACL's advantage over it, as the paper's
     Table 8 implies it (its two numbers' difference; the paper gives no error bars) and ours
@@ -1137,14 +1173,11 @@ def table8_advantage(method: Optional[str] = None) -> PaperTable:
     retraining of one cell moves with its seed (:func:`seed_spread`, Table 7's RACL), counted
     once per run, since each side is one retraining. Without Table 7's seeds, the paired
     standard error alone, and the notes say so."""
-    from .evaluation import paired_difference
-
     t = paper()["tables"]["table8"]
     b = t["blocks"][0]
-    found = ablation_records("table8", method)
-    sd = seed_spread(method)
-    full = {run_seed(r): r for r in found.get(TABLE8_FULL, [])}
-    rows, notes, compared = [], [], False
+    diffs = table8_differences(method)
+    sd, full = diffs["sd"], diffs["full"]
+    rows, notes = [], []
     for row, label in zip(b["rows"], b["row_labels"]):
         if row == TABLE8_FULL:
             continue
@@ -1154,28 +1187,15 @@ def table8_advantage(method: Optional[str] = None) -> PaperTable:
             va, vb = b["values"][TABLE8_FULL].get(col), b["values"][row].get(col)
             pv[clabel] = NOT_LEGIBLE if None in (va, vb) else f"{va - vb:+.2f}".replace("-", "−")
         rows.append(((name, "paper"), pv))
-        mine = {run_seed(r): r for r in found.get(row, [])}
-        seeds = sorted(set(mine) & set(full), key=str)
+        seeds = diffs["rows"][row]
         if not seeds:
             rows.append(((name, "ours"), {c: NOT_RUN for c in t["column_labels"]}))
             continue
-        for s in seeds:
-            cells = {}
-            for col, clabel in zip(t["columns"], t["column_labels"]):
-                key = ATTACK_OF_COLUMN.get(col, col)
-                try:
-                    pair = paired_column(full[s], mine[s], key)
-                except ValueError as e:
-                    cells[clabel] = f"not compared: {e}"
-                    continue
-                if pair is None:
-                    cells[clabel] = NOT_RUN
-                    continue
-                d = paired_difference(*pair)
-                se = (d["se"] ** 2 + 2 * sd[col] ** 2) ** 0.5 if col in sd else d["se"]
-                cells[clabel] = advantage_verdict(d["diff"], se, 100.0) + f" (n={d['n']})"
-                compared = True
-            rows.append(((name, f"ours (seed {s})"), cells))
+        mine = {run_seed(r): r for r in diffs["found"][row]}
+        for s, cells in seeds.items():
+            rows.append(((name, f"ours (seed {s})"),
+                         {clabel: c if isinstance(c, str) else advantage_verdict(c["diff"], c["se"], 100.0) + f" (n={c['n']})"
+                          for clabel, c in zip(t["column_labels"], (cells[col] for col in t["columns"]))}))
             notes.append(f"{label}, seed {s}: {_eval_budget(mine[s])}")
         notes.append(f"full RACL: {'; '.join(_eval_budget(full[s]) for s in seeds)}")
     notes = list(dict.fromkeys(notes))
@@ -1186,11 +1206,39 @@ def table8_advantage(method: Optional[str] = None) -> PaperTable:
     else:
         notes.insert(0, "No seed spread yet (Table 7's RACL has fewer than two seeds): ours is judged against the paired "
                         "standard error over the test examples alone, which leaves out how much a retraining moves with its seed.")
-    if not compared:
+    if not any(diffs["rows"].values()):
         notes.append("Not run yet: no ablation has an evaluation record at a seed where the full RACL has one "
                      "(`python -m racl reproduce --profile mini --targets table8`).")
     frame = pd.DataFrame([v for _, v in rows], index=pd.MultiIndex.from_tuples([k for k, _ in rows], names=["", ""]))
     return PaperTable("Table 8: the full RACL's advantage over each ablation (points)", frame[t["column_labels"]], notes)
+
+
+def table8_summary(method: Optional[str] = None) -> str:
+    """What our Table 8 supports, in a clause per ablation and seed: in how many columns the
+    full RACL is ahead by more than √(se_paired² + 2 sd_seed²), within it, or behind
+    (:func:`table8_differences`), and whether the paper's Table 8 has the full RACL ahead in
+    the same columns."""
+    t = paper()["tables"]["table8"]
+    b = t["blocks"][0]
+    diffs = table8_differences(method)
+    parts = []
+    for row, label in zip(b["rows"], b["row_labels"]):
+        if row == TABLE8_FULL:
+            continue
+        if not diffs["rows"][row]:
+            parts.append(f"{label}: not run yet")
+            continue
+        for s, cells in diffs["rows"][row].items():
+            v = Counter(_verdict(c["diff"], c["se"]) if isinstance(c, dict) else "none" for c in cells.values())
+            paper_ahead = sum(1 for col in t["columns"] if None not in (b["values"][TABLE8_FULL].get(col), b["values"][row].get(col))
+                              and b["values"][TABLE8_FULL][col] > b["values"][row][col])
+            text = (f"{label} (seed {s}): the full RACL is ahead by more than the error in {v['exceeds']} of "
+                    f"{len(t['columns'])} columns, within it in {v['within']}, behind by more than it in {v['behind']}")
+            if v["none"]:
+                text += f", {v['none']} without a comparison (not run or different test examples)"
+            parts.append(text + f" (the paper's full RACL is ahead of it in {paper_ahead} of {len(t['columns'])})")
+    err = "√(se_paired² + 2 sd_seed²)" if diffs["sd"] else "the paired standard error (no seed spread yet)"
+    return f"Table 8, ours, against {err}: " + "; ".join(parts) + "."
 
 
 # ---------------------------------------------------------------------- Table 8's random search

@@ -210,6 +210,9 @@ def test_table8_advantage_pairs_each_ablation_with_the_full_racl_of_its_seed(tmp
     assert df.loc[("RACL − w/o Gradient Norm", "paper"), "PGD-20"] == f"{want:+.2f}".replace("-", "−")
     assert (df.loc[("RACL − w/o CL", "ours")] == report.NOT_RUN).all()
     assert tab.notes[0].startswith("sd_seed (Table 7's RACL, 2 seeds") and "Clean 7.1" in tab.notes[0]
+    summary = report.table8_summary()
+    assert "w/o Gradient Norm (seed 0): the full RACL is ahead by more than the error in 2 of 6 columns, within it in 1" in summary
+    assert "3 without a comparison" in summary and "w/o CL: not run yet" in summary
     # without Table 7's seeds: the paired standard error alone, and the notes say so
     for seed in (0, 1):
         (ev / f"mini-cifar10-mini-racl-mart-s{seed}-stability.json").unlink()
