@@ -439,7 +439,8 @@ def test_a_killed_evaluation_resumes_from_its_last_attack(tiny_run, tmp_path, mo
 
 def test_committed_checkpoints_are_small():
     """README, Data: a committed checkpoint is a mini retraining's, at most 5 MB. .gitignore lets
-    through the mini profile's retraining and search checkpoints (a search's is never committed)
+    through the mini profile's retraining and search checkpoints (a search's or a random-search
+    screening run's is never committed)
     and, under data/runs, an evaluation in progress (<record>.json.partial), so that what a run
     has done survives a session that loses the ignored files."""
     tracked = subprocess.run(["git", "ls-files", "*.pt"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
@@ -448,6 +449,8 @@ def test_committed_checkpoints_are_small():
     # a mini search's checkpoint (5.8 MB when finished, 4 MB of it the power iteration's
     # warm-start vectors) is left unignored so that an unfinished search survives, never committed
     untracked = [f for f in untracked if not f.startswith("data/runs/search/mini-")]
+    # nor is a random-search screening run's: the selection reads its metrics, not its network
+    assert not [f for f in tracked if "-screen-" in f], "a screening run's checkpoint is committed"
     for f in tracked + untracked:
         assert f.startswith("data/runs/train/mini-") and f.endswith("/checkpoint.pt"), f
         assert (REPO / f).stat().st_size <= CHECKPOINT_LIMIT_BYTES, f"{f} is over the 5 MB limit"
