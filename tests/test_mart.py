@@ -46,6 +46,50 @@ def test_mart_loss_matches_its_definition():
         assert ours == pytest.approx(_mart_by_hand(logits, logits_adv, y, beta), rel=2e-5)
 
 
+def _mart_reference(logits, logits_adv, y, beta):
+    """MART's loss as Wang et al.'s reference code writes it: the KL's target is softmax(f(x))."""
+    p_adv = F.softmax(logits_adv, 1)
+    top2 = p_adv.argsort(1)[:, -2:]
+    new_y = torch.where(top2[:, -1] == y, top2[:, -2], top2[:, -1])
+    bce = F.cross_entropy(logits_adv, y) + F.nll_loss(torch.log(1.0001 - p_adv + 1e-12), new_y)
+    p_nat = F.softmax(logits, 1)
+    true_prob = p_nat.gather(1, y[:, None]).squeeze(1)
+    kl = (F.kl_div(torch.log(p_adv + 1e-12), p_nat, reduction="none").sum(1) * (1.0000001 - true_prob)).mean()
+    return bce + beta * kl
+
+
+def test_mart_gradient_equals_the_reference_codes_and_stays_finite_where_a_probability_underflows():
+    """Ours takes the KL's target as log_softmax (log_target=True), the reference code as
+    softmax: equal in value and gradient, compared in float64 where rounding is ~1e-16 (one
+    evaluation, no iteration to amplify it); where a clean probability underflows to 0 (logits
+    150 apart in float32), the reference's gradient is NaN (0 * log 0) and ours is finite."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 10, (16,), generator=g)
+    logits = (3 * torch.randn(16, 10, generator=g)).double()
+    logits_adv = logits + torch.randn(16, 10, generator=g).double()
+    grads = []
+    for fn in (lambda a, b: adversarial_loss("mart", nn.Identity(), a, y, b, 6.0), lambda a, b: _mart_reference(a, b, y, 6.0)):
+        a, b = logits.clone().requires_grad_(), logits_adv.clone().requires_grad_()
+        loss = fn(a, b)
+        loss.backward()
+        grads.append((loss.item(), a.grad, b.grad))
+    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-12, abs=1e-12)
+    for ours, ref in zip(grads[0][1:], grads[1][1:]):
+        assert torch.allclose(ours, ref, rtol=1e-10, atol=1e-12)
+    far = torch.zeros(4, 10)
+    far[:, 0] = 150.0  # exp(-150) underflows to 0 in float32: 9 clean probabilities are exactly 0
+    far_adv = torch.randn(4, 10, generator=g)
+    yb = torch.tensor([1, 2, 3, 4])  # the clean prediction is wrong: the KL term has its full weight
+    assert (F.softmax(far, 1) == 0).sum() == 36
+    grads = []
+    for fn in (lambda a, b: adversarial_loss("mart", nn.Identity(), a, yb, b, 6.0), lambda a, b: _mart_reference(a, b, yb, 6.0)):
+        a, b = far.clone().requires_grad_(), far_adv.clone().requires_grad_()
+        fn(a, b).backward()
+        grads.append(a.grad)
+    assert torch.isnan(grads[1]).any()  # the reference code's gradient
+    assert torch.isfinite(grads[0]).all()  # ours
+
+
 def test_mart_kl_term_is_weighted_by_clean_misclassification():
     model = nn.Identity()
     y = torch.tensor([0, 0])
