@@ -55,11 +55,11 @@ from . import distributed
 from .attacks import make_attack
 from .data import load_dataset
 from .evaluation import evaluate_run, transfer_matrix
-from .plan import (DEFAULT_ARCHS, RESOURCES, TARGETS, Job, cost_table, estimate, format_hours, job_config, plan,
-                   time_limit_min)
+from .plan import (DEFAULT_ARCHS, FILE_KINDS, RESOURCES, TARGETS, Job, cost_table, estimate, format_hours, job_config,
+                   plan, time_limit_min)
 from .profiles import ABLATIONS, DATASETS, DEFAULT_SEEDS, ablation_config, slug
 from .random_search import random_genotype, select_run
-from .records import finish_provenance, hardware, provenance, resolve_device, write_json
+from .records import finish_provenance, hardware, provenance, read_json, resolve_device, write_json
 from .report import RUNS, hardware_label
 from .search import RACLSearch
 from .training import AdversarialTrainer, load_trained
@@ -435,15 +435,20 @@ def print_cost(profile: str, targets: list[str], device: str, archs=None, seeds=
 
 
 def _again(job: Job) -> str:
-    """Why a job that has run is to run again ('' for one that has not, or is done)."""
+    """Why a job that has run is to run again, or how an interrupted one goes on ('' for one
+    that has not run, or is done)."""
     if job.done():
         return ""
     why = job.outdated()
     if why:
         return f"; again: {why}"
-    if job.kind == "train" and job.needs_checkpoint and (job.path / "provenance.json").exists():
+    if job.kind in FILE_KINDS or not (job.path / "provenance.json").exists():
+        return ""
+    if "finished" in read_json(job.path / "provenance.json"):
         return "; again: finished, but its checkpoint, which a job to run loads, is not here"
-    return ""
+    if (job.path / "checkpoint.pt").exists():
+        return "; interrupted: resumes from its checkpoint"
+    return "; interrupted before its first checkpoint (or failed): starts over"
 
 
 # ---------------------------------------------------------------------- command line

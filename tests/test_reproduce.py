@@ -24,7 +24,7 @@ import torch
 
 from racl import cli
 from racl.plan import Job, cost_table, plan, time_limit_min
-from racl.reproduce import JobRun, SlurmOptions, run_local, run_sequential, submit_slurm
+from racl.reproduce import JobRun, SlurmOptions, _again, run_local, run_sequential, submit_slurm
 from racl.profiles import get_profile
 
 #: tiny jobs: two epochs of retraining on 96 images (a checkpoint every 2 steps of 3), two
@@ -138,6 +138,16 @@ def test_an_outdated_evaluation_and_a_missing_checkpoint_are_run_again(campaigns
     assert not evaluation.done() and "per-example" in evaluation.outdated()
     assert train.needs_checkpoint and not train.done()
     assert [j.key for j in jobs if not j.done()] == [train.key, evaluation.key]  # the transfer stays done
+    assert "its checkpoint, which a job to run loads, is not here" in _again(train)
+    # a retraining interrupted before it finished resumes from its checkpoint, or starts over without one
+    prov = train.path / "provenance.json"
+    finished = json.loads(prov.read_text())
+    prov.write_text(json.dumps({k: v for k, v in finished.items() if k != "finished"}))
+    assert _again(train) == "; interrupted before its first checkpoint (or failed): starts over"
+    (train.path / "checkpoint.pt").write_bytes(b"")
+    assert _again(train) == "; interrupted: resumes from its checkpoint"
+    (train.path / "checkpoint.pt").unlink()
+    prov.write_text(json.dumps(finished))
     run_sequential(jobs, "smoke", None, "cpu", OVERRIDES, progress=False, log=lambda *a: None)
     assert all(j.done() for j in smoke_jobs(runs))
     assert records(runs) == records(campaigns["seq"])  # the same records as the first time
