@@ -145,9 +145,9 @@ def standard_error(p: float, n: int) -> float:
 
 def per_example(rec: dict) -> Optional[dict]:
     """A record's per-example correctness on the examples that every attack ran on (the
-    first n_slow): {"index": test-set indices, "clean", each attack, and "worst_case" (correct
-    under every l-inf bounded attack): bool tensors, "over": those attacks}. None for a record
-    without per-example results (written before they were stored)."""
+    first n_slow): {"index": test-set indices, "clean", "attacks": {attack: ...} and
+    "worst_case" (correct under every l-inf bounded attack): bool tensors, "over": those
+    attacks}. None for a record without per-example results (written before they were stored)."""
     clean = rec.get("clean_correct")
     attacks = {k: v["correct"] for k, v in rec.get("attacks", {}).items() if "correct" in v}
     if clean is None or not attacks:
@@ -160,7 +160,7 @@ def per_example(rec: dict) -> Optional[dict]:
     for k in bounded:
         worst &= correct[k]
     index = parse_ranges(rec["index"])[:m] if "index" in rec else list(range(m))
-    return {"index": index, "clean": c, **correct, "worst_case": worst, "over": bounded}
+    return {"index": index, "clean": c, "attacks": correct, "worst_case": worst, "over": bounded}
 
 
 def same_examples(rec: dict) -> Optional[dict]:
@@ -177,8 +177,8 @@ def same_examples(rec: dict) -> Optional[dict]:
         p = t.float().mean().item() if m else float("nan")
         return {"acc": p, "se": standard_error(p, m)}
 
-    attacks = [k for k in ex if k not in ("index", "clean", "worst_case", "over")]
-    return {"n": m, "index": index_ranges(ex["index"]), "clean": acc(ex["clean"]), "attacks": {k: acc(ex[k]) for k in attacks},
+    return {"n": m, "index": index_ranges(ex["index"]), "clean": acc(ex["clean"]),
+            "attacks": {k: acc(t) for k, t in ex["attacks"].items()},
             "worst_case": {**acc(ex["worst_case"]), "over": ex["over"]}}
 
 

@@ -1276,8 +1276,7 @@ def random_search_screenings(method: Optional[str] = None) -> list[dict]:
         g = groups.setdefault(sel, {"selection": sel, "screened": [], "models": RANDOM_SEARCH["models"],
                                     "provenance": run["provenance"], "provs": []})
         g["provs"].append(run["provenance"])
-        g["screened"].append({"run": run["name"], "cell": int(m["g"]), "arch": run["config"]["arch"],
-                              "wall_time_s": run["provenance"].get("wall_time_s"),
+        g["screened"].append({"run": run["name"], "cell": int(m["g"]), "wall_time_s": run["provenance"].get("wall_time_s"),
                               **screen_score(metrics_records(run["path"]))})
     out = []
     for g in groups.values():
@@ -1291,12 +1290,16 @@ def random_search_screenings(method: Optional[str] = None) -> list[dict]:
     return sorted(out, key=_rank, reverse=True)
 
 
+def _screening_row(c: dict) -> dict:
+    """A screened random cell's row: its run, epochs, held-out n, clean and PGD accuracy (%)."""
+    return {"candidate": c["run"], "epochs": c["epochs"], "held-out n": c.get("val_n"),
+            "held-out clean (%)": pct(c["val_clean_acc"]), f"held-out {c['criterion'][4:-4].upper()} (%)": pct(c["val_pgd_acc"])}
+
+
 def random_search_table(rec: dict) -> pd.DataFrame:
     """One selection: every screened random cell's held-out clean and PGD accuracy (%) and
     which one was kept."""
-    rows = [{"candidate": c["run"], "epochs": c["epochs"], "held-out n": c.get("val_n"),
-             "held-out clean (%)": pct(c["val_clean_acc"]), f"held-out {c['criterion'][4:-4].upper()} (%)": pct(c["val_pgd_acc"]),
-             "kept": "✓" if i == rec["chosen_index"] else ""} for i, c in enumerate(rec["candidates"])]
+    rows = [{**_screening_row(c), "kept": "✓" if i == rec["chosen_index"] else ""} for i, c in enumerate(rec["candidates"])]
     return pd.DataFrame(rows).set_index("candidate")
 
 
@@ -1304,9 +1307,8 @@ def screenings_table(group: dict) -> pd.DataFrame:
     """A random search in progress (:func:`random_search_screenings`): every finished
     screening run's held-out clean and PGD accuracy (%), its wall time, and no choice (the
     rule chooses only once all ``models`` cells are screened)."""
-    rows = [{"candidate": c["run"], "epochs": c["epochs"], "held-out n": c.get("val_n"),
-             "held-out clean (%)": pct(c["val_clean_acc"]), f"held-out {c['criterion'][4:-4].upper()} (%)": pct(c["val_pgd_acc"]),
-             "wall time (s)": "?" if c["wall_time_s"] is None else f"{c['wall_time_s']:,.0f}"} for c in group["screened"]]
+    rows = [{**_screening_row(c), "wall time (s)": "?" if c["wall_time_s"] is None else f"{c['wall_time_s']:,.0f}"}
+            for c in group["screened"]]
     return pd.DataFrame(rows).set_index("candidate")
 
 
