@@ -10,8 +10,9 @@
 #
 #   bash benchmarks/device_check.sh                  # steps 1-3 (about 9 minutes)
 #   STEPS=compile bash benchmarks/device_check.sh    # step 4, as a second call (about 3 minutes)
+#   BUDGET=570 STEPS="epoch train bf16 compile" bash benchmarks/device_check.sh   # one call, as far as it gets
 #
-# (one device call runs at most 10 minutes; STEPS names the steps a call runs)
+# (one device call runs at most 10 minutes; STEPS names the steps a call runs, BUDGET caps them all)
 # Each step has its own time limit and writes its record under $OUT as soon as it ends (so a
 # step cut short still returns the ones before it): the paper-size search epoch of PC-DARTS
 # and RACL (exact, fast paths, Lanczos) under every speed switch, the paper's retraining step
@@ -38,9 +39,20 @@ gpu=$( { nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || echo c
 { date -u; nvidia-smi 2>/dev/null | head -15; $PY -c 'import torch; print("torch", torch.__version__, torch.cuda.is_available())'; } >>"$LOG" 2>&1
 
 STEPS=${STEPS:-epoch train bf16}
+# BUDGET=S: the whole call's seconds (0: none). A step's limit is cut to what is left of it, and a
+# step that would get under 30 s is skipped, so that one device call runs every step it can
+# inside its limit (the device tool stops a call at 10 minutes) and a late step uses what the
+# earlier ones left.
+BUDGET=${BUDGET:-0}
+START=$(date +%s)
 step() {  # step NAME SECONDS COMMAND...: run with a limit of SECONDS x STEP_SCALE, log, report
-  local name=$1 secs t0 rc; secs=$(awk "BEGIN{print int($2 * $SCALE + 1)}"); shift 2
+  local name=$1 secs t0 rc left; secs=$(awk "BEGIN{print int($2 * $SCALE + 1)}"); shift 2
   case " $STEPS " in *" $name "*) ;; *) return 0 ;; esac
+  if [ "$BUDGET" -gt 0 ]; then
+    left=$(( START + BUDGET - $(date +%s) ))
+    [ "$left" -lt "$secs" ] && secs=$left
+    if [ "$secs" -lt 30 ]; then echo "== $name: skipped, ${left}s of the budget left" | tee -a "$LOG"; return 0; fi
+  fi
   echo "== $name (limit ${secs}s): $*" | tee -a "$LOG"
   t0=$(date +%s)
   timeout "$secs" "$@" >>"$LOG" 2>&1; rc=$?
@@ -57,7 +69,7 @@ step train 120 $PY benchmarks/bench.py --part train,search --profile paper --bat
     --cells 20 --channels 36 --pgd-steps 10 --human-archs resnet18,resnet110 --variant all --device "$DEVICE" \
     --json "$OUT/bench-$gpu-$stamp-train.json"
 # 3. #12: does bf16 change the searched cell, or the robust accuracy of a short retraining?
-step bf16 240 $PY benchmarks/bf16_check.py --device "$DEVICE" --n 1000 --out "$OUT/bf16-$gpu-$stamp.json"
+step bf16 300 $PY benchmarks/bf16_check.py --device "$DEVICE" --n 1000 --out "$OUT/bf16-$gpu-$stamp.json"
 # 4. #12: the paper's retraining step under torch.compile (default; reduce-overhead adds CUDA
 #    graphs), with the auto switches, its compile time apart, against the same step eager
 step compile 170 $PY benchmarks/bench.py --part train --variant auto --compile default,reduce-overhead --train-batch 128 \

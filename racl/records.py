@@ -73,6 +73,10 @@ def code_version() -> dict:
 
     commit = git("rev-parse", "HEAD")
     dirty = bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None
+    if not commit and os.environ.get("RACL_GIT_COMMIT"):
+        # a copy of the tree without its .git (a device machine, an unpacked archive): the
+        # commit it was copied from, as the one who copied it says; dirty is then unknown
+        commit = os.environ["RACL_GIT_COMMIT"].strip()
     from . import __version__
 
     return {"package": __version__, "git_commit": commit or None, "git_dirty": dirty}

@@ -93,3 +93,23 @@ def test_device_check_script_runs_its_four_steps(tmp_path):
                              capture_output=True, text=True, timeout=120)
         calls = [c for c in (out / "calls").read_text().splitlines() if not c.startswith("-c")]
         assert res.returncode == 0 and len(calls) == n and ("--compile" in calls[0]) == (steps == "compile")
+
+
+def test_device_check_budget_cuts_the_steps_to_what_is_left(tmp_path):
+    """BUDGET caps the whole call: a step's limit is cut to what the earlier steps left, and a
+    step that would get under 30 s is skipped and says so (the device tool stops a call at 10
+    minutes, and a late step must not take the earlier steps' records down with it)."""
+    fake = tmp_path / "python"
+    fake.write_text("#!/usr/bin/env bash\necho \"$@\" >> \"$OUT/calls\"\nsleep 3\n")
+    fake.chmod(0o755)
+    out = tmp_path / "out"
+    env = {"PATH": "/usr/bin:/bin", "OUT": str(out), "PYTHON": str(fake), "STEPS": "epoch train bf16 compile",
+           "BUDGET": "34"}
+    res = subprocess.run(["bash", str(REPO / "benchmarks" / "device_check.sh"), "--device", "cpu"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    log = (out / "device_check.log").read_text()
+    limits = [int(line.split("limit ")[1].split("s)")[0]) for line in log.splitlines() if "(limit " in line]
+    # the first step gets at most the 34 s budget (not its own 200 s); later steps what is left
+    assert limits and limits[0] <= 34 and all(b < a for a, b in zip(limits, limits[1:]))
+    assert "skipped" in log and "of the budget left" in log

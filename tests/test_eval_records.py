@@ -463,3 +463,17 @@ def test_committed_checkpoints_are_small():
     assert subprocess.run(["git", "check-ignore", "-q", "data/runs/train/mini-cifar10-mini-resnet110-mart-s0/checkpoint.pt"],
                           cwd=REPO).returncode == 0
     assert subprocess.run(["git", "check-ignore", "-q", "runs/x/checkpoint.pt"], cwd=REPO).returncode == 0
+
+
+def test_code_version_of_a_copy_without_git(tmp_path, monkeypatch):
+    """A copy of the tree without its .git (the device machine, an unpacked archive) records the
+    commit that RACL_GIT_COMMIT names, with dirty unknown; without it, no commit at all."""
+    import racl.records as records
+
+    monkeypatch.setattr(records, "REPO", tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # git must not find an outer repository
+    monkeypatch.delenv("RACL_GIT_COMMIT", raising=False)
+    assert records.code_version()["git_commit"] is None
+    monkeypatch.setenv("RACL_GIT_COMMIT", "0123abc")
+    v = records.code_version()
+    assert v["git_commit"] == "0123abc" and v["git_dirty"] is None
