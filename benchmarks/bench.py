@@ -398,6 +398,7 @@ EPOCH_MODES = {
     "racl_fd": {"grad_norm_grad": "finite_difference"},
     "racl_pi_fused": {"power_iteration_fused": True},
     "racl_lanczos": {"lipschitz_method": "lanczos"},  # not a fast path: the accurate estimator's cost
+    "racl_dw": {"depthwise_backward": "explicit"},  # the paper's exact step, depthwise second derivative explicit
 }
 
 
@@ -523,7 +524,7 @@ def bench_epoch(args, dev, variant, peak):
             step = statistics.mean(times)
             m = {"step_s": step, "step_times_s": times, "steps_per_epoch": per_epoch, "epoch_s": step * per_epoch,
                  "timed_steps": len(times), "scaled": len(times) < per_epoch}
-            if args.epoch_breakdown and mode in ("pcdarts", "racl", "racl_fast", "racl_lanczos"):
+            if args.epoch_breakdown and mode in ("pcdarts", "racl", "racl_fast", "racl_lanczos", "racl_dw"):
                 b = epoch_breakdown(s, xw, yw, xa, ya, dev, 1, 0, mode)
                 b["other_s"] = step - sum(b.values())
                 m["breakdown"] = b

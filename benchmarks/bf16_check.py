@@ -38,9 +38,11 @@ from racl.training import AdversarialTrainer  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", default="search,train", help="search,train (comma list)")
+    ap.add_argument("--part", default="train,search", help="train,search (comma list, run in this order)")
     ap.add_argument("--search-profile", default="mini")
     ap.add_argument("--train-profile", default="mini")
+    ap.add_argument("--search-set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="a search config field for both sides (e.g. depthwise_backward=explicit)")
     ap.add_argument("--genotype", default="RACL")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n", type=int, default=1000, help="test images of the accuracy comparison")
@@ -53,18 +55,29 @@ def main():
     rec = {"kind": "bf16-check", "device": hardware(dev), "torch": torch.__version__, "code": code_version(),
            "seed": args.seed}
     parts = [p.strip() for p in args.part.split(",") if p.strip()]
-    if "search" in parts:
+    if set(parts) - {"search", "train"}:
+        ap.error(f"unknown part in {args.part!r}; choose from search, train")
+    base = {"device": str(dev)}
+    for kv in args.search_set:
+        k, sep, v = kv.partition("=")
+        if not sep:
+            ap.error(f"--search-set takes FIELD=VALUE, got {kv!r}")
+        base[k] = v
+
+    def search():
         t = time.time()
-        cmp = compare_fast_search(args.search_profile, args.seed, {"device": str(dev)}, {"precision": "bf16"},
+        cmp = compare_fast_search(args.search_profile, args.seed, base, {"precision": "bf16"},
                                   workdir=work / "search")
         rec["search"] = {k: cmp[k] for k in ("profile", "same_genotype", "edge_agreement", "edge_agreement_by_cell",
                                              "wall_ratio_fast_over_exact")}
         rec["search"]["runs"] = {("fp32" if k == "exact" else "bf16"): {kk: v[kk] for kk in (
             "genotype_str", "trajectory", "wall_s")} for k, v in cmp["runs"].items()}
         rec["search"]["seconds"] = round(time.time() - t, 1)
+        rec["search"]["set"] = {k: v for k, v in base.items() if k != "device"}
         write_json(Path(args.out), rec)
         print(json.dumps(rec["search"], indent=1)[:2000], flush=True)
-    if "train" in parts:
+
+    def train():
         ecfg = get_eval_profile("mini", attacks=("pgd20",), n=args.n, n_slow=min(64, args.n), sanity=False)
         rec["train"] = {"genotype": args.genotype, "profile": args.train_profile, "n": args.n}
         for precision in ("fp32", "bf16"):
@@ -82,6 +95,8 @@ def main():
                 "pgd20_acc": pgd["acc"], "pgd20_se": standard_error(pgd["acc"], pgd.get("n", n))}
             write_json(Path(args.out), rec)
             print(precision, json.dumps(rec["train"][precision])[:600], flush=True)
+    for part in parts:  # in the order given: a call cut short keeps the parts it finished
+        {"search": search, "train": train}[part]()
     return 0
 
 

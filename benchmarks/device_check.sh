@@ -6,19 +6,28 @@
 #       --platform manylinux2014_x86_64 -d .whl torchattacks==3.5.1      # .whl/ is ignored
 #   cp ../shared/data/cifar10-mini.npz data/mini/                        # or make sure it is there
 #
-# then run it there with carry [".whl", "data/mini/cifar10-mini.npz"] and timeout_s 590:
+# then run it there with carry [".whl", "data/mini/cifar10-mini.npz"] and timeout_s 600:
 #
-#   bash benchmarks/device_check.sh                  # steps 1-3 (about 9 minutes)
-#   STEPS=compile bash benchmarks/device_check.sh    # step 4, as a second call (about 3 minutes)
-#   BUDGET=570 STEPS="epoch train bf16 compile" bash benchmarks/device_check.sh   # one call, as far as it gets
+#   BUDGET=570 bash benchmarks/device_check.sh       # steps 1-3, as far as 570 s go
+#   BUDGET=570 STEPS="train compile" bash benchmarks/device_check.sh   # steps 4-5, a later call
 #
-# (one device call runs at most 10 minutes; STEPS names the steps a call runs, BUDGET caps them all)
-# Each step has its own time limit and writes its record under $OUT as soon as it ends (so a
-# step cut short still returns the ones before it): the paper-size search epoch of PC-DARTS
-# and RACL (exact, fast paths, Lanczos) under every speed switch, the paper's retraining step
-# (20 cells, C = 36, PGD-10, batch 128) under every switch, then fp32 against bf16 on the mini
-# search and a mini retraining, then the retraining step under torch.compile. Copy the JSON files into data/runs/bench (the book's
-# introduction shows the newest), and say what they show in the issue.
+# (one device call runs at most 10 minutes; STEPS names the steps a call runs, BUDGET caps them
+# all: each step's limit is cut to what is left.) Each step writes its record under $OUT as
+# soon as it ends, and bench.py after each piece (so a step cut short keeps what it measured).
+# What the first H200 session found (data/runs/bench/gpu-h200-20261204-*.json) set the order:
+# RACL's exact search step took 12.6 s there against PC-DARTS' 0.72 s, nearly all of it the
+# double back-propagation, so every step that runs it is kept to two timed iterations.
+#   1. epoch: one search epoch at the paper's sizes (8 cells, C = 16, batch 128): PC-DARTS, RACL
+#      exact, RACL exact with the explicit depthwise second derivative (racl_dw), the fast paths;
+#   2. bf16: fp32 against bf16 on a mini retraining (clean and PGD-20 accuracy) and the mini
+#      search (the searched cell), the search with the explicit depthwise second derivative;
+#   3. switches: the search epoch of the cheaper modes under every speed switch;
+#   4. train: the paper's retraining step (20 cells, C = 36, PGD-10, batch 128) under every
+#      switch, with ResNet-18 and Table 4's ResNet-110, and the search's pieces (measured once
+#      already: gpu-h200-20261204-train.json);
+#   5. compile: that retraining step under torch.compile (default; reduce-overhead adds CUDA graphs).
+# Copy the JSON files into data/runs/bench (the book's introduction shows the newest of each
+# device), and say what they show in the issue.
 # STEP_SCALE=0.2 bash benchmarks/device_check.sh --device cpu runs it as a quick CPU rehearsal.
 set -u
 cd "$(dirname "$0")/.."
@@ -38,7 +47,7 @@ stamp=$(date -u +%Y%m%d)
 gpu=$( { nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || echo cpu; } | head -1 | tr ' ' '-' | tr -cd 'A-Za-z0-9._-')
 { date -u; nvidia-smi 2>/dev/null | head -15; $PY -c 'import torch; print("torch", torch.__version__, torch.cuda.is_available())'; } >>"$LOG" 2>&1
 
-STEPS=${STEPS:-epoch train bf16}
+STEPS=${STEPS:-epoch bf16 switches}
 # BUDGET=S: the whole call's seconds (0: none). A step's limit is cut to what is left of it, and a
 # step that would get under 30 s is skipped, so that one device call runs every step it can
 # inside its limit (the device tool stops a call at 10 minutes) and a late step uses what the
@@ -59,19 +68,23 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit of SECONDS x STEP_SCA
   echo "== $name: exit $rc after $(( $(date +%s) - t0 ))s" | tee -a "$LOG"
 }
 
-# 1. #12: one search epoch at the paper's sizes (8 cells, C = 16, batch 128), every mode and switch
-step epoch 200 $PY benchmarks/bench.py --part epoch --epoch-switches --epoch-sizes paper \
-    --epoch-modes pcdarts,racl,racl_fast,racl_lanczos --epoch-steps 3 --variant baseline,channels_last,bf16,auto \
+EPOCH="--part epoch --epoch-sizes paper --epoch-steps 2 --epoch-warmup 0"
+# 1. #12: one search epoch at the paper's sizes, exact against the fast paths and PC-DARTS
+step epoch 240 $PY benchmarks/bench.py $EPOCH --epoch-modes pcdarts,racl,racl_dw,racl_fast --variant baseline \
     --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-epoch.json"
-# 2. #12: the paper's retraining step (20 cells, C = 36, PGD-10, batch 128) and the search's pieces;
-#    #13: ResNet-18 and Table 4's ResNet-110 source beside it (the dry run's cost of Table 4)
-step train 120 $PY benchmarks/bench.py --part train,search --profile paper --batch 64 --train-batch 128 \
-    --cells 20 --channels 36 --pgd-steps 10 --human-archs resnet18,resnet110 --variant all --device "$DEVICE" \
-    --json "$OUT/bench-$gpu-$stamp-train.json"
-# 3. #12: does bf16 change the searched cell, or the robust accuracy of a short retraining?
-step bf16 300 $PY benchmarks/bf16_check.py --device "$DEVICE" --n 1000 --out "$OUT/bf16-$gpu-$stamp.json"
-# 4. #12: the paper's retraining step under torch.compile (default; reduce-overhead adds CUDA
-#    graphs), with the auto switches, its compile time apart, against the same step eager
+# 2. #12: does bf16 change the robust accuracy of a short retraining, or the searched cell?
+step bf16 300 $PY benchmarks/bf16_check.py --device "$DEVICE" --n 1000 --part train,search \
+    --search-set depthwise_backward=explicit --out "$OUT/bf16-$gpu-$stamp.json"
+# 3. #12: the search epoch under every speed switch (the modes that do not take minutes)
+step switches 150 $PY benchmarks/bench.py $EPOCH --epoch-switches --epoch-modes pcdarts,racl_fast,racl_lanczos \
+    --variant baseline,channels_last,bf16,auto --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-switches.json"
+# 4. #12: the paper's retraining step and the search's pieces; #13: ResNet-18 and Table 4's
+#    ResNet-110 source beside it (the dry run's cost of Table 4)
+step train 120 $PY benchmarks/bench.py --part train,search --profile paper --dataset cifar10-mini --batch 64 \
+    --train-batch 128 --cells 20 --channels 36 --pgd-steps 10 --human-archs resnet18,resnet110 --variant all \
+    --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-train.json"
+# 5. #12: the retraining step under torch.compile, with the auto switches, its compile time
+#    apart, against the same step eager
 step compile 170 $PY benchmarks/bench.py --part train --variant auto --compile default,reduce-overhead --train-batch 128 \
     --cells 20 --channels 36 --pgd-steps 10 --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-compile.json"
 ls -la "$OUT" | tee -a "$LOG"

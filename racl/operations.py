@@ -85,6 +85,78 @@ def bn_linear(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
     return x * bn_scale(bn).view(1, -1, 1, 1)
 
 
+class _DepthwiseConv2dFn(torch.autograd.Function):
+    """A depthwise convolution whose input gradient is itself an ordinary, differentiable
+    transposed convolution.
+
+    PyTorch differentiates a convolution's backward (``_convolution_double_backward``, the
+    second derivative that the gradient-norm term of Eq. 16 needs) with one convolution per
+    *group*: a depthwise convolution of C channels costs C + 1 convolutions there, each a
+    separate kernel launch on a GPU. Here the first backward computes the input gradient as
+    ``conv_transpose2d(grad, weight)`` on the autograd graph, so the second backward
+    differentiates that transposed convolution with the ordinary grouped backward (two
+    convolutions whatever C). The forward, and the weight gradient (PyTorch's own
+    ``convolution_backward``), are those of ``F.conv2d``; the input gradient is the same
+    linear map summed by another kernel (equal to rounding). Within a first backward, the
+    weight gradient is computed even where only the input gradient is asked for (an
+    ``autograd.Function`` cannot tell), one depthwise weight gradient more per call."""
+
+    @staticmethod
+    def forward(ctx, x, weight, stride, padding, dilation):
+        ctx.save_for_backward(x, weight)
+        ctx.conf = (stride, padding, dilation)
+        return F.conv2d(x, weight, None, stride, padding, dilation, x.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        stride, padding, dilation = ctx.conf
+        groups = x.shape[1]
+        # under autocast the forward ran in the low precision, so the gradient arrives in it
+        # (the backward runs outside autocast): compute in the gradient's dtype, return the weight's
+        wdtype = weight.dtype
+        x, weight = x.to(grad.dtype), weight.to(grad.dtype)
+        gx = gw = None
+        if ctx.needs_input_grad[0]:
+            k = weight.shape[-2:]
+            # the output padding that gives the transposed convolution the input's size back
+            out_pad = [x.shape[2 + i] - ((grad.shape[2 + i] - 1) * stride[i] - 2 * padding[i]
+                                         + dilation[i] * (k[i] - 1) + 1) for i in range(2)]
+            gx = F.conv_transpose2d(grad, weight, None, stride, padding, out_pad, groups, dilation)
+        if ctx.needs_input_grad[1]:
+            gw = torch.ops.aten.convolution_backward(grad, x, weight, None, stride, padding, dilation, False,
+                                                     [0, 0], groups, [False, True, False])[1].to(wdtype)
+        return gx, gw, None, None, None
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with ``groups = in_channels = out_channels`` (the same parameters and
+    state dict), whose second derivative avoids PyTorch's per-group loop when ``explicit``
+    is set (:class:`_DepthwiseConv2dFn`; the search's ``depthwise_backward="explicit"``).
+    Unset, it is ``nn.Conv2d`` exactly."""
+
+    explicit = False
+
+    def __init__(self, C, kernel_size, stride=1, padding=0, dilation=1):
+        super().__init__(C, C, kernel_size, stride, padding, dilation=dilation, groups=C, bias=False)
+
+    def forward(self, x):
+        if self.explicit and torch.is_grad_enabled() and isinstance(self.padding, tuple):
+            return _DepthwiseConv2dFn.apply(x, self.weight, self.stride, self.padding, self.dilation)
+        return super().forward(x)
+
+
+def set_depthwise_backward(model: nn.Module, mode: str) -> nn.Module:
+    """Set every :class:`DepthwiseConv2d` of ``model`` to PyTorch's own second derivative
+    (``"native"``) or the explicit one (``"explicit"``); returns ``model``."""
+    if mode not in ("native", "explicit"):
+        raise ValueError(f"depthwise_backward must be native or explicit; got {mode!r}")
+    for m in model.modules():
+        if isinstance(m, DepthwiseConv2d):
+            m.explicit = mode == "explicit"
+    return model
+
+
 class LipschitzOp(nn.Module):
     """Base class: an op that can list its Lipschitz parts."""
 
@@ -116,7 +188,7 @@ class DilConv(LipschitzOp):
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_in, kernel_size, stride, padding, dilation=dilation, groups=C_in, bias=False),
+            DepthwiseConv2d(C_in, kernel_size, stride, padding, dilation=dilation),
             nn.Conv2d(C_in, C_out, 1, bias=False),
             nn.BatchNorm2d(C_out, affine=affine),
         )
@@ -136,11 +208,11 @@ class SepConv(LipschitzOp):
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_in, kernel_size, stride, padding, groups=C_in, bias=False),
+            DepthwiseConv2d(C_in, kernel_size, stride, padding),
             nn.Conv2d(C_in, C_in, 1, bias=False),
             nn.BatchNorm2d(C_in, affine=affine),
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_in, kernel_size, 1, padding, groups=C_in, bias=False),
+            DepthwiseConv2d(C_in, kernel_size, 1, padding),
             nn.Conv2d(C_in, C_out, 1, bias=False),
             nn.BatchNorm2d(C_out, affine=affine),
         )

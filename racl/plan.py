@@ -39,7 +39,9 @@ that timed the same computation, scaled by how many times the job does it:
 * search: the benchmark's supernet weight step and RACL architecture step (same profile,
   batch, channels, cells and image size), times the job's steps per epoch and epochs
   (weight steps only in the warm-up epochs; the Lipschitz power iteration every
-  ``lipschitz_every`` architecture steps). Every ablation is costed as the full RACL step;
+  ``lipschitz_every`` architecture steps). Where only whole search epochs of that supernet
+  were timed (``bench.py --part epoch``), the mode with the config's switches (exact, fast
+  paths, Lanczos), every epoch costed as a full one: an upper bound. Every ablation is costed as the full RACL step;
 * selection (the random search's choice): reading a few records, costed as zero;
 * retraining: the benchmark's adversarial-training step of the same network (cell network
   of the same cells and channels, or a hand-designed one of its ``--human-archs``, such as
@@ -386,6 +388,40 @@ def _search_hours(cfg, recs) -> Optional[float]:
         warm = min(cfg.arch_warmup_epochs, cfg.epochs)
         arch = r["racl_arch_step_s"] - r["lipschitz_power_iteration_s"] * (1 - 1 / cfg.lipschitz_every)
         return steps * (cfg.epochs * r["weight_step_s"] + (cfg.epochs - warm) * arch) / 3600
+    for rec in recs:  # a whole search epoch timed (bench.py --part epoch): an upper bound
+        hours = _search_hours_from_epochs(cfg, rec, n)
+        if hours is not None:
+            return hours
+    return None
+
+
+#: the search config fields that pick the epoch benchmark's mode (benchmarks/bench.py EPOCH_MODES)
+_EPOCH_MODE_FIELDS = {"racl": {}, "racl_fast": {"arch_update": "joint", "grad_norm_grad": "finite_difference",
+                                                 "power_iteration_fused": True},
+                      "racl_joint": {"arch_update": "joint"}, "racl_fd": {"grad_norm_grad": "finite_difference"},
+                      "racl_pi_fused": {"power_iteration_fused": True}, "racl_lanczos": {"lipschitz_method": "lanczos"},
+                      "racl_dw": {"depthwise_backward": "explicit"}}
+
+
+def _search_hours_from_epochs(cfg, rec: dict, n: Optional[int]) -> Optional[float]:
+    """A search's hours from a benchmark record that timed whole search epochs (weight and
+    architecture step per iteration) of the same supernet, batch and image size, in the mode
+    whose switches the config has: every epoch costed as a full one, so the warm-up epochs
+    (weight steps alone) make it an upper bound."""
+    defaults = type(cfg)()
+    mode = next((m for m, fields in _EPOCH_MODE_FIELDS.items() if all(
+        getattr(cfg, k) == fields.get(k, getattr(defaults, k)) for k in
+        ("arch_update", "grad_norm_grad", "power_iteration_fused", "lipschitz_method", "depthwise_backward"))), None)
+    if mode is None or n is None:
+        return None
+    for size in (_result(rec, "epoch") or {}).values():
+        c, m = size.get("config", {}), size.get(mode)
+        if not m or (c.get("batch"), c.get("C"), c.get("layers"), c.get("K"), c.get("lipschitz_every")) != (
+                cfg.batch_size, cfg.init_channels, cfg.layers, cfg.partial_channels, cfg.lipschitz_every):
+            continue
+        if image_size(c.get("dataset", "")) != image_size(cfg.dataset):
+            continue
+        return cfg.epochs * (int(n * cfg.train_portion) // cfg.batch_size) * m["step_s"] / 3600
     return None
 
 

@@ -107,6 +107,10 @@ class SearchConfig:
     grad_norm_grad: str = "exact"  # exact (double back-propagation) | finite_difference (two first-order passes)
     grad_norm_fd_h: float = 0.1  # finite-difference step: per-image norm of the input perturbation (pixels in [0, 1])
     power_iteration_fused: bool = False  # constants from the iteration's own passes (no extra forward)
+    # the second derivative of the depthwise convolutions in the double back-propagation:
+    # native (PyTorch's, one convolution per channel) | explicit (two convolutions; the same
+    # arithmetic to rounding: racl.operations.DepthwiseConv2d, tests/test_fastpaths.py)
+    depthwise_backward: str = "native"
 
     def validate(self) -> "SearchConfig":
         _check_choice("cell_sampling", self.cell_sampling, ("per_cell", "shared"))
@@ -136,6 +140,7 @@ class SearchConfig:
         speed.check(self.precision, self.channels_last, self.fused_optimizer)
         _check_choice("arch_update", self.arch_update, ("alternating", "joint"))
         _check_choice("grad_norm_grad", self.grad_norm_grad, ("exact", "finite_difference"))
+        _check_choice("depthwise_backward", self.depthwise_backward, ("native", "explicit"))
         if not self.grad_norm_fd_h > 0:
             raise ValueError(f"grad_norm_fd_h must be positive, got {self.grad_norm_fd_h}")
         return self

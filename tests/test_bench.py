@@ -62,7 +62,7 @@ def test_epoch_part_under_every_switch_keeps_what_it_measured(tmp_path):
         assert lz["breakdown"]["power_iteration_s"] > 0 and lz["over_pcdarts"] > 0  # a ratio of timings: not asserted
 
 
-def test_device_check_script_runs_its_four_steps(tmp_path):
+def test_device_check_script_runs_its_five_steps(tmp_path):
     """benchmarks/device_check.sh (one prepared command for a lent GPU) with a stand-in
     Python that records its arguments: every step runs with its limit, names the device and
     writes where the device tool brings files back ($OUT)."""
@@ -71,21 +71,24 @@ def test_device_check_script_runs_its_four_steps(tmp_path):
     fake.chmod(0o755)
     out = tmp_path / "out"
     env = {"PATH": "/usr/bin:/bin", "OUT": str(out), "PYTHON": str(fake), "STEP_SCALE": "0.1",
-           "STEPS": "epoch train bf16 compile"}
+           "STEPS": "epoch bf16 switches train compile"}
     res = subprocess.run(["bash", str(REPO / "benchmarks" / "device_check.sh"), "--device", "cpu"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     calls = [c for c in (out / "calls").read_text().splitlines() if not c.startswith("-c")]  # the version print
-    assert [c.split()[0] for c in calls] == ["benchmarks/bench.py", "benchmarks/bench.py", "benchmarks/bf16_check.py",
-                                               "benchmarks/bench.py"]
+    assert [c.split()[0] for c in calls] == ["benchmarks/bench.py", "benchmarks/bf16_check.py", "benchmarks/bench.py",
+                                               "benchmarks/bench.py", "benchmarks/bench.py"]
     assert all("--device cpu" in c and str(out) in c for c in calls)
-    assert "--epoch-switches" in calls[0] and "racl_lanczos" in calls[0]
+    assert "racl_dw" in calls[0] and "racl_fast" in calls[0] and "--epoch-switches" not in calls[0]
+    assert "--part train,search" in calls[1] and "depthwise_backward=explicit" in calls[1]
+    assert "--epoch-switches" in calls[2] and "racl_lanczos" in calls[2]
+    assert "--dataset cifar10-mini" in calls[3]  # the paper profile's full CIFAR-10 is not on a device machine
     log = (out / "device_check.log").read_text()
     assert [line.split(":")[0] for line in log.splitlines() if line.startswith("== ") and "exit" in line] == [
-        "== epoch", "== train", "== bf16", "== compile"]
-    assert "--compile default,reduce-overhead" in calls[3]
+        "== epoch", "== bf16", "== switches", "== train", "== compile"]
+    assert "--compile default,reduce-overhead" in calls[4]
     assert "exit 0" in log
-    # the default call runs steps 1-3; STEPS=compile runs the fourth alone
+    # the default call runs steps 1-3; STEPS=compile runs the last alone
     for steps, n in ((None, 3), ("compile", 1)):
         (out / "calls").unlink()
         res = subprocess.run(["bash", str(REPO / "benchmarks" / "device_check.sh"), "--device", "cpu"],
@@ -103,7 +106,7 @@ def test_device_check_budget_cuts_the_steps_to_what_is_left(tmp_path):
     fake.write_text("#!/usr/bin/env bash\necho \"$@\" >> \"$OUT/calls\"\nsleep 3\n")
     fake.chmod(0o755)
     out = tmp_path / "out"
-    env = {"PATH": "/usr/bin:/bin", "OUT": str(out), "PYTHON": str(fake), "STEPS": "epoch train bf16 compile",
+    env = {"PATH": "/usr/bin:/bin", "OUT": str(out), "PYTHON": str(fake), "STEPS": "epoch bf16 switches train compile",
            "BUDGET": "34"}
     res = subprocess.run(["bash", str(REPO / "benchmarks" / "device_check.sh"), "--device", "cpu"], env=env,
                          capture_output=True, text=True, timeout=120)

@@ -372,3 +372,105 @@ def test_lipschitz_method_is_validated():
         get_profile("smoke", {"lanczos_steps": 0})
     with pytest.raises(ValueError, match="method must be"):
         LipschitzEstimator("exact", method="svd")
+
+
+# ---------------------------------------------------------------- depthwise second derivative
+@pytest.mark.parametrize("stride,dilation,size", [(1, 1, 8), (2, 1, 8), (2, 1, 7), (1, 2, 8), (2, 2, 9)])
+def test_explicit_depthwise_backward_is_the_native_one(stride, dilation, size):
+    """DepthwiseConv2d with ``explicit`` set: the same output, input and weight gradients and
+    the same second derivative (the gradient of ||grad_x L|| with respect to the input and the
+    weight, as the gradient-norm term of Eq. 16 takes it) as nn.Conv2d, in float64 where the
+    two summation orders agree to ~1e-15 relative (odd and even sizes: the output padding)."""
+    from racl.operations import DepthwiseConv2d
+
+    torch.manual_seed(0)
+    C, k = 5, 3
+    conv = DepthwiseConv2d(C, k, stride, dilation, dilation).double()
+    x = torch.randn(3, C, size, size, dtype=torch.float64)
+    target = torch.randn_like(conv(x))
+
+    def pieces(explicit):
+        conv.explicit = explicit
+        x0 = x.clone().requires_grad_(True)
+        y = conv(x0)
+        loss = (torch.tanh(y) * target).sum()  # a non-linear head: the second derivative is not zero
+        gx, = torch.autograd.grad(loss, x0, create_graph=True)
+        gn = gx.flatten(1).norm(dim=1).sum()
+        second = torch.autograd.grad(gn, [x0, conv.weight])
+        y2 = conv(x.clone().requires_grad_(True))
+        g1 = torch.autograd.grad((torch.tanh(y2) * target).sum(), conv.weight)[0]
+        return y.detach(), gx.detach(), g1, second
+
+    y_n, gx_n, gw_n, (sx_n, sw_n) = pieces(False)
+    y_e, gx_e, gw_e, (sx_e, sw_e) = pieces(True)
+    assert torch.equal(y_n, y_e)  # the same forward call
+    for a, b in ((gx_e, gx_n), (gw_e, gw_n), (sx_e, sx_n), (sw_e, sw_n)):
+        assert a.shape == b.shape and torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_explicit_depthwise_backward_needs_two_convolutions_not_one_per_channel():
+    """The reason for the switch: PyTorch differentiates a depthwise convolution's backward
+    with one convolution per channel (C + 1 in all); the explicit one with a fixed few."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from racl.operations import DepthwiseConv2d
+
+    C = 16
+    conv = DepthwiseConv2d(C, 3, 2, 1)
+    counts = {}
+    for explicit in (False, True):
+        conv.explicit = explicit
+        x = torch.randn(2, C, 8, 8, requires_grad=True)
+        gx, = torch.autograd.grad(conv(x).square().sum(), x, create_graph=True)
+        gn = gx.norm()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            gn.backward()
+        counts[explicit] = sum(e.count for e in prof.key_averages() if e.key == "aten::convolution")
+    assert counts[False] >= C and counts[True] <= 4, counts
+
+
+def test_explicit_depthwise_backward_in_a_search_step():
+    """``depthwise_backward="explicit"`` reaches every depthwise convolution of the supernet,
+    is validated, and gives the exact path's losses and gradients of mu and the weights to
+    fp32 rounding (same seed, same batch, one step from the same weights)."""
+    from racl.operations import DepthwiseConv2d
+
+    with pytest.raises(ValueError, match="depthwise_backward"):
+        get_profile("smoke", {"depthwise_backward": "fast"})
+    out = {}
+    for mode in ("native", "explicit"):
+        torch.manual_seed(0)
+        s = RACLSearch(get_profile("smoke", {**TINY, "depthwise_backward": mode}), None, progress=False)
+        dws = [m for m in s.model.modules() if isinstance(m, DepthwiseConv2d)]
+        assert dws and all(m.explicit == (mode == "explicit") for m in dws)
+        _, xw, yw = next(iter(s.train_loader.epoch(0)))
+        eps = s._eps(0, 0)
+        params = list(s.model.parameters()) + s.dist.mu_parameters()
+        total, ce, gn, _, grads = s.loss_grads(xw, yw, lambda: s.arch_weights(eps), params)
+        out[mode] = (total.detach(), gn.detach(), flat(grads))
+    (t_n, gn_n, g_n), (t_e, gn_e, g_e) = out["native"], out["explicit"]
+    assert torch.allclose(t_n, t_e, rtol=1e-5) and torch.allclose(gn_n, gn_e, rtol=1e-5)
+    assert rel(g_e, g_n) < 1e-4 and cos(g_e, g_n) > 1 - 1e-6
+
+
+def test_explicit_depthwise_backward_under_bf16_autocast():
+    """Under autocast (precision=bf16) the gradient reaches the explicit backward in bf16 while
+    the weight is fp32: it computes in the gradient's dtype and returns the weight gradient in
+    the weight's, within bf16 rounding (2^-8 relative, a few roundings deep) of the native path."""
+    from racl.operations import DepthwiseConv2d
+
+    torch.manual_seed(0)
+    conv = DepthwiseConv2d(4, 3, 2, 1)
+    x = torch.randn(2, 4, 8, 8)
+    res = {}
+    for explicit in (False, True):
+        conv.explicit = explicit
+        x0 = x.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = conv(x0)
+        gx, = torch.autograd.grad(y.float().square().sum(), x0, create_graph=True)
+        gw, = torch.autograd.grad(gx.norm(), conv.weight)
+        res[explicit] = (gx.detach().float(), gw)
+    assert res[True][1].dtype == conv.weight.dtype == torch.float32
+    for a, b in zip(res[True], res[False]):
+        assert rel(a.double(), b.double()) < 8 * 2 ** -8

@@ -535,3 +535,30 @@ def test_table4_costs_come_from_a_benchmark_of_resnet110(tmp_path):
     (runs / "bench" / "test-gpu.json").write_text(json.dumps(rec))
     rows, _ = cost_table("paper", ["table4"], "Test GPU", ["RACL"], None, "mart", runs=runs)
     assert {f"{r['kind']}/{r['job']}": r["gpu_hours"] for r in rows}["transfer/paper-cifar10-table4"] is None
+
+
+def test_search_costs_come_from_a_benchmark_of_whole_search_epochs(tmp_path):
+    """A record that timed whole search epochs (bench.py --part epoch) of the paper's supernet
+    costs a paper search: the mode with the config's switches, its step time times every
+    epoch's iterations (an upper bound: the warm-up epochs are weight steps alone); a
+    supernet of other sizes, or switches it did not time, leave the search unknown."""
+    runs = tmp_path / "data" / "runs"
+    (runs / "bench").mkdir(parents=True)
+    conf = {"profile": "paper", "batch": 128, "C": 16, "layers": 8, "K": 4, "dataset": "cifar10-mini",
+            "lipschitz_every": 1}
+    rec = {"device": {"gpu": "Test GPU", "device": "cuda"}, "date": "2026-01-02", "argv": ["--part", "epoch"],
+           "results": {"epoch/baseline": {"paper": {"pcdarts": {"step_s": 0.5}, "racl": {"step_s": 10.0},
+                                                    "racl_fast": {"step_s": 2.0}, "config": conf}}}}
+    (runs / "bench" / "test-gpu.json").write_text(json.dumps(rec))
+    rows, _ = cost_table("paper", ["fig5"], "Test GPU", ["RACL"], None, "mart", runs=runs)
+    searches = [r["gpu_hours"] for r in rows if r["kind"] == "search"]
+    assert searches and all(h == pytest.approx(50 * (25000 // 128) * 10.0 / 3600) for h in searches)
+    from racl.plan import _search_hours, bench_for
+    from racl.profiles import get_profile
+
+    recs = bench_for("Test GPU", runs)
+    fast = get_profile("paper", {"arch_update": "joint", "grad_norm_grad": "finite_difference",
+                                 "power_iteration_fused": True})
+    assert _search_hours(fast, recs) == pytest.approx(50 * (25000 // 128) * 2.0 / 3600)
+    assert _search_hours(get_profile("paper", {"lipschitz_method": "lanczos"}), recs) is None  # not timed
+    assert _search_hours(get_profile("paper", {"init_channels": 36}), recs) is None  # another supernet
