@@ -1693,6 +1693,18 @@ def bench_records() -> list[dict]:
     return sorted(json_records("bench"), key=lambda r: (r.get("datetime") or r.get("date", ""), r["_file"]), reverse=True)
 
 
+def bench_newest(table) -> list[dict]:
+    """For each device (GPU or CPU model), the newest committed benchmark record for which
+    ``table(rec)`` (:func:`bench_table`, :func:`bench_epoch_table`) is not None: GPUs first."""
+    seen, out = set(), []
+    for rec in bench_records():
+        dev = hardware_label(rec.get("device", {}))
+        if dev not in seen and table(rec) is not None:
+            seen.add(dev)
+            out.append(rec)
+    return sorted(out, key=lambda r: not r.get("device", {}).get("gpu"))
+
+
 def bench_label(rec: dict) -> str:
     code = rec.get("code", {}) or {}
     commit = (code.get("git_commit") or "?")[:7]
@@ -1712,16 +1724,40 @@ def bench_epoch_table(rec: dict) -> Optional[pd.DataFrame]:
         for size, modes in sizes.items():
             cfg = modes.get("config", {})
             row = {"variant": variant, "size": f"{size} ({cfg.get('layers')} cells, C={cfg.get('C')}, batch {cfg.get('batch')})"}
-            for mode, label in (("pcdarts", "PC-DARTS"), ("racl", "RACL"), ("racl_fast", "RACL fast"),
-                                ("racl_lanczos", "RACL Lanczos")):
+            for mode, label in EPOCH_MODE_LABELS.items():
                 if mode in modes:
                     row[f"{label} epoch (s)"] = f"{modes[mode]['epoch_s']:.4g}"
                     if "over_pcdarts" in modes[mode]:
                         row[f"{label} / PC-DARTS"] = f"×{modes[mode]['over_pcdarts']:.2f}"
-            if size == "paper" and "racl" in modes:  # issue #12's target: 50 epochs within an hour on an H100
-                row["RACL, 50 epochs (h)"] = f"{50 * modes['racl']['epoch_s'] / 3600:.3g}"
+            if size == "paper":  # issue #12's target: 50 epochs within an hour on an H100
+                for mode in ("racl", "racl_fast"):
+                    if mode in modes:
+                        row[f"{EPOCH_MODE_LABELS[mode]}, 50 epochs (h)"] = f"{50 * modes[mode]['epoch_s'] / 3600:.3g}"
             rows.append(row)
     return pd.DataFrame(rows).set_index(["variant", "size"]) if rows else None
+
+
+#: the modes of ``bench.py --part epoch``, as the book names them
+EPOCH_MODE_LABELS = {"pcdarts": "PC-DARTS", "racl": "RACL", "racl_dw": "RACL explicit depthwise",
+                     "racl_fast": "RACL fast", "racl_lanczos": "RACL Lanczos"}
+
+
+def bench_epoch_breakdown(rec: dict) -> Optional[pd.DataFrame]:
+    """Where one iteration of each mode's search epoch goes (seconds): the forward passes,
+    the back-propagation (RACL's exact path: the double back-propagation), the power
+    iteration, the log-normal propagation, the optimisers and the rest. None without that part."""
+    rows = []
+    for key, sizes in rec["results"].items():
+        part, variant = key.split("/", 1)
+        if part != "epoch":
+            continue
+        for size, modes in sizes.items():
+            for mode, label in EPOCH_MODE_LABELS.items():
+                b = (modes.get(mode) or {}).get("breakdown")
+                if b:
+                    rows.append({"variant": variant, "size": size, "mode": label, "step (s)": modes[mode]["step_s"],
+                                 **{k.removesuffix("_s").replace("_", " ") + " (s)": v for k, v in b.items()}})
+    return pd.DataFrame(rows).set_index(["variant", "size", "mode"]).round(3) if rows else None
 
 
 def bench_table(rec: dict) -> Optional[pd.DataFrame]:

@@ -146,3 +146,20 @@ def sgd(params, lr, momentum, weight_decay, fused: bool) -> torch.optim.SGD:
 
 def adam(params, lr, betas, fused: bool) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr, betas=betas, **({"fused": True} if fused else {}))
+
+
+def convolution_count(fn) -> int:
+    """How many convolutions (``aten::convolution`` calls, each a kernel launch or more on a
+    GPU) ``fn()`` dispatches, backward passes included: a count, the same on every machine."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class _Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            _Count.n += func is torch.ops.aten.convolution.default
+            return func(*args, **(kwargs or {}))
+
+    with _Count():
+        fn()
+    return _Count.n

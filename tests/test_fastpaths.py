@@ -411,22 +411,23 @@ def test_explicit_depthwise_backward_is_the_native_one(stride, dilation, size):
 def test_explicit_depthwise_backward_needs_two_convolutions_not_one_per_channel():
     """The reason for the switch: PyTorch differentiates a depthwise convolution's backward
     with one convolution per channel (C + 1 in all); the explicit one with a fixed few."""
-    from torch.profiler import ProfilerActivity, profile
-
     from racl.operations import DepthwiseConv2d
+    from racl.speed import convolution_count
 
-    C = 16
-    conv = DepthwiseConv2d(C, 3, 2, 1)
     counts = {}
-    for explicit in (False, True):
-        conv.explicit = explicit
-        x = torch.randn(2, C, 8, 8, requires_grad=True)
-        gx, = torch.autograd.grad(conv(x).square().sum(), x, create_graph=True)
-        gn = gx.norm()
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            gn.backward()
-        counts[explicit] = sum(e.count for e in prof.key_averages() if e.key == "aten::convolution")
-    assert counts[False] >= C and counts[True] <= 4, counts
+    for C in (4, 16):
+        conv = DepthwiseConv2d(C, 3, 2, 1)
+        for explicit in (False, True):
+            conv.explicit = explicit
+
+            def term():
+                x = torch.randn(2, C, 8, 8, requires_grad=True)
+                gx, = torch.autograd.grad(conv(x).square().sum(), x, create_graph=True)
+                gx.norm().backward()
+
+            counts[C, explicit] = convolution_count(term)
+    assert counts[16, False] - counts[4, False] == 12  # one more per channel
+    assert counts[16, True] == counts[4, True] <= 6, counts  # whatever the width
 
 
 def test_explicit_depthwise_backward_in_a_search_step():

@@ -465,3 +465,27 @@ def test_a_table_note_says_how_many_images_the_evaluated_model_was_trained_on():
     assert f" on {n:,} training images for {cfg['epochs']} epochs · n=256" in report._eval_budget(rec)
     gone = {**rec, "model": {**rec["model"], "run": "data/runs/train/no-such-run"}}
     assert "training images" not in report._eval_budget(gone) and " · n=256" in report._eval_budget(gone)
+
+
+def test_bench_newest_per_device_and_the_epoch_breakdown(monkeypatch):
+    """The introduction shows, for each device, its newest benchmark record that has the
+    table asked for (GPUs first), and where one search iteration's time goes."""
+    def rec(dev, date, parts):
+        return {"_file": f"{dev}-{date}.json", "device": dev_info[dev], "date": date, "results": parts}
+
+    dev_info = {"gpu": {"gpu": "Test GPU", "device": "cuda"}, "cpu": {"cpu": "Test CPU", "cpu_threads": 2, "device": "cpu"}}
+    conf = {"layers": 8, "C": 16, "batch": 128}
+    epoch = {"epoch/baseline": {"paper": {"config": conf, "pcdarts": {"step_s": 1.0, "epoch_s": 10.0,
+                                                                       "breakdown": {"forward_s": 0.5, "backward_s": 0.5}},
+                                          "racl": {"step_s": 4.0, "epoch_s": 40.0, "over_pcdarts": 4.0,
+                                                   "breakdown": {"forward_s": 1.0, "backward_s": 3.0}}}}}
+    train = {"train/baseline": {"racl_20cell_pgd10_step_s": 1.0}}
+    recs = [rec("cpu", "2026-01-03", epoch), rec("gpu", "2026-01-02", train), rec("gpu", "2026-01-01", epoch),
+            rec("cpu", "2026-01-01", epoch)]
+    monkeypatch.setattr(report, "bench_records", lambda: recs)
+    newest = report.bench_newest(report.bench_epoch_table)
+    assert [(r["device"].get("gpu", "cpu"), r["date"]) for r in newest] == [("Test GPU", "2026-01-01"), ("cpu", "2026-01-03")]
+    b = report.bench_epoch_breakdown(newest[0])
+    assert b.loc[("baseline", "paper", "RACL"), "backward (s)"] == 3.0
+    assert report.bench_epoch_table(newest[0]).loc[("baseline", "paper (8 cells, C=16, batch 128)"), "RACL / PC-DARTS"] == "×4.00"
+    assert report.bench_epoch_breakdown(recs[1]) is None
