@@ -562,7 +562,51 @@ def by_mode_piece(m: dict, piece: str) -> str:
     return f"{b[piece]:.3f}s" if piece in b else ""
 
 
-PARTS = {"search": bench_search, "train": bench_train, "attacks": bench_attacks, "data": bench_data, "epoch": bench_epoch}
+def bench_ops(args, dev, variant, peak):
+    """The ATen operators (and convolutions) that one search iteration (a weight step and an
+    architecture step) dispatches, per mode and size of ``--epoch-modes`` / ``--epoch-sizes``,
+    counted on the iteration after the first (racl.speed.operator_count). A count, not a
+    time: the same on every machine, and independent of the batch (``--ops-batch``, small so
+    that a CPU counts the paper's supernet in seconds). On a GPU each operator is at least one
+    kernel launch, which is what a narrow supernet's step is bound by. (Where the profile
+    refreshes the Lipschitz constants every other step, lipschitz_every = 2 at mini, the
+    counted iteration is one without the power iteration.)"""
+    from racl.search import RACLSearch
+
+    r = {}
+    for size in args.epoch_sizes.split(","):
+        spec = dict(EPOCH_SIZES[size])
+        prof = spec.pop("profile")
+        spec.pop("images_per_half", None)
+        over = {"device": str(dev), "arch_warmup_epochs": 0, **VARIANTS[variant], **spec}
+        if prof != "smoke":
+            over.update(dataset=args.epoch_dataset, batch_size=args.ops_batch, max_train_images=4 * args.ops_batch)
+        res = {}
+        for mode in args.epoch_modes.split(","):
+            torch.manual_seed(0)
+            cfg = get_profile(prof, {**over, **EPOCH_MODES[mode]})
+            s = RACLSearch(cfg, None, progress=False)
+            it = zip(s.train_loader.epoch(0), s.arch_loader.epoch(0))
+            step = (lambda *b: pcdarts_step(s, *b)) if mode == "pcdarts" else (lambda *b: s.train_step(0, 1, *b))
+            (_, xw, yw), (_, xa, ya) = next(it)
+            step(xw, yw, xa, ya)  # the first iteration sets lambda*, the power iteration's vectors
+            (_, xw, yw), (_, xa, ya) = next(it)
+            res[mode] = speed.operator_count(lambda: step(xw, yw, xa, ya))
+        base = res.get("pcdarts")
+        for mode, m in res.items():
+            if base and mode != "pcdarts":
+                m["ops_over_pcdarts"] = m["ops"] / base["ops"]
+        res["config"] = {"profile": prof, "batch": cfg.batch_size, "C": cfg.init_channels, "layers": cfg.layers,
+                         "K": cfg.partial_channels, "lipschitz_every": cfg.lipschitz_every}
+        r[size] = res
+        for mode, m in res.items():
+            if mode != "config":
+                print(f"  {size:6s} {mode:14s} {m['ops']:>10d} operators {m['convolutions']:>8d} convolutions"
+                      + (f"   x{m['ops_over_pcdarts']:.2f} PC-DARTS' operators" if "ops_over_pcdarts" in m else ""), flush=True)
+    return r
+
+
+PARTS = {"ops": bench_ops, "search": bench_search, "train": bench_train, "attacks": bench_attacks, "data": bench_data, "epoch": bench_epoch}
 
 
 def main():
@@ -570,6 +614,7 @@ def main():
     ap.add_argument("--part", default="search,train,attacks,data,epoch")
     ap.add_argument("--epoch-sizes", default="mini,paper", help=f"{' | '.join(EPOCH_SIZES)} (comma list)")
     ap.add_argument("--epoch-modes", default="pcdarts,racl,racl_fast", help=f"{' | '.join(EPOCH_MODES)} (comma list)")
+    ap.add_argument("--ops-batch", type=int, default=8, help="ops part: the batch (counts do not depend on it)")
     ap.add_argument("--epoch-steps", type=int, default=2, help="timed iterations per mode (scaled to an epoch)")
     ap.add_argument("--epoch-warmup", type=int, default=1, help="untimed iterations after the first")
     ap.add_argument("--epoch-dataset", default="cifar10-mini", help="images for the mini and paper sizes")
@@ -622,7 +667,7 @@ def main():
             ap.error(f"unknown part {part!r}; choose from {', '.join(PARTS)}")
         # the data part has no variants: both pipelines are timed in one go; the epoch part
         # compares algorithms, on the baseline switches
-        for v in (["baseline"] if part == "data" or (part == "epoch" and not args.epoch_switches) else variants):
+        for v in (["baseline"] if part in ("data", "ops") or (part == "epoch" and not args.epoch_switches) else variants):
             torch.manual_seed(0)
             out["results"][f"{part}/{v}"] = PARTS[part](args, dev, v, peak)
             if args.json:  # after each piece, so that a run cut short keeps what it measured
@@ -636,6 +681,8 @@ def main():
         print(f"\n[{part}] variant={v}")
         if part == "epoch":
             print_epochs(res)
+            continue
+        if part == "ops":  # printed as counted
             continue
         for k, val in res.items():
             if isinstance(val, dict):

@@ -1742,6 +1742,25 @@ EPOCH_MODE_LABELS = {"pcdarts": "PC-DARTS", "racl": "RACL", "racl_dw": "RACL exp
                      "racl_fast": "RACL fast", "racl_lanczos": "RACL Lanczos"}
 
 
+def bench_ops_table(rec: dict) -> Optional[pd.DataFrame]:
+    """The operators (and convolutions) that one search iteration dispatches per mode and
+    supernet size (``bench.py --part ops``: counts, the same on every machine; on a GPU each
+    operator is at least one kernel launch). None without that part."""
+    rows = []
+    for key, sizes in rec["results"].items():
+        if key.split("/", 1)[0] != "ops":
+            continue
+        for size, modes in sizes.items():
+            cfg = modes.get("config", {})
+            for mode, label in EPOCH_MODE_LABELS.items():
+                if mode in modes:
+                    m = modes[mode]
+                    rows.append({"size": f"{size} ({cfg.get('layers')} cells, C={cfg.get('C')})", "mode": label,
+                                 "operators": m["ops"], "convolutions": m["convolutions"],
+                                 "operators / PC-DARTS": f"×{m['ops_over_pcdarts']:.2f}" if "ops_over_pcdarts" in m else "1"})
+    return pd.DataFrame(rows).set_index(["size", "mode"]) if rows else None
+
+
 def bench_epoch_breakdown(rec: dict) -> Optional[pd.DataFrame]:
     """Where one iteration of each mode's search epoch goes (seconds): the forward passes,
     the back-propagation (RACL's exact path: the double back-propagation), the power

@@ -148,18 +148,27 @@ def adam(params, lr, betas, fused: bool) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr, betas=betas, **({"fused": True} if fused else {}))
 
 
-def convolution_count(fn) -> int:
-    """How many convolutions (``aten::convolution`` calls, each a kernel launch or more on a
-    GPU) ``fn()`` dispatches, backward passes included: a count, the same on every machine."""
+def operator_count(fn) -> dict:
+    """How many ATen operators ``fn()`` dispatches, backward passes included (``ops``), and
+    how many of them are convolutions (``convolutions``): counts that are the same on every
+    machine. On a GPU each operator is at least one kernel launch, so where a step is bound
+    by launches (a narrow network, small kernels) its time follows ``ops``."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    class _Count(TorchDispatchMode):
-        n = 0
+    counts = {"ops": 0, "convolutions": 0}
 
+    class _Count(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            _Count.n += func is torch.ops.aten.convolution.default
+            counts["ops"] += 1
+            counts["convolutions"] += func is torch.ops.aten.convolution.default
             return func(*args, **(kwargs or {}))
 
     with _Count():
         fn()
-    return _Count.n
+    return counts
+
+
+def convolution_count(fn) -> int:
+    """How many convolutions (``aten::convolution`` calls, each a kernel launch or more on a
+    GPU) ``fn()`` dispatches, backward passes included: a count, the same on every machine."""
+    return operator_count(fn)["convolutions"]

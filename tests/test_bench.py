@@ -62,6 +62,27 @@ def test_epoch_part_under_every_switch_keeps_what_it_measured(tmp_path):
         assert lz["breakdown"]["power_iteration_s"] > 0 and lz["over_pcdarts"] > 0  # a ratio of timings: not asserted
 
 
+def test_ops_part_counts_the_operators_of_one_iteration(tmp_path):
+    """--part ops counts (does not time) the operators one search iteration dispatches, per
+    mode: counts are exact, so they are asserted. The explicit depthwise second derivative
+    dispatches fewer convolutions than the native one and the finite-difference path fewer
+    operators than the double back-propagation; PC-DARTS, with no gradient-norm term, the
+    fewest."""
+    def count(batch):
+        out = tmp_path / f"ops-{batch}.json"
+        cmd = [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--part", "ops", "--epoch-sizes", "tiny",
+               "--epoch-modes", "pcdarts,racl,racl_dw,racl_fast", "--ops-batch", str(batch), "--device", "cpu",
+               "--json", str(out)]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        return json.loads(out.read_text())["results"]["ops/baseline"]["tiny"]
+
+    r = count(8)
+    assert r["racl_dw"]["convolutions"] < r["racl"]["convolutions"]
+    assert r["pcdarts"]["ops"] < r["racl_fast"]["ops"] < r["racl"]["ops"]
+    assert r["racl"]["ops_over_pcdarts"] == r["racl"]["ops"] / r["pcdarts"]["ops"]
+
+
 def test_device_check_script_runs_its_five_steps(tmp_path):
     """benchmarks/device_check.sh (one prepared command for a lent GPU) with a stand-in
     Python that records its arguments: every step runs with its limit, names the device and

@@ -489,3 +489,14 @@ def test_bench_newest_per_device_and_the_epoch_breakdown(monkeypatch):
     assert b.loc[("baseline", "paper", "RACL"), "backward (s)"] == 3.0
     assert report.bench_epoch_table(newest[0]).loc[("baseline", "paper (8 cells, C=16, batch 128)"), "RACL / PC-DARTS"] == "×4.00"
     assert report.bench_epoch_breakdown(recs[1]) is None
+
+
+def test_bench_ops_table():
+    """bench.py --part ops: operators and convolutions per mode and size, with the ratio to PC-DARTS."""
+    rec = {"results": {"ops/baseline": {"paper": {"config": {"layers": 8, "C": 16},
+                                                  "pcdarts": {"ops": 100, "convolutions": 10},
+                                                  "racl": {"ops": 900, "convolutions": 80, "ops_over_pcdarts": 9.0}}}}}
+    t = report.bench_ops_table(rec)
+    assert t.loc[("paper (8 cells, C=16)", "RACL"), "operators"] == 900
+    assert t.loc[("paper (8 cells, C=16)", "RACL"), "operators / PC-DARTS"] == "×9.00"
+    assert report.bench_ops_table({"results": {"epoch/baseline": {}}}) is None
