@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from racl import speed  # noqa: E402
 from racl.attacks import make_attack  # noqa: E402
 from racl.networks import HUMAN_ARCHS, build_model, canonical_arch  # noqa: E402
-from racl.profiles import EvalConfig, get_profile  # noqa: E402
+from racl.profiles import SEARCH_MODES, EvalConfig, get_profile  # noqa: E402
 from racl.records import code_version, hardware, write_json  # noqa: E402
 
 BASELINE = {"precision": "fp32", "channels_last": False, "fused_optimizer": False}
@@ -388,18 +388,8 @@ EPOCH_SIZES = {
     "paper": {"profile": "paper", "images_per_half": 25000},
     "tiny": {"profile": "smoke", "dataset": "synthetic-8", "max_train_images": 64, "batch_size": 8},
 }
-#: what an epoch part times: plain PC-DARTS, RACL as the paper writes it, and RACL with the fast paths
-FAST = {"arch_update": "joint", "grad_norm_grad": "finite_difference", "power_iteration_fused": True}
-EPOCH_MODES = {
-    "pcdarts": {},
-    "racl": {},
-    "racl_fast": FAST,
-    "racl_joint": {"arch_update": "joint"},
-    "racl_fd": {"grad_norm_grad": "finite_difference"},
-    "racl_pi_fused": {"power_iteration_fused": True},
-    "racl_lanczos": {"lipschitz_method": "lanczos"},  # not a fast path: the accurate estimator's cost
-    "racl_dw": {"depthwise_backward": "explicit"},  # the paper's exact step, depthwise second derivative explicit
-}
+#: what an epoch part times: plain PC-DARTS, and the search modes of racl.profiles.SEARCH_MODES
+EPOCH_MODES = {"pcdarts": {}, **SEARCH_MODES}
 
 
 def pcdarts_step(s, xw, yw, xa, ya):

@@ -141,7 +141,7 @@ class DepthwiseConv2d(nn.Conv2d):
         super().__init__(C, C, kernel_size, stride, padding, dilation=dilation, groups=C, bias=False)
 
     def forward(self, x):
-        if self.explicit and torch.is_grad_enabled() and isinstance(self.padding, tuple):
+        if self.explicit and torch.is_grad_enabled():
             return _DepthwiseConv2dFn.apply(x, self.weight, self.stride, self.padding, self.dilation)
         return super().forward(x)
 

@@ -82,8 +82,8 @@ from pathlib import Path
 from typing import Optional
 
 from .networks import HUMAN_ARCHS, canonical_arch
-from .profiles import (ABLATIONS, DATASETS, DEFAULT_SEEDS, RANDOM_SEARCH, RANDOM_SEARCH_LABEL, TABLE8_ROWS, ablation_config,
-                       default_method, get_eval_profile, get_profile, screen_overrides, slug, stability_eval, to_dict)
+from .profiles import (ABLATIONS, DATASETS, DEFAULT_SEEDS, RANDOM_SEARCH, RANDOM_SEARCH_LABEL, SEARCH_MODES, TABLE8_ROWS,
+                       ablation_config, default_method, get_eval_profile, get_profile, screen_overrides, slug, stability_eval, to_dict)
 from .random_search import CRITERION, genotype_seeds, random_genotype
 from .records import read_json
 from .report import RUNS, TABLE4_SOURCE, hardware_label, paper, runnable
@@ -395,23 +395,15 @@ def _search_hours(cfg, recs) -> Optional[float]:
     return None
 
 
-#: the search config fields that pick the epoch benchmark's mode (benchmarks/bench.py EPOCH_MODES)
-_EPOCH_MODE_FIELDS = {"racl": {}, "racl_fast": {"arch_update": "joint", "grad_norm_grad": "finite_difference",
-                                                 "power_iteration_fused": True},
-                      "racl_joint": {"arch_update": "joint"}, "racl_fd": {"grad_norm_grad": "finite_difference"},
-                      "racl_pi_fused": {"power_iteration_fused": True}, "racl_lanczos": {"lipschitz_method": "lanczos"},
-                      "racl_dw": {"depthwise_backward": "explicit"}}
-
-
 def _search_hours_from_epochs(cfg, rec: dict, n: Optional[int]) -> Optional[float]:
     """A search's hours from a benchmark record that timed whole search epochs (weight and
     architecture step per iteration) of the same supernet, batch and image size, in the mode
     whose switches the config has: every epoch costed as a full one, so the warm-up epochs
     (weight steps alone) make it an upper bound."""
     defaults = type(cfg)()
-    mode = next((m for m, fields in _EPOCH_MODE_FIELDS.items() if all(
-        getattr(cfg, k) == fields.get(k, getattr(defaults, k)) for k in
-        ("arch_update", "grad_norm_grad", "power_iteration_fused", "lipschitz_method", "depthwise_backward"))), None)
+    keys = {k for fields in SEARCH_MODES.values() for k in fields}
+    mode = next((m for m, fields in SEARCH_MODES.items()
+                 if all(getattr(cfg, k) == fields.get(k, getattr(defaults, k)) for k in keys)), None)
     if mode is None or n is None:
         return None
     for size in (_result(rec, "epoch") or {}).values():

@@ -173,6 +173,21 @@ SEARCH_PROFILES: dict[str, SearchConfig] = {
 }
 
 
+#: named sets of the search's speed fields, as benchmarks/bench.py times them (its epoch and ops
+#: parts, beside plain PC-DARTS) and the dry run costs a search config by (racl.plan): the paper's
+#: exact step, the fast paths together and one by one, the Lanczos estimator, the explicit
+#: depthwise second derivative. A field a mode does not name keeps its default.
+SEARCH_MODES = {
+    "racl": {},
+    "racl_fast": {"arch_update": "joint", "grad_norm_grad": "finite_difference", "power_iteration_fused": True},
+    "racl_joint": {"arch_update": "joint"},
+    "racl_fd": {"grad_norm_grad": "finite_difference"},
+    "racl_pi_fused": {"power_iteration_fused": True},
+    "racl_lanczos": {"lipschitz_method": "lanczos"},  # not a fast path: the accurate estimator's cost
+    "racl_dw": {"depthwise_backward": "explicit"},  # the exact step, depthwise second derivative explicit
+}
+
+
 def get_profile(name: str, overrides: Optional[dict] = None, kind: str = "search"):
     """A copy of profile ``name`` of ``kind`` (search | train) with ``overrides`` set, validated."""
     if kind not in ("search", "train"):

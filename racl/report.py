@@ -1705,6 +1705,15 @@ def bench_newest(table) -> list[dict]:
     return sorted(out, key=lambda r: not r.get("device", {}).get("gpu"))
 
 
+def _bench_sizes(rec: dict, part: str):
+    """(variant, size, {mode: result, "config": ...}) for each piece of ``part`` of a benchmark record."""
+    for key, sizes in rec["results"].items():
+        p, variant = key.split("/", 1)
+        if p == part:
+            for size, modes in sizes.items():
+                yield variant, size, modes
+
+
 def bench_label(rec: dict) -> str:
     code = rec.get("code", {}) or {}
     commit = (code.get("git_commit") or "?")[:7]
@@ -1717,23 +1726,19 @@ def bench_epoch_table(rec: dict) -> Optional[pd.DataFrame]:
     RACL with the fast paths (seconds, scaled from the timed steps), and RACL's ratios over
     PC-DARTS (issue #12's targets: at most 2.5 with the fast paths). None without that part."""
     rows = []
-    for key, sizes in rec["results"].items():
-        part, variant = key.split("/", 1)
-        if part != "epoch":
-            continue
-        for size, modes in sizes.items():
-            cfg = modes.get("config", {})
-            row = {"variant": variant, "size": f"{size} ({cfg.get('layers')} cells, C={cfg.get('C')}, batch {cfg.get('batch')})"}
-            for mode, label in EPOCH_MODE_LABELS.items():
+    for variant, size, modes in _bench_sizes(rec, "epoch"):
+        cfg = modes.get("config", {})
+        row = {"variant": variant, "size": f"{size} ({cfg.get('layers')} cells, C={cfg.get('C')}, batch {cfg.get('batch')})"}
+        for mode, label in EPOCH_MODE_LABELS.items():
+            if mode in modes:
+                row[f"{label} epoch (s)"] = f"{modes[mode]['epoch_s']:.4g}"
+                if "over_pcdarts" in modes[mode]:
+                    row[f"{label} / PC-DARTS"] = f"×{modes[mode]['over_pcdarts']:.2f}"
+        if size == "paper":  # issue #12's target: 50 epochs within an hour on an H100
+            for mode in ("racl", "racl_fast"):
                 if mode in modes:
-                    row[f"{label} epoch (s)"] = f"{modes[mode]['epoch_s']:.4g}"
-                    if "over_pcdarts" in modes[mode]:
-                        row[f"{label} / PC-DARTS"] = f"×{modes[mode]['over_pcdarts']:.2f}"
-            if size == "paper":  # issue #12's target: 50 epochs within an hour on an H100
-                for mode in ("racl", "racl_fast"):
-                    if mode in modes:
-                        row[f"{EPOCH_MODE_LABELS[mode]}, 50 epochs (h)"] = f"{50 * modes[mode]['epoch_s'] / 3600:.3g}"
-            rows.append(row)
+                    row[f"{EPOCH_MODE_LABELS[mode]}, 50 epochs (h)"] = f"{50 * modes[mode]['epoch_s'] / 3600:.3g}"
+        rows.append(row)
     return pd.DataFrame(rows).set_index(["variant", "size"]) if rows else None
 
 
@@ -1747,17 +1752,14 @@ def bench_ops_table(rec: dict) -> Optional[pd.DataFrame]:
     supernet size (``bench.py --part ops``: counts, the same on every machine; on a GPU each
     operator is at least one kernel launch). None without that part."""
     rows = []
-    for key, sizes in rec["results"].items():
-        if key.split("/", 1)[0] != "ops":
-            continue
-        for size, modes in sizes.items():
-            cfg = modes.get("config", {})
-            for mode, label in EPOCH_MODE_LABELS.items():
-                if mode in modes:
-                    m = modes[mode]
-                    rows.append({"size": f"{size} ({cfg.get('layers')} cells, C={cfg.get('C')})", "mode": label,
-                                 "operators": m["ops"], "convolutions": m["convolutions"],
-                                 "operators / PC-DARTS": f"×{m['ops_over_pcdarts']:.2f}" if "ops_over_pcdarts" in m else "1"})
+    for _, size, modes in _bench_sizes(rec, "ops"):
+        cfg = modes.get("config", {})
+        for mode, label in EPOCH_MODE_LABELS.items():
+            if mode in modes:
+                m = modes[mode]
+                rows.append({"size": f"{size} ({cfg.get('layers')} cells, C={cfg.get('C')})", "mode": label,
+                             "operators": m["ops"], "convolutions": m["convolutions"],
+                             "operators / PC-DARTS": f"×{m['ops_over_pcdarts']:.2f}" if "ops_over_pcdarts" in m else "1"})
     return pd.DataFrame(rows).set_index(["size", "mode"]) if rows else None
 
 
@@ -1766,16 +1768,12 @@ def bench_epoch_breakdown(rec: dict) -> Optional[pd.DataFrame]:
     the back-propagation (RACL's exact path: the double back-propagation), the power
     iteration, the log-normal propagation, the optimisers and the rest. None without that part."""
     rows = []
-    for key, sizes in rec["results"].items():
-        part, variant = key.split("/", 1)
-        if part != "epoch":
-            continue
-        for size, modes in sizes.items():
-            for mode, label in EPOCH_MODE_LABELS.items():
-                b = (modes.get(mode) or {}).get("breakdown")
-                if b:
-                    rows.append({"variant": variant, "size": size, "mode": label, "step (s)": modes[mode]["step_s"],
-                                 **{k.removesuffix("_s").replace("_", " ") + " (s)": v for k, v in b.items()}})
+    for variant, size, modes in _bench_sizes(rec, "epoch"):
+        for mode, label in EPOCH_MODE_LABELS.items():
+            b = (modes.get(mode) or {}).get("breakdown")
+            if b:
+                rows.append({"variant": variant, "size": size, "mode": label, "step (s)": modes[mode]["step_s"],
+                             **{k.removesuffix("_s").replace("_", " ") + " (s)": v for k, v in b.items()}})
     return pd.DataFrame(rows).set_index(["variant", "size", "mode"]).round(3) if rows else None
 
 

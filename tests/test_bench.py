@@ -83,18 +83,28 @@ def test_ops_part_counts_the_operators_of_one_iteration(tmp_path):
     assert r["racl"]["ops_over_pcdarts"] == r["racl"]["ops"] / r["pcdarts"]["ops"]
 
 
+def device_check_env(tmp_path, then: str, **extra) -> dict:
+    """The environment of a device_check.sh run whose Python is a stand-in that records its
+    arguments in $OUT/calls, then runs the shell lines ``then``; every step selected."""
+    fake = tmp_path / "python"
+    fake.write_text("#!/usr/bin/env bash\necho \"$@\" >> \"$OUT/calls\"\n" + then)
+    fake.chmod(0o755)
+    return {"PATH": "/usr/bin:/bin", "OUT": str(tmp_path / "out"), "PYTHON": str(fake),
+            "STEPS": "epoch bf16 switches train compile", **extra}
+
+
+def run_device_check(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(REPO / "benchmarks" / "device_check.sh"), "--device", "cpu"], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
 def test_device_check_script_runs_its_five_steps(tmp_path):
     """benchmarks/device_check.sh (one prepared command for a lent GPU) with a stand-in
     Python that records its arguments: every step runs with its limit, names the device and
     writes where the device tool brings files back ($OUT)."""
-    fake = tmp_path / "python"
-    fake.write_text("#!/usr/bin/env bash\necho \"$@\" >> \"$OUT/calls\"\n")
-    fake.chmod(0o755)
     out = tmp_path / "out"
-    env = {"PATH": "/usr/bin:/bin", "OUT": str(out), "PYTHON": str(fake), "STEP_SCALE": "0.1",
-           "STEPS": "epoch bf16 switches train compile"}
-    res = subprocess.run(["bash", str(REPO / "benchmarks" / "device_check.sh"), "--device", "cpu"], env=env,
-                         capture_output=True, text=True, timeout=120)
+    env = device_check_env(tmp_path, "", STEP_SCALE="0.1")
+    res = run_device_check(env)
     assert res.returncode == 0, res.stderr
     calls = [c for c in (out / "calls").read_text().splitlines() if not c.startswith("-c")]  # the version print
     assert [c.split()[0] for c in calls] == ["benchmarks/bench.py", "benchmarks/bf16_check.py", "benchmarks/bench.py",
@@ -112,9 +122,7 @@ def test_device_check_script_runs_its_five_steps(tmp_path):
     # the default call runs steps 1-3; STEPS=compile runs the last alone
     for steps, n in ((None, 3), ("compile", 1)):
         (out / "calls").unlink()
-        res = subprocess.run(["bash", str(REPO / "benchmarks" / "device_check.sh"), "--device", "cpu"],
-                             env={k: v for k, v in {**env, "STEPS": steps}.items() if v is not None},
-                             capture_output=True, text=True, timeout=120)
+        res = run_device_check({k: v for k, v in {**env, "STEPS": steps}.items() if v is not None})
         calls = [c for c in (out / "calls").read_text().splitlines() if not c.startswith("-c")]
         assert res.returncode == 0 and len(calls) == n and ("--compile" in calls[0]) == (steps == "compile")
 
@@ -123,14 +131,8 @@ def test_device_check_budget_cuts_the_steps_to_what_is_left(tmp_path):
     """BUDGET caps the whole call: a step's limit is cut to what the earlier steps left, and a
     step that would get under 30 s is skipped and says so (the device tool stops a call at 10
     minutes, and a late step must not take the earlier steps' records down with it)."""
-    fake = tmp_path / "python"
-    fake.write_text("#!/usr/bin/env bash\necho \"$@\" >> \"$OUT/calls\"\nsleep 3\n")
-    fake.chmod(0o755)
     out = tmp_path / "out"
-    env = {"PATH": "/usr/bin:/bin", "OUT": str(out), "PYTHON": str(fake), "STEPS": "epoch bf16 switches train compile",
-           "BUDGET": "34"}
-    res = subprocess.run(["bash", str(REPO / "benchmarks" / "device_check.sh"), "--device", "cpu"], env=env,
-                         capture_output=True, text=True, timeout=120)
+    res = run_device_check(device_check_env(tmp_path, "sleep 3\n", BUDGET="34"))
     assert res.returncode == 0, res.stderr
     log = (out / "device_check.log").read_text()
     limits = [int(line.split("limit ")[1].split("s)")[0]) for line in log.splitlines() if "(limit " in line]
