@@ -18,9 +18,10 @@
 # RACL's exact search step took 12.6 s there against PC-DARTS' 0.72 s, nearly all of it the
 # double back-propagation, so every step that runs it is kept to two timed iterations.
 #   1. epoch: one search epoch at the paper's sizes (8 cells, C = 16, batch 128): PC-DARTS, RACL
-#      exact, RACL exact with the explicit depthwise second derivative (racl_dw), the fast paths;
+#      exact, RACL exact with the explicit depthwise second derivative (racl_dw) and with the
+#      explicit depthwise and batch-norm second derivatives (racl_explicit), the fast paths;
 #   2. bf16: fp32 against bf16 on a mini retraining (clean and PGD-20 accuracy) and the mini
-#      search (the searched cell), the search with the explicit depthwise second derivative;
+#      search (the searched cell), the search with the explicit second derivatives;
 #   3. switches: the search epoch of the cheaper modes under every speed switch;
 #   4. train: the paper's retraining step (20 cells, C = 36, PGD-10, batch 128) under every
 #      switch, with ResNet-18 and Table 4's ResNet-110, and the search's pieces (measured once
@@ -70,11 +71,11 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit of SECONDS x STEP_SCA
 
 EPOCH="--part epoch --epoch-sizes paper --epoch-steps 2 --epoch-warmup 0"
 # 1. #12: one search epoch at the paper's sizes, exact against the fast paths and PC-DARTS
-step epoch 240 $PY benchmarks/bench.py $EPOCH --epoch-modes pcdarts,racl,racl_dw,racl_fast --variant baseline \
+step epoch 240 $PY benchmarks/bench.py $EPOCH --epoch-modes pcdarts,racl,racl_dw,racl_explicit,racl_fast --variant baseline \
     --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-epoch.json"
 # 2. #12: does bf16 change the robust accuracy of a short retraining, or the searched cell?
 step bf16 300 $PY benchmarks/bf16_check.py --device "$DEVICE" --n 1000 --part train,search \
-    --search-set depthwise_backward=explicit --out "$OUT/bf16-$gpu-$stamp.json"
+    --search-set depthwise_backward=explicit --search-set batchnorm_backward=explicit --out "$OUT/bf16-$gpu-$stamp.json"
 # 3. #12: the search epoch under every speed switch (the modes that do not take minutes)
 step switches 150 $PY benchmarks/bench.py $EPOCH --epoch-switches --epoch-modes pcdarts,racl_fast,racl_lanczos \
     --variant baseline,channels_last,bf16,auto --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-switches.json"

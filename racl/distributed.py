@@ -237,7 +237,7 @@ def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
 
     def convert(m: nn.Module) -> nn.Module:
         out = m
-        if type(m) is nn.BatchNorm2d:
+        if isinstance(m, nn.BatchNorm2d) and not isinstance(m, GlobalBatchNorm2d):
             out = GlobalBatchNorm2d(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats,
                                     device=(m.weight.device if m.affine else m.running_mean.device)
                                     if (m.affine or m.running_mean is not None) else None)

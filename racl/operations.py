@@ -146,15 +146,118 @@ class DepthwiseConv2d(nn.Conv2d):
         return super().forward(x)
 
 
+_NBB = torch.ops.aten.native_batch_norm_backward
+
+
+class _BatchNormBackwardFn(torch.autograd.Function):
+    """The input gradient of training-mode batch norm (batch statistics, no affine map),
+    gI = r (g - m(g) - x_hat m(g x_hat)), with r = (var + eps)^-1/2, x_hat = (x - mean) r
+    and m the per-channel mean over (N, H, W): PyTorch's own kernel forward, and a
+    hand-derived second derivative backward.
+
+    PyTorch's second derivative of batch norm (``batchnorm_double_backward``) is 66
+    operators per layer; this one is 24 (each a kernel launch on a GPU). With u the
+    gradient arriving at gI, b = m(g x_hat), c = m(u x_hat) and
+    K = m((u - m(u)) g) - b c (derivation in the search chapter):
+
+        d/dg = r (u - m(u) - x_hat c)          (PyTorch's batch-norm backward applied to u)
+        d/dx = -r (b d/dg + c gI) - r^2 K x_hat.
+
+    Exact (float64 gradcheck / gradgradcheck, tests/test_fastpaths.py); the mean and
+    ``invstd`` of the forward are saved, not differentiated: their dependence on x is in
+    the formula. A third derivative is not defined (none is taken)."""
+
+    @staticmethod
+    def forward(ctx, g, x, mean, invstd, eps):
+        g = g.to(x.dtype)
+        gi = _NBB(g, x, None, None, None, mean, invstd, True, eps, [True, False, False])[0]
+        ctx.save_for_backward(g, x, gi, mean, invstd)
+        ctx.eps = eps
+        return gi
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, u):
+        g, x, gi, mean, invstd = ctx.saved_tensors
+        dtype = x.dtype
+        u = u.to(dtype)
+        dims, shape = (0, 2, 3), (1, -1, 1, 1)
+        d_g = _NBB(u, x, None, None, None, mean, invstd, True, ctx.eps, [True, False, False])[0]
+        # per-channel statistics in float32 at least (x may be bfloat16 under autocast)
+        acc = torch.float64 if dtype == torch.float64 else torch.float32
+        r = invstd.to(acc).view(shape)
+        xc = x - mean.to(dtype).view(shape)  # x_hat / r; centred before any product (no cancellation)
+        uc = u - u.mean(dims, keepdim=True, dtype=acc).to(dtype)
+        b = (g * xc).mean(dims, keepdim=True, dtype=acc).mul_(r)
+        c = (u * xc).mean(dims, keepdim=True, dtype=acc).mul_(r)
+        K = torch.addcmul((uc * g).mean(dims, keepdim=True, dtype=acc), b, c, value=-1)
+        d_x = torch.addcmul(d_g * (r * b).to(dtype), gi, (r * c).to(dtype))
+        d_x = torch.addcmul(d_x, xc, (K * r.pow(3)).to(dtype)).neg_()
+        return d_g, d_x, None, None, None
+
+
+class _BatchNormFn(torch.autograd.Function):
+    """Training-mode batch norm without the affine map, whose backward is
+    :class:`_BatchNormBackwardFn` (so that the second derivative is the explicit one). The
+    forward is PyTorch's kernel, running statistics updated as ``nn.BatchNorm2d`` does."""
+
+    @staticmethod
+    def forward(ctx, x, running_mean, running_var, momentum, eps):
+        y, mean, invstd = torch.native_batch_norm(x, None, None, running_mean, running_var, True, momentum, eps)
+        ctx.save_for_backward(x, mean, invstd)
+        ctx.eps = eps
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, mean, invstd = ctx.saved_tensors
+        return _BatchNormBackwardFn.apply(g, x, mean, invstd, ctx.eps), None, None, None, None
+
+
+class BatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` (the same parameters, buffers and state dict) whose second
+    derivative in training mode is the explicit one of :class:`_BatchNormBackwardFn` when
+    ``explicit`` is set (the search's ``batchnorm_backward="explicit"``): the affine map,
+    where there is one, is applied after the normalisation as ordinary operators. Unset, or
+    in evaluation mode, or without gradients, it is ``nn.BatchNorm2d`` exactly."""
+
+    explicit = False
+
+    def forward(self, x):
+        batch_stats = self.training or self.running_mean is None
+        if not (self.explicit and batch_stats and torch.is_grad_enabled()):
+            return super().forward(x)
+        self._check_input_dim(x)
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:  # a cumulative moving average, as nn.BatchNorm2d
+                momentum = 1.0 / float(self.num_batches_tracked)
+        y = _BatchNormFn.apply(x, self.running_mean, self.running_var, momentum, self.eps)
+        if self.affine:
+            y = torch.addcmul(self.bias.view(1, -1, 1, 1).to(y.dtype), y, self.weight.view(1, -1, 1, 1).to(y.dtype))
+        return y
+
+
+def _set_explicit(model: nn.Module, cls: type, field: str, mode: str) -> nn.Module:
+    if mode not in ("native", "explicit"):
+        raise ValueError(f"{field} must be native or explicit; got {mode!r}")
+    for m in model.modules():
+        if isinstance(m, cls):
+            m.explicit = mode == "explicit"
+    return model
+
+
 def set_depthwise_backward(model: nn.Module, mode: str) -> nn.Module:
     """Set every :class:`DepthwiseConv2d` of ``model`` to PyTorch's own second derivative
     (``"native"``) or the explicit one (``"explicit"``); returns ``model``."""
-    if mode not in ("native", "explicit"):
-        raise ValueError(f"depthwise_backward must be native or explicit; got {mode!r}")
-    for m in model.modules():
-        if isinstance(m, DepthwiseConv2d):
-            m.explicit = mode == "explicit"
-    return model
+    return _set_explicit(model, DepthwiseConv2d, "depthwise_backward", mode)
+
+
+def set_batchnorm_backward(model: nn.Module, mode: str) -> nn.Module:
+    """Set every :class:`BatchNorm2d` of ``model`` to PyTorch's own second derivative
+    (``"native"``) or the explicit one (``"explicit"``); returns ``model``."""
+    return _set_explicit(model, BatchNorm2d, "batchnorm_backward", mode)
 
 
 class LipschitzOp(nn.Module):
@@ -170,7 +273,7 @@ class ReLUConvBN(LipschitzOp):
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
             nn.Conv2d(C_in, C_out, kernel_size, stride=stride, padding=padding, bias=False),
-            nn.BatchNorm2d(C_out, affine=affine),
+            BatchNorm2d(C_out, affine=affine),
         )
 
     def forward(self, x):
@@ -190,7 +293,7 @@ class DilConv(LipschitzOp):
             nn.ReLU(inplace=False),
             DepthwiseConv2d(C_in, kernel_size, stride, padding, dilation=dilation),
             nn.Conv2d(C_in, C_out, 1, bias=False),
-            nn.BatchNorm2d(C_out, affine=affine),
+            BatchNorm2d(C_out, affine=affine),
         )
 
     def forward(self, x):
@@ -210,11 +313,11 @@ class SepConv(LipschitzOp):
             nn.ReLU(inplace=False),
             DepthwiseConv2d(C_in, kernel_size, stride, padding),
             nn.Conv2d(C_in, C_in, 1, bias=False),
-            nn.BatchNorm2d(C_in, affine=affine),
+            BatchNorm2d(C_in, affine=affine),
             nn.ReLU(inplace=False),
             DepthwiseConv2d(C_in, kernel_size, 1, padding),
             nn.Conv2d(C_in, C_out, 1, bias=False),
-            nn.BatchNorm2d(C_out, affine=affine),
+            BatchNorm2d(C_out, affine=affine),
         )
 
     def forward(self, x):
@@ -237,7 +340,7 @@ class Conv7x1x1x7(LipschitzOp):
             nn.ReLU(inplace=False),
             nn.Conv2d(C, C, (1, 7), stride=(1, stride), padding=(0, 3), bias=False),
             nn.Conv2d(C, C, (7, 1), stride=(stride, 1), padding=(3, 0), bias=False),
-            nn.BatchNorm2d(C, affine=affine),
+            BatchNorm2d(C, affine=affine),
         )
 
     def forward(self, x):
@@ -282,7 +385,7 @@ class FactorizedReduce(LipschitzOp):
         self.relu = nn.ReLU(inplace=False)
         self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
         self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
-        self.bn = nn.BatchNorm2d(C_out, affine=affine)
+        self.bn = BatchNorm2d(C_out, affine=affine)
 
     def _linear(self, x):
         if x.device.type == "cpu" and x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
@@ -335,7 +438,7 @@ class Pool(LipschitzOp):
             self.pool = nn.MaxPool2d(3, stride=stride, padding=1)
         else:
             self.pool = nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
-        self.bn = nn.BatchNorm2d(C, affine=False) if with_bn else None
+        self.bn = BatchNorm2d(C, affine=False) if with_bn else None
 
     def forward(self, x):
         x = self.pool(x)

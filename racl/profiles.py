@@ -111,6 +111,10 @@ class SearchConfig:
     # native (PyTorch's, one convolution per channel) | explicit (two convolutions; the same
     # arithmetic to rounding: racl.operations.DepthwiseConv2d, tests/test_fastpaths.py)
     depthwise_backward: str = "native"
+    # the second derivative of batch norm (training mode) in the double back-propagation:
+    # native (PyTorch's, 66 operators per layer) | explicit (24, hand-derived and
+    # exact: racl.operations.BatchNorm2d, tests/test_fastpaths.py)
+    batchnorm_backward: str = "native"
 
     def validate(self) -> "SearchConfig":
         _check_choice("cell_sampling", self.cell_sampling, ("per_cell", "shared"))
@@ -141,6 +145,7 @@ class SearchConfig:
         _check_choice("arch_update", self.arch_update, ("alternating", "joint"))
         _check_choice("grad_norm_grad", self.grad_norm_grad, ("exact", "finite_difference"))
         _check_choice("depthwise_backward", self.depthwise_backward, ("native", "explicit"))
+        _check_choice("batchnorm_backward", self.batchnorm_backward, ("native", "explicit"))
         if not self.grad_norm_fd_h > 0:
             raise ValueError(f"grad_norm_fd_h must be positive, got {self.grad_norm_fd_h}")
         return self
@@ -185,6 +190,8 @@ SEARCH_MODES = {
     "racl_pi_fused": {"power_iteration_fused": True},
     "racl_lanczos": {"lipschitz_method": "lanczos"},  # not a fast path: the accurate estimator's cost
     "racl_dw": {"depthwise_backward": "explicit"},  # the exact step, depthwise second derivative explicit
+    "racl_bn": {"batchnorm_backward": "explicit"},  # the exact step, batch norm's second derivative explicit
+    "racl_explicit": {"depthwise_backward": "explicit", "batchnorm_backward": "explicit"},  # both
 }
 
 

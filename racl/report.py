@@ -1744,6 +1744,7 @@ def bench_epoch_table(rec: dict) -> Optional[pd.DataFrame]:
 
 #: the modes of ``bench.py --part epoch``, as the book names them
 EPOCH_MODE_LABELS = {"pcdarts": "PC-DARTS", "racl": "RACL", "racl_dw": "RACL explicit depthwise",
+                     "racl_bn": "RACL explicit batch norm", "racl_explicit": "RACL explicit depthwise + batch norm",
                      "racl_fast": "RACL fast", "racl_lanczos": "RACL Lanczos"}
 
 

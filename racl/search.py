@@ -37,7 +37,7 @@ from .data import Loader, batch_seed, load_dataset, split_indices
 from .genotypes import Genotype, agreement, derive, enumerate_edges
 from .lipschitz import LipschitzEstimator
 from .lognormal import LogNormal, propagate, sample_bound
-from .operations import set_depthwise_backward
+from .operations import set_batchnorm_backward, set_depthwise_backward
 from .profiles import SearchConfig, from_dict, get_profile, to_dict
 from .records import (CheckpointError, NonFiniteLossError, RunDir, read_json, check_finite, code_version, finish_provenance, hardware,
                       load_checkpoint, progress, provenance, resolve_device, save_checkpoint, write_json)
@@ -45,8 +45,9 @@ from .sampler import CELL_TYPES, ArchDistribution
 from .supernet import SuperNet
 
 # Config fields that may change between a run and its resumption without changing results.
-# depthwise_backward: the same second derivative summed by other kernels (racl.operations.DepthwiseConv2d)
-_RESUMABLE_FIELDS = ("checkpoint_every", "device", "depthwise_backward", *speed.RESUMABLE)
+# depthwise_backward, batchnorm_backward: the same second derivatives summed by other kernels
+# (racl.operations.DepthwiseConv2d, racl.operations.BatchNorm2d)
+_RESUMABLE_FIELDS = ("checkpoint_every", "device", "depthwise_backward", "batchnorm_backward", *speed.RESUMABLE)
 
 
 @dataclass
@@ -86,6 +87,7 @@ class RACLSearch:
                               cfg.stem_multiplier, cfg.partial_channels, cfg.primitives, train.mean, train.std).to(self.device)
         speed.memory_format(self.model, self.channels_last)
         set_depthwise_backward(self.model, cfg.depthwise_backward)
+        set_batchnorm_backward(self.model, cfg.batchnorm_backward)
         self.dist = ArchDistribution(cfg.steps, len(cfg.primitives), cfg.sigma_init if cfg.sample else 0.0,
                                      learn_sigma=cfg.sample, generator=torch.Generator().manual_seed(cfg.seed),
                                      mu_init=cfg.mu_init).to(self.device)

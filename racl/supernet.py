@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .lipschitz import LipschitzEstimator
-from .operations import PRIMITIVES, FactorizedReduce, Part, ReLUConvBN, bn_linear, channel_shuffle, make_op
+from .operations import PRIMITIVES, BatchNorm2d, FactorizedReduce, Part, ReLUConvBN, bn_linear, channel_shuffle, make_op
 from .sampler import ArchSample
 
 
@@ -114,7 +114,7 @@ class SuperNet(nn.Module):
         self.steps, self.multiplier, self.primitives = steps, multiplier, tuple(primitives)
         self.normalize = Normalize(mean, std)
         C_curr = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(3, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+        self.stem = nn.Sequential(nn.Conv2d(3, C_curr, 3, padding=1, bias=False), BatchNorm2d(C_curr))
         C_pp, C_p, C_curr = C_curr, C_curr, C
         self.cells = nn.ModuleList()
         reduction_prev = False

@@ -65,13 +65,14 @@ def test_epoch_part_under_every_switch_keeps_what_it_measured(tmp_path):
 def test_ops_part_counts_the_operators_of_one_iteration(tmp_path):
     """--part ops counts (does not time) the operators one search iteration dispatches, per
     mode: counts are exact, so they are asserted. The explicit depthwise second derivative
-    dispatches fewer convolutions than the native one and the finite-difference path fewer
-    operators than the double back-propagation; PC-DARTS, with no gradient-norm term, the
-    fewest."""
+    dispatches fewer convolutions than the native one, the explicit batch-norm one fewer
+    operators (the same convolutions), both together fewer than either, and the
+    finite-difference path fewer operators than the double back-propagation; PC-DARTS, with
+    no gradient-norm term, the fewest."""
     def count(batch):
         out = tmp_path / f"ops-{batch}.json"
         cmd = [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--part", "ops", "--epoch-sizes", "tiny",
-               "--epoch-modes", "pcdarts,racl,racl_dw,racl_fast", "--ops-batch", str(batch), "--device", "cpu",
+               "--epoch-modes", "pcdarts,racl,racl_dw,racl_bn,racl_explicit,racl_fast", "--ops-batch", str(batch), "--device", "cpu",
                "--json", str(out)]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stderr[-3000:]
@@ -79,6 +80,9 @@ def test_ops_part_counts_the_operators_of_one_iteration(tmp_path):
 
     r = count(8)
     assert r["racl_dw"]["convolutions"] < r["racl"]["convolutions"]
+    assert r["racl_bn"]["convolutions"] == r["racl"]["convolutions"] and r["racl_bn"]["ops"] < r["racl"]["ops"]
+    assert r["racl_explicit"]["ops"] < min(r["racl_dw"]["ops"], r["racl_bn"]["ops"])
+    assert r["racl_explicit"]["convolutions"] == r["racl_dw"]["convolutions"]
     assert r["pcdarts"]["ops"] < r["racl_fast"]["ops"] < r["racl"]["ops"]
     assert r["racl"]["ops_over_pcdarts"] == r["racl"]["ops"] / r["pcdarts"]["ops"]
 
@@ -110,8 +114,10 @@ def test_device_check_script_runs_its_five_steps(tmp_path):
     assert [c.split()[0] for c in calls] == ["benchmarks/bench.py", "benchmarks/bf16_check.py", "benchmarks/bench.py",
                                                "benchmarks/bench.py", "benchmarks/bench.py"]
     assert all("--device cpu" in c and str(out) in c for c in calls)
-    assert "racl_dw" in calls[0] and "racl_fast" in calls[0] and "--epoch-switches" not in calls[0]
+    assert "racl_dw" in calls[0] and "racl_explicit" in calls[0] and "racl_fast" in calls[0]
+    assert "--epoch-switches" not in calls[0]
     assert "--part train,search" in calls[1] and "depthwise_backward=explicit" in calls[1]
+    assert "batchnorm_backward=explicit" in calls[1]
     assert "--epoch-switches" in calls[2] and "racl_lanczos" in calls[2]
     assert "--dataset cifar10-mini" in calls[3]  # the paper profile's full CIFAR-10 is not on a device machine
     log = (out / "device_check.log").read_text()

@@ -65,6 +65,20 @@ def test_global_batchnorm_is_batchnorm_in_one_process_and_keeps_its_state_dict_k
     assert list(bn.state_dict()) == list(gbn.state_dict())
 
 
+
+def test_sync_batchnorm_converts_every_batchnorm_of_a_searched_network_on_the_cpu():
+    """The cells' ops use racl.operations.BatchNorm2d (a subclass, for the search's explicit
+    second derivative): the CPU conversion must reach those too, not only nn.BatchNorm2d."""
+    from racl.distributed import sync_batchnorm
+    from racl.networks import build_model
+
+    model = build_model("RACL", init_channels=8, layers=5)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    out = sync_batchnorm(model, torch.device("cpu"))
+    converted = [m for m in out.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(converted) == len(bns) > 10 and all(type(m) is GlobalBatchNorm2d for m in converted)
+
+
 # ---------------------------------------------------------------------- training
 @pytest.fixture(scope="module")
 def data_root(shared_data):
