@@ -553,12 +553,13 @@ def by_mode_piece(m: dict, piece: str) -> str:
 
 
 def bench_ops(args, dev, variant, peak):
-    """The ATen operators (and convolutions) that one search iteration (a weight step and an
-    architecture step) dispatches, per mode and size of ``--epoch-modes`` / ``--epoch-sizes``,
+    """The ATen operators, those of them that compute (not views: racl.speed.launches_kernel)
+    and the convolutions that one search iteration (a weight step and an architecture step)
+    dispatches, per mode and size of ``--epoch-modes`` / ``--epoch-sizes``,
     counted on the iteration after the first (racl.speed.operator_count). A count, not a
     time: the same on every machine, and independent of the batch (``--ops-batch``, small so
-    that a CPU counts the paper's supernet in seconds). On a GPU each operator is at least one
-    kernel launch, which is what a narrow supernet's step is bound by. (Where the profile
+    that a CPU counts the paper's supernet in seconds). On a GPU each computing operator is at
+    least one kernel launch, which is what a narrow supernet's step is bound by. (Where the profile
     refreshes the Lipschitz constants every other step, lipschitz_every = 2 at mini, the
     counted iteration is one without the power iteration.)"""
     from racl.search import RACLSearch
@@ -586,13 +587,15 @@ def bench_ops(args, dev, variant, peak):
         for mode, m in res.items():
             if base and mode != "pcdarts":
                 m["ops_over_pcdarts"] = m["ops"] / base["ops"]
+                m["kernels_over_pcdarts"] = m["kernels"] / base["kernels"]
         res["config"] = {"profile": prof, "batch": cfg.batch_size, "C": cfg.init_channels, "layers": cfg.layers,
                          "K": cfg.partial_channels, "lipschitz_every": cfg.lipschitz_every}
         r[size] = res
         for mode, m in res.items():
             if mode != "config":
-                print(f"  {size:6s} {mode:14s} {m['ops']:>10d} operators {m['convolutions']:>8d} convolutions"
-                      + (f"   x{m['ops_over_pcdarts']:.2f} PC-DARTS' operators" if "ops_over_pcdarts" in m else ""), flush=True)
+                print(f"  {size:6s} {mode:14s} {m['ops']:>8d} operators {m['kernels']:>8d} computing {m['convolutions']:>7d} convolutions"
+                      + (f"   x{m['kernels_over_pcdarts']:.2f} PC-DARTS' computing operators" if "kernels_over_pcdarts" in m else ""),
+                      flush=True)
     return r
 
 

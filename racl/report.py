@@ -1749,18 +1749,25 @@ EPOCH_MODE_LABELS = {"pcdarts": "PC-DARTS", "racl": "RACL", "racl_dw": "RACL exp
 
 
 def bench_ops_table(rec: dict) -> Optional[pd.DataFrame]:
-    """The operators (and convolutions) that one search iteration dispatches per mode and
-    supernet size (``bench.py --part ops``: counts, the same on every machine; on a GPU each
-    operator is at least one kernel launch). None without that part."""
+    """The operators, those of them that compute (not views; on a GPU each is at least one
+    kernel launch) and the convolutions that one search iteration dispatches per mode and
+    supernet size (``bench.py --part ops``: counts, the same on every machine), and the
+    computing operators over PC-DARTS'. None without that part (a record counted before the
+    computing operators were told apart shows the operators' ratio)."""
     rows = []
     for _, size, modes in _bench_sizes(rec, "ops"):
         cfg = modes.get("config", {})
         for mode, label in EPOCH_MODE_LABELS.items():
             if mode in modes:
                 m = modes[mode]
-                rows.append({"size": f"{size} ({cfg.get('layers')} cells, C={cfg.get('C')})", "mode": label,
-                             "operators": m["ops"], "convolutions": m["convolutions"],
-                             "operators / PC-DARTS": f"×{m['ops_over_pcdarts']:.2f}" if "ops_over_pcdarts" in m else "1"})
+                row = {"size": f"{size} ({cfg.get('layers')} cells, C={cfg.get('C')})", "mode": label, "operators": m["ops"]}
+                if "kernels" in m:
+                    row["computing operators"] = m["kernels"]
+                row["convolutions"] = m["convolutions"]
+                key = "kernels_over_pcdarts" if "kernels" in m else "ops_over_pcdarts"
+                name = "computing operators / PC-DARTS" if "kernels" in m else "operators / PC-DARTS"
+                row[name] = f"×{m[key]:.2f}" if key in m else "1"
+                rows.append(row)
     return pd.DataFrame(rows).set_index(["size", "mode"]) if rows else None
 
 

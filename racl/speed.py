@@ -148,18 +148,33 @@ def adam(params, lr, betas, fused: bool) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr, betas=betas, **({"fused": True} if fused else {}))
 
 
+#: operators that launch no kernel: views and detaches (``OpOverload.is_view``) aside, these
+_NO_KERNEL = ("aten::_unsafe_view", "aten::empty", "aten::empty_strided", "aten::new_empty",
+              "aten::new_empty_strided", "aten::empty_like")
+
+
+def launches_kernel(func) -> bool:
+    """Whether ATen operator ``func`` computes anything: not a view or detach (a new
+    description of the same memory) nor an allocation alone. On a GPU each such operator
+    is at least one kernel launch."""
+    return not (func.is_view or func._schema.name in _NO_KERNEL)
+
+
 def operator_count(fn) -> dict:
-    """How many ATen operators ``fn()`` dispatches, backward passes included (``ops``), and
-    how many of them are convolutions (``convolutions``): counts that are the same on every
-    machine. On a GPU each operator is at least one kernel launch, so where a step is bound
-    by launches (a narrow network, small kernels) its time follows ``ops``."""
+    """How many ATen operators ``fn()`` dispatches, backward passes included (``ops``), how
+    many of them compute (``kernels``: not views, detaches or bare allocations,
+    :func:`launches_kernel`) and how many are convolutions (``convolutions``): counts that
+    are the same on every machine. On a GPU each computing operator is at least one kernel
+    launch, so where a step is bound by launches (a narrow network, small kernels) its time
+    follows ``kernels``."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    counts = {"ops": 0, "convolutions": 0}
+    counts = {"ops": 0, "kernels": 0, "convolutions": 0}
 
     class _Count(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             counts["ops"] += 1
+            counts["kernels"] += launches_kernel(func)
             counts["convolutions"] += func is torch.ops.aten.convolution.default
             return func(*args, **(kwargs or {}))
 

@@ -85,6 +85,9 @@ def test_ops_part_counts_the_operators_of_one_iteration(tmp_path):
     assert r["racl_explicit"]["convolutions"] == r["racl_dw"]["convolutions"]
     assert r["pcdarts"]["ops"] < r["racl_fast"]["ops"] < r["racl"]["ops"]
     assert r["racl"]["ops_over_pcdarts"] == r["racl"]["ops"] / r["pcdarts"]["ops"]
+    assert all(0 < m["kernels"] < m["ops"] for k, m in r.items() if k != "config")  # views launch nothing
+    assert r["racl_explicit"]["kernels"] < r["racl"]["kernels"]
+    assert r["racl"]["kernels_over_pcdarts"] == r["racl"]["kernels"] / r["pcdarts"]["kernels"]
 
 
 def device_check_env(tmp_path, then: str, **extra) -> dict:

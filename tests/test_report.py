@@ -500,3 +500,12 @@ def test_bench_ops_table():
     assert t.loc[("paper (8 cells, C=16)", "RACL"), "operators"] == 900
     assert t.loc[("paper (8 cells, C=16)", "RACL"), "operators / PC-DARTS"] == "×9.00"
     assert report.bench_ops_table({"results": {"epoch/baseline": {}}}) is None
+    # a record that tells the computing operators (not views) apart: the ratio is theirs
+    rec = {"results": {"ops/baseline": {"paper": {"config": {"layers": 8, "C": 16},
+                                                  "pcdarts": {"ops": 100, "kernels": 60, "convolutions": 10},
+                                                  "racl": {"ops": 900, "kernels": 480, "convolutions": 80,
+                                                           "ops_over_pcdarts": 9.0, "kernels_over_pcdarts": 8.0}}}}}
+    t = report.bench_ops_table(rec)
+    assert t.loc[("paper (8 cells, C=16)", "RACL"), "computing operators"] == 480
+    assert t.loc[("paper (8 cells, C=16)", "RACL"), "computing operators / PC-DARTS"] == "×8.00"
+    assert t.loc[("paper (8 cells, C=16)", "PC-DARTS"), "computing operators / PC-DARTS"] == "1"

@@ -263,3 +263,20 @@ def test_channels_last_search_step_does_not_crash_on_the_cpu():
     """)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0 and res.stdout.strip() == "ok", (res.returncode, res.stderr[-2000:])
+
+
+def test_operator_count_tells_computing_operators_from_views():
+    """racl.speed.operator_count: every ATen operator, those that compute (views, detaches and
+    bare allocations launch no kernel) and the convolutions, backward passes included."""
+    from racl.speed import launches_kernel, operator_count
+
+    a = torch.ops.aten
+    assert not any(launches_kernel(f) for f in (a.detach.default, a.view.default, a.transpose.int, a.slice.Tensor,
+                                                a._unsafe_view.default, a.empty.memory_format))
+    assert all(launches_kernel(f) for f in (a.mul.Tensor, a.convolution.default, a.zeros_like.default))
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, requires_grad=True)
+    fwd = operator_count(lambda: F.conv2d(x.transpose(2, 3), w).detach())
+    assert fwd == {"ops": 3, "kernels": 1, "convolutions": 1}
+    both = operator_count(lambda: F.conv2d(x, w).sum().backward())
+    assert both["convolutions"] == 1 and both["kernels"] < both["ops"]
