@@ -246,7 +246,10 @@ def run_local(jobs: list[Job], profile: str, folder: Path, data_root=None, devic
     with its log folder ``folder/<kind>/<name>``: one job per GPU when ``device`` is a GPU
     (``auto`` on a machine with one), else ``workers`` at a time on the CPU (default: one
     per two cores) with ``cores / workers`` threads each. A job starts when every job it
-    needs has finished; a job whose prerequisite failed is skipped. Returns
+    needs has finished, evaluations and transfers before retrainings and searches among
+    those that could start (so that a finished retraining's numbers reach the tables
+    first; otherwise in the plan's order); a job whose record appeared meanwhile (a manual
+    run, another runner) is not run again; a job whose prerequisite failed is skipped. Returns
     {job key: "done" | "failed: <error>" | "skipped: ..."}; ``on_start(job, submitit_job)``
     is called as each job starts; ``threads`` overrides the CPU threads of each job."""
     _check_needs(jobs)
@@ -266,13 +269,18 @@ def run_local(jobs: list[Job], profile: str, folder: Path, data_root=None, devic
     try:
         with stop_on_signals():
             while pending or running:
-                for j in list(pending):
+                for j in sorted(pending, key=lambda j: j.kind not in ("eval", "transfer")):  # stable: plan order within
                     bad = [n for n in j.needs if status.get(n, "").startswith(("failed", "skipped"))]
                     if bad:
                         status[j.key] = f"skipped: needs {', '.join(bad)}"
                         pending.remove(j)
                         log(f"skipped {j.kind} {j.name}: {status[j.key]}")
                     elif free and all(status.get(n) == "done" for n in j.needs):
+                        if j.done():
+                            status[j.key] = "done"
+                            pending.remove(j)
+                            log(f"recorded meanwhile {j.kind} {j.name}: not run again")
+                            continue
                         slot = free.pop(0)
                         ex = submitit.LocalExecutor(folder=folder / j.kind / j.name, max_num_timeout=100)
                         params = {"timeout_min": LOCAL_TIMEOUT_MIN}

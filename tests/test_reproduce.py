@@ -163,6 +163,54 @@ def test_a_job_whose_prerequisite_failed_is_skipped(tmp_path):
     assert status["eval/smoke-synthetic-racl-pgd-s0"] == "skipped: needs train/smoke-synthetic-racl-pgd-s0"
 
 
+
+def test_local_runner_starts_evaluations_first_and_skips_what_was_recorded_meanwhile(tmp_path, monkeypatch):
+    """run_local's order, with a stand-in executor whose jobs finish at once: among the jobs
+    that could start, evaluations before retrainings (a finished retraining's numbers reach
+    the tables first), otherwise the plan's order; a job whose record appears while the
+    campaign runs (here: written by the stand-in when the first retraining ends) is not run."""
+    import racl.reproduce as rp
+
+    runs = tmp_path / "data" / "runs"
+    jobs = [j for j in plan("smoke", ["table1"], ["RACL", "DARTS_V2"], (0,), "pgd", runs)
+            if j.kind in ("train", "eval")]
+    trains = [j for j in jobs if j.kind == "train"]
+    evals = [j for j in jobs if j.kind == "eval"]
+    assert len(trains) == len(evals) == 2
+    started = []
+
+    class Done:  # a submitted job that has finished
+        def __init__(self, job):
+            self.job = job
+
+        def done(self):
+            return True
+
+        def result(self):
+            if self.job.key == trains[0].key:  # meanwhile, someone records the second retraining
+                prov = trains[1].path / "provenance.json"
+                prov.parent.mkdir(parents=True, exist_ok=True)
+                prov.write_text(json.dumps({"finished": "now"}))
+                (trains[1].path / "checkpoint.pt").write_bytes(b"")
+
+    class Executor:
+        def __init__(self, folder, max_num_timeout):
+            pass
+
+        def update_parameters(self, **kw):
+            pass
+
+        def submit(self, run):
+            started.append(run.job.key)
+            return Done(run.job)
+
+    monkeypatch.setattr(rp.submitit, "LocalExecutor", Executor)
+    lines = []
+    status = run_local(jobs, "smoke", tmp_path / "logs", None, "cpu", workers=1, poll_s=0.01, log=lines.append)
+    assert started == [trains[0].key, evals[0].key, evals[1].key], started
+    assert status == {j.key: "done" for j in jobs}
+    assert f"recorded meanwhile train {trains[1].name}: not run again" in lines
+
 def _task_pid(controller_pid: int) -> int:
     """The job's process: the child of submitit's local controller."""
     for _ in range(600):
