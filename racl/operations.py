@@ -233,7 +233,9 @@ class BatchNorm2d(nn.BatchNorm2d):
             self.num_batches_tracked.add_(1)
             if self.momentum is None:  # a cumulative moving average, as nn.BatchNorm2d
                 momentum = 1.0 / float(self.num_batches_tracked)
-        y = _BatchNormFn.apply(x, self.running_mean, self.running_var, momentum, self.eps)
+        # running statistics are updated where nn.BatchNorm2d updates them (training mode, tracked)
+        track = self.track_running_stats
+        y = _BatchNormFn.apply(x, self.running_mean if track else None, self.running_var if track else None, momentum, self.eps)
         if self.affine:
             y = torch.addcmul(self.bias.view(1, -1, 1, 1).to(y.dtype), y, self.weight.view(1, -1, 1, 1).to(y.dtype))
         return y

@@ -569,22 +569,24 @@ class RACLSearch:
 
 class frozen_bn_statistics:
     """Batch norm in training mode (batch statistics) that leaves its running statistics
-    and batch counter as they were: for the extra forward pass of a finite difference."""
+    and batch counter as they were: for the extra forward pass of a finite difference.
+    Inside the block each batch norm tracks no running statistics (``track_running_stats``
+    off: in training mode it then normalises with the batch's statistics, as before, and
+    neither updates nor counts), so nothing is copied or restored: no kernel on a GPU.
+    A module in evaluation mode keeps using its running statistics."""
 
     def __init__(self, model: torch.nn.Module):
         self.bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
                     and m.track_running_stats and m.running_mean is not None]
 
     def __enter__(self):
-        self.saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in self.bns]
+        for m in self.bns:
+            m.track_running_stats = False
         return self
 
     def __exit__(self, *exc):
-        with torch.no_grad():
-            for m, (mean, var, n) in zip(self.bns, self.saved):
-                m.running_mean.copy_(mean)
-                m.running_var.copy_(var)
-                m.num_batches_tracked.copy_(n)
+        for m in self.bns:
+            m.track_running_stats = True
         return False
 
 

@@ -606,3 +606,36 @@ def test_explicit_batchnorm_backward_under_bf16_autocast():
         res[explicit] = (gx.detach(), *second)
     for a, b in zip(res[True], res[False]):
         assert rel(a.double(), b.double()) < 8 * 2 ** -8
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+def test_frozen_bn_statistics_normalises_by_the_batch_and_copies_nothing(explicit):
+    """The finite difference's extra pass (racl.search.frozen_bn_statistics): batch norm in
+    training mode gives the same output as without the block, its running statistics and
+    batch counter stay bit-identical, it dispatches no copy of them (no kernel on a GPU), and
+    a module in evaluation mode keeps using its running statistics."""
+    from racl.operations import BatchNorm2d
+    from racl.search import frozen_bn_statistics
+    from racl.speed import operator_count
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), BatchNorm2d(4), nn.ReLU(), BatchNorm2d(4, affine=False))
+    model[1].explicit = model[3].explicit = explicit
+    x = torch.randn(8, 3, 6, 6)
+    model(x)  # running statistics away from their initial values
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    ref = model(x)
+    model.load_state_dict(state)
+    with frozen_bn_statistics(model):
+        counts = operator_count(lambda: model(x).sum().backward())
+        out = model(x)
+    assert torch.equal(out, ref)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+    assert all(m.track_running_stats for m in (model[1], model[3]))  # restored
+    plain = operator_count(lambda: model(x).sum().backward())  # outside: updates and counts
+    assert counts["kernels"] < plain["kernels"]
+    model.eval()
+    with torch.no_grad():
+        inference = model(x)
+    with frozen_bn_statistics(model), torch.no_grad():
+        assert torch.equal(model(x), inference)
