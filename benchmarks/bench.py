@@ -514,7 +514,8 @@ def bench_epoch(args, dev, variant, peak):
             step = statistics.mean(times)
             m = {"step_s": step, "step_times_s": times, "steps_per_epoch": per_epoch, "epoch_s": step * per_epoch,
                  "timed_steps": len(times), "scaled": len(times) < per_epoch}
-            if args.epoch_breakdown and mode in ("pcdarts", "racl", "racl_fast", "racl_lanczos", "racl_dw", "racl_bn", "racl_explicit"):
+            if args.epoch_breakdown and mode in ("pcdarts", "racl", "racl_fast", "racl_lanczos", "racl_dw", "racl_bn",
+                                                 "racl_explicit", "racl_fast_batched"):
                 b = epoch_breakdown(s, xw, yw, xa, ya, dev, 1, 0, mode)
                 b["other_s"] = step - sum(b.values())
                 m["breakdown"] = b

@@ -19,7 +19,8 @@
 # double back-propagation, so every step that runs it is kept to two timed iterations.
 #   1. epoch: one search epoch at the paper's sizes (8 cells, C = 16, batch 128): PC-DARTS, RACL
 #      exact, RACL exact with the explicit depthwise second derivative (racl_dw) and with the
-#      explicit depthwise and batch-norm second derivatives (racl_explicit), the fast paths;
+#      explicit depthwise and batch-norm second derivatives (racl_explicit), the fast paths
+#      without and with the batched power iteration (racl_fast_batched);
 #   2. bf16: fp32 against bf16 on a mini retraining (clean and PGD-20 accuracy) and the mini
 #      search (the searched cell), the search with the explicit second derivatives;
 #   3. switches: the search epoch of the cheaper modes under every speed switch;
@@ -71,7 +72,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit of SECONDS x STEP_SCA
 
 EPOCH="--part epoch --epoch-sizes paper --epoch-steps 2 --epoch-warmup 0"
 # 1. #12: one search epoch at the paper's sizes, exact against the fast paths and PC-DARTS
-step epoch 240 $PY benchmarks/bench.py $EPOCH --epoch-modes pcdarts,racl,racl_dw,racl_explicit,racl_fast --variant baseline \
+step epoch 240 $PY benchmarks/bench.py $EPOCH --epoch-modes pcdarts,racl,racl_dw,racl_explicit,racl_fast,racl_fast_batched --variant baseline \
     --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-epoch.json"
 # 2. #12: does bf16 change the robust accuracy of a short retraining, or the searched cell?
 step bf16 300 $PY benchmarks/bf16_check.py --device "$DEVICE" --n 1000 --part train,search \

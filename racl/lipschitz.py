@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .operations import LipschitzOp, Part
+from .operations import DepthwiseConv2d, FactorizedReduce, LipschitzOp, Part
 
 
 def power_iteration(
@@ -152,16 +152,18 @@ class LipschitzEstimator:
     call, ``init_iter`` the first time a vector is created. Every call starts from the
     vector the last call left (warm start). ``fused`` reads each estimate off the last
     iteration (:func:`power_iteration_fused`, two passes per part instead of three).
+    ``batched`` lets :meth:`op_constants` iterate the parts of ops of one structure together
+    (power iteration only; see there).
     """
 
     def __init__(self, mode: str = "exact", n_iter: int = 1, init_iter: int = 20, seed: int = 0, fused: bool = False,
-                 method: str = "power", tol: float = 1e-4, restart_mix: float = 0.05):
+                 method: str = "power", tol: float = 1e-4, restart_mix: float = 0.05, batched: bool = False):
         if mode not in ("exact", "paper"):
             raise ValueError(f"Lipschitz mode must be 'exact' or 'paper', got {mode!r}")
         if method not in ("power", "lanczos"):
             raise ValueError(f"Lipschitz method must be 'power' or 'lanczos', got {method!r}")
         self.mode, self.n_iter, self.init_iter = mode, n_iter, init_iter
-        self.fused = fused
+        self.fused, self.batched = fused, batched
         self.method, self.tol, self.restart_mix = method, tol, restart_mix
         self.steps_taken: deque[int] = deque(maxlen=100_000)  # Lanczos steps of each part, latest calls (for benchmarks)
         self.vectors: dict[str, torch.Tensor] = {}
@@ -219,6 +221,94 @@ class LipschitzEstimator:
             total = total * c
         return total
 
+    def op_constants(self, items: list, like: torch.Tensor) -> list[torch.Tensor]:
+        """:meth:`op_constant` of every ``(key, op, in_shape)`` of ``items``, in order.
+
+        With ``batched`` (and power iteration), the linear parts that ops of one structure
+        (the same class, configuration, parameter shapes and input shape; every
+        ``sep_conv_3x3`` of the stride-1 edges of a cell, say) have at one place of their
+        chain are iterated together: :func:`torch.func.vmap` over their stacked weights
+        turns each convolution of the part into one grouped convolution for the whole group,
+        so the estimator's kernel launches no longer grow with the number of edges. Each
+        vector, fresh vector drawn in the same order, iteration count and update is that of
+        :meth:`op_constant` (the same arithmetic; the grouped convolution may sum in another
+        order, tests/test_lipschitz.py). Parts with a known constant, FactorizedReduce (its
+        layout-dependent path) and Lanczos take the per-op path."""
+        if not (self.batched and self.method == "power"):
+            return [self.op_constant(key, op, shape, like) for key, op, shape in items]
+        like = torch.zeros((), dtype=like.dtype, device=like.device)
+        consts: dict[str, torch.Tensor] = {}  # part key -> constant
+        groups: dict[tuple, list] = {}
+        for key, op, in_shape in items:
+            shape = tuple(in_shape)
+            for i, part in enumerate(op.lipschitz_parts()):
+                pkey = f"{key}/{i}"
+                linear = part.const is None and not (self.mode == "paper" and part.paper_const is not None)
+                if not linear or isinstance(op, FactorizedReduce):
+                    consts[pkey], shape = self.part_constant(pkey, part, shape, like)
+                    continue
+                v = self.vectors.get(pkey)
+                n_iter = self.n_iter
+                if v is None or tuple(v.shape[1:]) != shape:  # drawn in op_constant's order
+                    v = torch.randn((1, *shape), generator=self._gen, dtype=torch.float32).to(like)
+                    self.vectors[pkey] = v / v.norm()
+                    n_iter = self.init_iter
+                sig = (type(op), i, shape, repr(op), n_iter,
+                       tuple((k, tuple(t.shape), t.dtype) for k, t in _state(op).items()))
+                groups.setdefault(sig, []).append((pkey, op))
+                shape = self._out_shape(pkey, part, shape, like)
+        for (_, i, _, _, n_iter, _), members in groups.items():
+            sigmas = self._batched_power_iteration([op for _, op in members], i, [k for k, _ in members], n_iter, like)
+            consts.update(zip([k for k, _ in members], sigmas))
+        out = []
+        for key, op, _ in items:
+            total = like.new_ones(())
+            for i in range(len(op.lipschitz_parts())):
+                total = total * consts[f"{key}/{i}"]
+            out.append(total)
+        return out
+
+    def _batched_power_iteration(self, ops: list, i: int, keys: list, n_iter: int, like) -> list[torch.Tensor]:
+        """Part ``i`` of every op of ``ops`` (one structure), power-iterated together from
+        the vectors of ``keys``: the steps of :func:`power_iteration` (or
+        :func:`power_iteration_fused`) for each, under one :func:`torch.func.vmap`."""
+        from torch.func import functional_call, vjp, vmap
+
+        template = ops[0]
+        call = _PartCall(template, i)
+        states = [_state(op) for op in ops]
+        state = {"op." + k: torch.stack([s[k].detach() for s in states]) for k in states[0]}
+        flags = [(m, m.explicit) for m in template.modules() if isinstance(m, DepthwiseConv2d)]
+        for m, _ in flags:  # the plain convolution: an autograd.Function has no vmap rule
+            m.explicit = False
+        try:
+            def f(st, x):
+                return functional_call(call, st, (x,))
+
+            def step(st, x):
+                u, back = vjp(lambda y: f(st, y), x)
+                return u, back(u)[0]
+
+            V = torch.stack([self.vectors[k].to(like) for k in keys])
+            n = len(keys)
+            sigma = None
+            with torch.enable_grad():
+                for _ in range(n_iter):
+                    u, g = vmap(step)(state, V)
+                    g_norm = g.reshape(n, -1).norm(dim=1)
+                    if self.fused:
+                        sigma = (g_norm / u.reshape(n, -1).norm(dim=1).clamp_min(1e-30)).detach()
+                    V = (g / g_norm.clamp_min(1e-30).view(-1, *[1] * (g.dim() - 1))).detach()
+            if sigma is None:
+                with torch.no_grad():
+                    sigma = vmap(f)(state, V).reshape(n, -1).norm(dim=1)
+        finally:
+            for m, flag in flags:
+                m.explicit = flag
+        for k, v in zip(keys, V):
+            self.vectors[k] = v
+        return list(sigma.unbind())
+
     def state_dict(self) -> dict:
         return {"mode": self.mode, "vectors": {k: v.cpu() for k, v in self.vectors.items()},
                 "generator": self._gen.get_state()}
@@ -228,6 +318,21 @@ class LipschitzEstimator:
             raise ValueError(f"checkpoint Lipschitz mode {state.get('mode')!r} differs from {self.mode!r}")
         self.vectors = dict(state["vectors"])
         self._gen.set_state(state["generator"])
+
+
+class _PartCall(torch.nn.Module):
+    """Part ``i`` of ``op``'s Lipschitz chain as a module call, for torch.func.functional_call."""
+
+    def __init__(self, op: LipschitzOp, i: int):
+        super().__init__()
+        self.op, self.i = op, i
+
+    def forward(self, x):
+        return self.op.lipschitz_parts()[self.i].fn(x)
+
+
+def _state(op: torch.nn.Module) -> dict:
+    return {**dict(op.named_parameters()), **dict(op.named_buffers())}
 
 
 def empirical_ratio(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -107,6 +107,9 @@ class SearchConfig:
     grad_norm_grad: str = "exact"  # exact (double back-propagation) | finite_difference (two first-order passes)
     grad_norm_fd_h: float = 0.1  # finite-difference step: per-image norm of the input perturbation (pixels in [0, 1])
     power_iteration_fused: bool = False  # constants from the iteration's own passes (no extra forward)
+    # the ops of one structure power-iterated together, each convolution one grouped
+    # convolution for all edges (racl.lipschitz.LipschitzEstimator.op_constants; power only)
+    power_iteration_batched: bool = False
     # the second derivative of the depthwise convolutions in the double back-propagation:
     # native (PyTorch's, one convolution per channel) | explicit (two convolutions; the same
     # arithmetic to rounding: racl.operations.DepthwiseConv2d, tests/test_fastpaths.py)
@@ -188,6 +191,9 @@ SEARCH_MODES = {
     "racl_joint": {"arch_update": "joint"},
     "racl_fd": {"grad_norm_grad": "finite_difference"},
     "racl_pi_fused": {"power_iteration_fused": True},
+    "racl_pi_batched": {"power_iteration_batched": True},
+    "racl_fast_batched": {"arch_update": "joint", "grad_norm_grad": "finite_difference", "power_iteration_fused": True,
+                          "power_iteration_batched": True},  # the fast paths with the batched power iteration
     "racl_lanczos": {"lipschitz_method": "lanczos"},  # not a fast path: the accurate estimator's cost
     "racl_dw": {"depthwise_backward": "explicit"},  # the exact step, depthwise second derivative explicit
     "racl_bn": {"batchnorm_backward": "explicit"},  # the exact step, batch norm's second derivative explicit

@@ -1745,7 +1745,8 @@ def bench_epoch_table(rec: dict) -> Optional[pd.DataFrame]:
 #: the modes of ``bench.py --part epoch``, as the book names them
 EPOCH_MODE_LABELS = {"pcdarts": "PC-DARTS", "racl": "RACL", "racl_dw": "RACL explicit depthwise",
                      "racl_bn": "RACL explicit batch norm", "racl_explicit": "RACL explicit depthwise + batch norm",
-                     "racl_fast": "RACL fast", "racl_lanczos": "RACL Lanczos"}
+                     "racl_fast": "RACL fast", "racl_fast_batched": "RACL fast, batched power iteration",
+                     "racl_lanczos": "RACL Lanczos"}
 
 
 def bench_ops_table(rec: dict) -> Optional[pd.DataFrame]:

@@ -96,7 +96,8 @@ class RACLSearch:
         lanczos = cfg.lipschitz_method == "lanczos"
         self.lip = LipschitzEstimator(cfg.op_constants, cfg.lanczos_steps if lanczos else cfg.power_iterations,
                                       cfg.power_iterations_init, seed=cfg.seed, fused=cfg.power_iteration_fused,
-                                      method=cfg.lipschitz_method, tol=cfg.lanczos_tol)
+                                      method=cfg.lipschitz_method, tol=cfg.lanczos_tol,
+                                      batched=cfg.power_iteration_batched)
         self._fast = cfg.arch_update != "alternating" or cfg.grad_norm_grad != "exact"
         if cfg.grad_norm_grad == "finite_difference" and self.precision != "fp32":
             raise ValueError("grad_norm_grad=finite_difference needs precision=fp32: its rounding error grows as "
@@ -608,7 +609,8 @@ def load_search(run_dir: str | Path, device="cpu") -> RACLSearch:
 # ---------------------------------------------------------------------------- search fast paths
 #: the search's fast paths (racl.search, SearchConfig): unlike the switches above they change
 #: the arithmetic, so they are off by default and a run may not resume with them changed
-SEARCH_FAST_PATHS = {"arch_update": "joint", "grad_norm_grad": "finite_difference", "power_iteration_fused": True}
+SEARCH_FAST_PATHS = {"arch_update": "joint", "grad_norm_grad": "finite_difference", "power_iteration_fused": True,
+                     "power_iteration_batched": True}
 
 
 def compare_fast_search(profile: str = "smoke", seed: int = 0, overrides: dict | None = None,

@@ -163,19 +163,17 @@ class SuperNet(nn.Module):
 
         Needs one forward pass first (it uses the input shapes the ops saw). Detached:
         the constants depend on the weights, not on alpha and beta."""
-        out = []
         like = self.stem[0].weight
+        items = []
+        for ci, cell in enumerate(self.cells):
+            for ei, edge in enumerate(cell.edges):
+                if edge.in_shape is None:
+                    raise RuntimeError("run a forward pass before asking for Lipschitz constants")
+                items += [(f"cell{ci}/edge{ei}/{name}", op, edge.in_shape) for name, op in zip(edge.primitives, edge.ops)]
         with torch.no_grad():
-            for ci, cell in enumerate(self.cells):
-                rows = []
-                for ei, edge in enumerate(cell.edges):
-                    if edge.in_shape is None:
-                        raise RuntimeError("run a forward pass before asking for Lipschitz constants")
-                    vals = [est.op_constant(f"cell{ci}/edge{ei}/{name}", op, edge.in_shape, like)
-                            for name, op in zip(edge.primitives, edge.ops)]
-                    rows.append(torch.stack(vals))
-                out.append(torch.stack(rows))
-        return torch.log(torch.stack(out)).detach()
+            vals = est.op_constants(items, like)  # op by op, or batched across edges (est.batched)
+        E, O = len(self.cells[0].edges), len(self.primitives)
+        return torch.log(torch.stack(vals).view(len(self.cells), E, O)).detach()
 
     def log_C(self, est: LipschitzEstimator) -> torch.Tensor:
         """ln C: the architecture-independent factors of the chain of Eq. 10, a constant in

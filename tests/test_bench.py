@@ -117,7 +117,7 @@ def test_device_check_script_runs_its_five_steps(tmp_path):
     assert [c.split()[0] for c in calls] == ["benchmarks/bench.py", "benchmarks/bf16_check.py", "benchmarks/bench.py",
                                                "benchmarks/bench.py", "benchmarks/bench.py"]
     assert all("--device cpu" in c and str(out) in c for c in calls)
-    assert "racl_dw" in calls[0] and "racl_explicit" in calls[0] and "racl_fast" in calls[0]
+    assert "racl_dw" in calls[0] and "racl_explicit" in calls[0] and "racl_fast,racl_fast_batched" in calls[0]
     assert "--epoch-switches" not in calls[0]
     assert "--part train,search" in calls[1] and "depthwise_backward=explicit" in calls[1]
     assert "batchnorm_backward=explicit" in calls[1]

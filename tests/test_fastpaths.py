@@ -75,8 +75,9 @@ def fd_pieces(s, x, y, make_arch, params, h):
 def test_fast_paths_are_off_by_default_and_validated():
     for cfg in [SearchConfig(), *SEARCH_PROFILES.values()]:
         assert (cfg.arch_update, cfg.grad_norm_grad, cfg.power_iteration_fused) == ("alternating", "exact", False)
+        assert not cfg.power_iteration_batched
     s = RACLSearch(get_profile("smoke", TINY), None, progress=False)
-    assert not s._fast and not s.lip.fused  # train_step runs the unchanged exact code
+    assert not s._fast and not s.lip.fused and not s.lip.batched  # train_step runs the unchanged exact code
     with pytest.raises(ValueError, match="arch_update must be one of"):
         get_profile("smoke", {"arch_update": "both"})
     with pytest.raises(ValueError, match="grad_norm_grad must be one of"):
@@ -639,3 +640,21 @@ def test_frozen_bn_statistics_normalises_by_the_batch_and_copies_nothing(explici
         inference = model(x)
     with frozen_bn_statistics(model), torch.no_grad():
         assert torch.equal(model(x), inference)
+
+
+def test_batched_power_iteration_in_a_search_step():
+    """``power_iteration_batched`` reaches the search's estimator, and one architecture step
+    with it gives the per-op path's constraint value and mu to fp32 rounding (same seed, same
+    batches; the estimator itself: tests/test_lipschitz.py)."""
+    out = {}
+    for batched in (False, True):
+        torch.manual_seed(0)
+        s = RACLSearch(get_profile("smoke", {**TINY, "power_iteration_batched": batched}), None, progress=False)
+        assert s.lip.batched == batched
+        it = zip(s.train_loader.epoch(0), s.arch_loader.epoch(0))
+        for _ in range(2):
+            (_, xw, yw), (_, xa, ya) = next(it)
+            stats = s.train_step(0, 1, xw, yw, xa, ya)
+        out[batched] = (stats.c, flat([p.detach() for p in s.dist.mu_parameters()]))
+    assert out[True][0] == pytest.approx(out[False][0], rel=1e-5)
+    assert rel(out[True][1], out[False][1]) < 1e-5

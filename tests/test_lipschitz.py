@@ -138,3 +138,62 @@ def test_jacobian_norm_matches_the_exact_spectral_norm():
     for i in range(3):
         J = jacobian(lambda z: f(z[None])[0], x[i]).reshape(5, 12)
         assert est[i].item() == pytest.approx(torch.linalg.matrix_norm(J, 2).item(), rel=1e-6)
+
+
+# ------------------------------------------------------------ batched power iteration
+def _supernet():
+    """A 3-cell supernet with running statistics away from their initial values, after one
+    forward pass with uniform architecture weights (the ops' input shapes are set)."""
+    from racl.sampler import ArchSample
+    from racl.supernet import SuperNet
+
+    torch.manual_seed(0)
+    net = SuperNet(8, 10, 3, steps=2, multiplier=2, k=2)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.uniform_(0.5, 2.0)
+    E, O = len(net.cells[0].edges), len(net.primitives)
+    arch = ArchSample([torch.full((E, O), 1.0 / O)] * len(net.cells), [torch.ones(E)] * len(net.cells), {})
+    net(torch.rand(4, 3, 16, 16), arch)
+    return net
+
+
+@pytest.mark.parametrize("mode,fused", [("exact", False), ("exact", True), ("paper", False)])
+def test_batched_power_iteration_is_the_per_op_one(mode, fused):
+    """LipschitzEstimator(batched=True).op_constants, through the supernet's log_lambdas:
+    every op's constant, every vector and the generator's state as the per-op path leaves
+    them, over a first call (fresh vectors, init_iter iterations) and warm-started calls
+    with the weights moving in between, to fp32 rounding (the grouped convolution may sum
+    in another order), with fewer kernels."""
+    from racl.speed import operator_count
+
+    net = _supernet()
+    ests = {b: LipschitzEstimator(mode, n_iter=1, init_iter=4, seed=3, fused=fused, batched=b) for b in (False, True)}
+    for call in range(3):
+        out = {b: net.log_lambdas(e) for b, e in ests.items()}
+        assert torch.equal(torch.isfinite(out[False]), torch.isfinite(out[True]))
+        fin = torch.isfinite(out[False])
+        assert torch.allclose(out[True][fin], out[False][fin], rtol=1e-5, atol=1e-6), call
+        with torch.no_grad():  # the weights move between calls, as in a search
+            for p in net.parameters():
+                p.mul_(1.01)
+    a, b = ests[False], ests[True]
+    assert sorted(a.vectors) == sorted(b.vectors)
+    assert all(torch.allclose(a.vectors[k], b.vectors[k], atol=1e-5) for k in a.vectors)
+    assert torch.equal(a._gen.get_state(), b._gen.get_state())
+    counts = {k: operator_count(lambda: net.log_lambdas(e))["kernels"] for k, e in ests.items()}
+    assert counts[True] < counts[False], counts  # the saving grows with the edges: bench.py --part ops
+
+
+def test_batched_power_iteration_keeps_explicit_depthwise_flags_and_lanczos_is_per_op():
+    """The batched path calls the plain convolution (an autograd.Function has no vmap rule)
+    and gives each DepthwiseConv2d its flag back; Lanczos is not batched (the per-op path)."""
+    from racl.operations import DepthwiseConv2d, set_depthwise_backward
+
+    net = set_depthwise_backward(_supernet(), "explicit")
+    LipschitzEstimator(n_iter=1, init_iter=2, batched=True).op_constants(
+        [("a", net.cells[0].edges[0].ops[4], net.cells[0].edges[0].in_shape)], net.stem[0].weight)
+    assert all(m.explicit for m in net.modules() if isinstance(m, DepthwiseConv2d))
+    ests = [LipschitzEstimator(n_iter=2, init_iter=3, method="lanczos", batched=b) for b in (False, True)]
+    assert torch.equal(net.log_lambdas(ests[0]), net.log_lambdas(ests[1]))
