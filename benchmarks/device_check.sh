@@ -10,6 +10,7 @@
 #
 #   BUDGET=570 bash benchmarks/device_check.sh       # steps 1-3, as far as 570 s go
 #   BUDGET=570 STEPS="train compile" bash benchmarks/device_check.sh   # steps 4-5, a later call
+#   BUDGET=570 STEPS=bf16search bash benchmarks/device_check.sh        # step 6, another
 #
 # (one device call runs at most 10 minutes; STEPS names the steps a call runs, BUDGET caps them
 # all: each step's limit is cut to what is left.) Each step writes its record under $OUT as
@@ -21,13 +22,15 @@
 #      exact, RACL exact with the explicit depthwise second derivative (racl_dw) and with the
 #      explicit depthwise and batch-norm second derivatives (racl_explicit), the fast paths
 #      without and with the batched power iteration (racl_fast_batched);
-#   2. bf16: fp32 against bf16 on a mini retraining (clean and PGD-20 accuracy) and the mini
-#      search (the searched cell), the search with the explicit second derivatives;
+#   2. bf16: fp32 against bf16 on a mini retraining (clean and PGD-20 accuracy);
 #   3. switches: the search epoch of the cheaper modes under every speed switch;
 #   4. train: the paper's retraining step (20 cells, C = 36, PGD-10, batch 128) under every
 #      switch, with ResNet-18 and Table 4's ResNet-110, and the search's pieces (measured once
 #      already: gpu-h200-20261204-train.json);
-#   5. compile: that retraining step under torch.compile (default; reduce-overhead adds CUDA graphs).
+#   5. compile: that retraining step under torch.compile (default; reduce-overhead adds CUDA graphs);
+#   6. bf16search: fp32 against bf16 on the mini search (the searched cell), with the explicit
+#      second derivatives: two exact searches, minutes each on the H200 (its exact step is
+#      launch-bound), so a call of its own: STEPS=bf16search.
 # Copy the JSON files into data/runs/bench (the book's introduction shows the newest of each
 # device), and say what they show in the issue.
 # STEP_SCALE=0.2 bash benchmarks/device_check.sh --device cpu runs it as a quick CPU rehearsal.
@@ -74,9 +77,8 @@ EPOCH="--part epoch --epoch-sizes paper --epoch-steps 2 --epoch-warmup 0"
 # 1. #12: one search epoch at the paper's sizes, exact against the fast paths and PC-DARTS
 step epoch 240 $PY benchmarks/bench.py $EPOCH --epoch-modes pcdarts,racl,racl_dw,racl_explicit,racl_fast,racl_fast_batched --variant baseline \
     --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-epoch.json"
-# 2. #12: does bf16 change the robust accuracy of a short retraining, or the searched cell?
-step bf16 300 $PY benchmarks/bf16_check.py --device "$DEVICE" --n 1000 --part train,search \
-    --search-set depthwise_backward=explicit --search-set batchnorm_backward=explicit --out "$OUT/bf16-$gpu-$stamp.json"
+# 2. #12: does bf16 change the robust accuracy of a short retraining?
+step bf16 200 $PY benchmarks/bf16_check.py --device "$DEVICE" --n 1000 --part train --out "$OUT/bf16-$gpu-$stamp.json"
 # 3. #12: the search epoch under every speed switch (the modes that do not take minutes)
 step switches 150 $PY benchmarks/bench.py $EPOCH --epoch-switches --epoch-modes pcdarts,racl_fast,racl_lanczos \
     --variant baseline,channels_last,bf16,auto --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-switches.json"
@@ -89,4 +91,7 @@ step train 120 $PY benchmarks/bench.py --part train,search --profile paper --dat
 #    apart, against the same step eager
 step compile 170 $PY benchmarks/bench.py --part train --variant auto --compile default,reduce-overhead --train-batch 128 \
     --cells 20 --channels 36 --pgd-steps 10 --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-compile.json"
+# 6. #12: does bf16 change the searched cell? (the exact search twice: a call of its own)
+step bf16search 560 $PY benchmarks/bf16_check.py --device "$DEVICE" --part search \
+    --search-set depthwise_backward=explicit --search-set batchnorm_backward=explicit --out "$OUT/bf16search-$gpu-$stamp.json"
 ls -la "$OUT" | tee -a "$LOG"

@@ -97,7 +97,7 @@ def device_check_env(tmp_path, then: str, **extra) -> dict:
     fake.write_text("#!/usr/bin/env bash\necho \"$@\" >> \"$OUT/calls\"\n" + then)
     fake.chmod(0o755)
     return {"PATH": "/usr/bin:/bin", "OUT": str(tmp_path / "out"), "PYTHON": str(fake),
-            "STEPS": "epoch bf16 switches train compile", **extra}
+            "STEPS": "epoch bf16 switches train compile bf16search", **extra}
 
 
 def run_device_check(env: dict) -> subprocess.CompletedProcess:
@@ -105,7 +105,7 @@ def run_device_check(env: dict) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_device_check_script_runs_its_five_steps(tmp_path):
+def test_device_check_script_runs_its_six_steps(tmp_path):
     """benchmarks/device_check.sh (one prepared command for a lent GPU) with a stand-in
     Python that records its arguments: every step runs with its limit, names the device and
     writes where the device tool brings files back ($OUT)."""
@@ -115,20 +115,21 @@ def test_device_check_script_runs_its_five_steps(tmp_path):
     assert res.returncode == 0, res.stderr
     calls = [c for c in (out / "calls").read_text().splitlines() if not c.startswith("-c")]  # the version print
     assert [c.split()[0] for c in calls] == ["benchmarks/bench.py", "benchmarks/bf16_check.py", "benchmarks/bench.py",
-                                               "benchmarks/bench.py", "benchmarks/bench.py"]
+                                               "benchmarks/bench.py", "benchmarks/bench.py", "benchmarks/bf16_check.py"]
     assert all("--device cpu" in c and str(out) in c for c in calls)
     assert "racl_dw" in calls[0] and "racl_explicit" in calls[0] and "racl_fast,racl_fast_batched" in calls[0]
     assert "--epoch-switches" not in calls[0]
-    assert "--part train,search" in calls[1] and "depthwise_backward=explicit" in calls[1]
-    assert "batchnorm_backward=explicit" in calls[1]
+    assert "--part train " in calls[1] and "search" not in calls[1]  # the retraining: it fits the default call
     assert "--epoch-switches" in calls[2] and "racl_lanczos" in calls[2]
     assert "--dataset cifar10-mini" in calls[3]  # the paper profile's full CIFAR-10 is not on a device machine
+    assert "--compile default,reduce-overhead" in calls[4]
+    assert "--part search" in calls[5] and "depthwise_backward=explicit" in calls[5]
+    assert "batchnorm_backward=explicit" in calls[5]
     log = (out / "device_check.log").read_text()
     assert [line.split(":")[0] for line in log.splitlines() if line.startswith("== ") and "exit" in line] == [
-        "== epoch", "== bf16", "== switches", "== train", "== compile"]
-    assert "--compile default,reduce-overhead" in calls[4]
+        "== epoch", "== bf16", "== switches", "== train", "== compile", "== bf16search"]
     assert "exit 0" in log
-    # the default call runs steps 1-3; STEPS=compile runs the last alone
+    # the default call runs steps 1-3; STEPS=compile runs that step alone
     for steps, n in ((None, 3), ("compile", 1)):
         (out / "calls").unlink()
         res = run_device_check({k: v for k, v in {**env, "STEPS": steps}.items() if v is not None})
