@@ -538,14 +538,14 @@ def print_epochs(res: dict) -> None:
         print(f"  {size}: {c['layers']} cells, C={c['C']}, K={c['K']}, batch {c['batch']}, {c['dataset']}, "
               f"{c['images_per_half']} images per half")
         modes = [m for m in by_mode if m != "config"]
-        print("    " + "".join(f"{m:>16s}" for m in modes))
+        print("    " + "".join(f"{m:>19s}" for m in modes))
         row = lambda f: "    " + "".join(f(by_mode[m]) for m in modes)  # noqa: E731
-        print(row(lambda m: f"{m['epoch_s']:>15.1f}s") + "   epoch" + (" (scaled from timed steps)" if any(
+        print(row(lambda m: f"{m['epoch_s']:>18.1f}s") + "   epoch" + (" (scaled from timed steps)" if any(
             by_mode[m]["scaled"] for m in modes) else ""))
-        print(row(lambda m: f"{'x' + format(m['over_pcdarts'], '.2f') if 'over_pcdarts' in m else '1':>16s}") + "   over PC-DARTS")
+        print(row(lambda m: f"{'x' + format(m['over_pcdarts'], '.2f') if 'over_pcdarts' in m else '1':>19s}") + "   over PC-DARTS")
         for piece in ("forward_s", "backward_s", "power_iteration_s", "propagation_s", "optimiser_s", "other_s"):
             if any(piece in by_mode[m].get("breakdown", {}) for m in modes):
-                print(row(lambda m: f"{by_mode_piece(m, piece):>16s}") + f"   step: {piece[:-2]}")
+                print(row(lambda m: f"{by_mode_piece(m, piece):>19s}") + f"   step: {piece[:-2]}")
 
 
 def by_mode_piece(m: dict, piece: str) -> str:
