@@ -594,7 +594,7 @@ def bench_ops(args, dev, variant, peak):
         r[size] = res
         for mode, m in res.items():
             if mode != "config":
-                print(f"  {size:6s} {mode:14s} {m['ops']:>8d} operators {m['kernels']:>8d} computing {m['convolutions']:>7d} convolutions"
+                print(f"  {size:6s} {mode:18s} {m['ops']:>8d} operators {m['kernels']:>8d} computing {m['convolutions']:>7d} convolutions"
                       + (f"   x{m['kernels_over_pcdarts']:.2f} PC-DARTS' computing operators" if "kernels_over_pcdarts" in m else ""),
                       flush=True)
     return r
