@@ -1772,6 +1772,15 @@ def bench_ops_table(rec: dict) -> Optional[pd.DataFrame]:
     return pd.DataFrame(rows).set_index(["size", "mode"]) if rows else None
 
 
+def bench_ops_saving(rec: dict, size: str, base: str, mode: str) -> Optional[float]:
+    """The share of ``base``'s computing operators (kernel launches on a GPU) that ``mode``
+    saves at supernet ``size`` in a ``bench.py --part ops`` record; None where the record
+    did not count both (or counted before computing operators were told apart)."""
+    counts = (rec.get("results", {}).get("ops/baseline") or {}).get(size, {})
+    a, b = counts.get(base, {}).get("kernels"), counts.get(mode, {}).get("kernels")
+    return None if not a or b is None else 1 - b / a
+
+
 def bench_epoch_breakdown(rec: dict) -> Optional[pd.DataFrame]:
     """Where one iteration of each mode's search epoch goes (seconds): the forward passes,
     the back-propagation (RACL's exact path: the double back-propagation), the power

@@ -509,3 +509,6 @@ def test_bench_ops_table():
     assert t.loc[("paper (8 cells, C=16)", "RACL"), "computing operators"] == 480
     assert t.loc[("paper (8 cells, C=16)", "RACL"), "computing operators / PC-DARTS"] == "×8.00"
     assert t.loc[("paper (8 cells, C=16)", "PC-DARTS"), "computing operators / PC-DARTS"] == "1"
+    assert report.bench_ops_saving(rec, "paper", "pcdarts", "racl") == pytest.approx(1 - 480 / 60)
+    assert report.bench_ops_saving(rec, "paper", "racl", "racl_fast") is None  # not counted
+    assert report.bench_ops_saving({"results": {}}, "paper", "racl", "racl_fast") is None
