@@ -658,3 +658,27 @@ def test_batched_power_iteration_in_a_search_step():
         out[batched] = (stats.c, flat([p.detach() for p in s.dist.mu_parameters()]))
     assert out[True][0] == pytest.approx(out[False][0], rel=1e-5)
     assert rel(out[True][1], out[False][1]) < 1e-5
+
+
+def test_compare_fast_search_records_both_runs(tmp_path):
+    """racl.search.compare_fast_search (benchmarks/compare_search.py, the book's fast-versus-
+    exact record): both searches of one seed, their genotypes, the per-edge agreement, the
+    trajectories and times; with a workdir each run is a run directory, and a second call
+    resumes the finished runs instead of searching again (the same genotypes)."""
+    from racl.genotypes import Genotype
+    from racl.search import SEARCH_FAST_PATHS, compare_fast_search
+
+    assert SEARCH_FAST_PATHS["power_iteration_batched"] is True
+    over = {**TINY, "epochs": 2}
+    rec = compare_fast_search("smoke", 0, over, {"power_iteration_batched": True}, workdir=tmp_path)
+    assert rec["fast_paths"] == {"power_iteration_batched": True}
+    assert rec["runs"]["fast"]["config"]["power_iteration_batched"] is True
+    assert rec["runs"]["exact"]["config"]["power_iteration_batched"] is False
+    for name in ("exact", "fast"):
+        run = rec["runs"][name]
+        Genotype.from_dict(run["genotype"])
+        assert len(run["trajectory"]) == over["epochs"] and run["wall_s"] > 0
+        assert (tmp_path / name / "provenance.json").exists()
+    assert 0 <= rec["edge_agreement"] <= 1 and isinstance(rec["same_genotype"], bool)
+    again = compare_fast_search("smoke", 0, over, {"power_iteration_batched": True}, workdir=tmp_path)
+    assert all(again["runs"][k]["genotype"] == rec["runs"][k]["genotype"] for k in ("exact", "fast"))
