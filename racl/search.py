@@ -356,7 +356,7 @@ class RACLSearch:
         gx, *g0 = torch.autograd.grad(ce_i.sum(), [x0, *params], allow_unused=True)
         norms = gx.flatten(1).norm(dim=1)
         d = gx / norms.clamp_min(1e-30).view(-1, *[1] * (gx.dim() - 1))
-        with frozen_bn_statistics(self.model):  # restored after the backward pass, which reads them
+        with frozen_bn_statistics(self.model):  # batch statistics, running ones left alone
             logits1 = self.forward((x0.detach() + h * d).detach(), make_arch())
             g1 = torch.autograd.grad(F.cross_entropy(logits1, y, reduction="sum"), params, allow_unused=True)
         g_ce, g_gn = [], []
