@@ -16,6 +16,7 @@ against exact singular values and empirical ratios ||f(x) - f(y)|| / ||x - y||.
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from typing import Callable, Optional
 
@@ -168,6 +169,9 @@ class LipschitzEstimator:
         self.steps_taken: deque[int] = deque(maxlen=100_000)  # Lanczos steps of each part, latest calls (for benchmarks)
         self.vectors: dict[str, torch.Tensor] = {}
         self._shapes: dict[str, tuple] = {}
+        # op -> its structure (class, configuration, parameter shapes): fixed for a module,
+        # so computed once, not at every step (op_constants' grouping)
+        self._structures: "weakref.WeakKeyDictionary[torch.nn.Module, tuple]" = weakref.WeakKeyDictionary()
         self._gen = torch.Generator().manual_seed(seed)
 
     def part_constant(self, key: str, part: Part, in_shape: tuple, like: torch.Tensor) -> tuple[torch.Tensor, tuple]:
@@ -239,9 +243,16 @@ class LipschitzEstimator:
         like = torch.zeros((), dtype=like.dtype, device=like.device)
         consts: dict[str, torch.Tensor] = {}  # part key -> constant
         groups: dict[tuple, list] = {}
+        n_parts = []
         for key, op, in_shape in items:
             shape = tuple(in_shape)
-            for i, part in enumerate(op.lipschitz_parts()):
+            parts = op.lipschitz_parts()
+            n_parts.append(len(parts))
+            structure = self._structures.get(op)
+            if structure is None:
+                structure = self._structures[op] = (type(op), repr(op), tuple(
+                    (k, tuple(t.shape), t.dtype) for k, t in _state(op).items()))
+            for i, part in enumerate(parts):
                 pkey = f"{key}/{i}"
                 linear = part.const is None and not (self.mode == "paper" and part.paper_const is not None)
                 if not linear or isinstance(op, FactorizedReduce):
@@ -253,17 +264,15 @@ class LipschitzEstimator:
                     v = torch.randn((1, *shape), generator=self._gen, dtype=torch.float32).to(like)
                     self.vectors[pkey] = v / v.norm()
                     n_iter = self.init_iter
-                sig = (type(op), i, shape, repr(op), n_iter,
-                       tuple((k, tuple(t.shape), t.dtype) for k, t in _state(op).items()))
-                groups.setdefault(sig, []).append((pkey, op))
+                groups.setdefault((structure, i, shape, n_iter), []).append((pkey, op))
                 shape = self._out_shape(pkey, part, shape, like)
-        for (_, i, _, _, n_iter, _), members in groups.items():
+        for (_, i, _, n_iter), members in groups.items():
             sigmas = self._batched_power_iteration([op for _, op in members], i, [k for k, _ in members], n_iter, like)
             consts.update(zip([k for k, _ in members], sigmas))
         out = []
-        for key, op, _ in items:
+        for (key, _, _), n in zip(items, n_parts):
             total = like.new_ones(())
-            for i in range(len(op.lipschitz_parts())):
+            for i in range(n):
                 total = total * consts[f"{key}/{i}"]
             out.append(total)
         return out

@@ -455,6 +455,21 @@ def test_explicit_depthwise_backward_in_a_search_step():
     assert rel(g_e, g_n) < 1e-4 and cos(g_e, g_n) > 1 - 1e-6
 
 
+def _second_derivatives_under_bf16(module, net, head, params, x):
+    """For ``module.explicit`` False, then True: the input gradient of ``head(net(x).float())``
+    with ``net`` under bf16 autocast, and the gradient of its norm with respect to ``params``
+    (the second derivative of Eq. 16's term), as {explicit: (grad_x, *second)}."""
+    res = {}
+    for explicit in (False, True):
+        module.explicit = explicit
+        x0 = x.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = net(x0)
+        gx, = torch.autograd.grad(head(y.float()), x0, create_graph=True)
+        res[explicit] = (gx.detach(), *torch.autograd.grad(gx.norm(), params))
+    return res
+
+
 def test_explicit_depthwise_backward_under_bf16_autocast():
     """Under autocast (precision=bf16) the gradient reaches the explicit backward in bf16 while
     the weight is fp32: it computes in the gradient's dtype and returns the weight gradient in
@@ -463,16 +478,7 @@ def test_explicit_depthwise_backward_under_bf16_autocast():
 
     torch.manual_seed(0)
     conv = DepthwiseConv2d(4, 3, 2, 1)
-    x = torch.randn(2, 4, 8, 8)
-    res = {}
-    for explicit in (False, True):
-        conv.explicit = explicit
-        x0 = x.clone().requires_grad_(True)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            y = conv(x0)
-        gx, = torch.autograd.grad(y.float().square().sum(), x0, create_graph=True)
-        gw, = torch.autograd.grad(gx.norm(), conv.weight)
-        res[explicit] = (gx.detach().float(), gw)
+    res = _second_derivatives_under_bf16(conv, conv, lambda y: y.square().sum(), [conv.weight], torch.randn(2, 4, 8, 8))
     assert res[True][1].dtype == conv.weight.dtype == torch.float32
     for a, b in zip(res[True], res[False]):
         assert rel(a.double(), b.double()) < 8 * 2 ** -8
@@ -594,17 +600,9 @@ def test_explicit_batchnorm_backward_under_bf16_autocast():
 
     torch.manual_seed(0)
     conv, bn = nn.Conv2d(3, 4, 3, padding=1, bias=False), BatchNorm2d(4)
-    x = torch.randn(4, 3, 8, 8)
-    res = {}
-    for explicit in (False, True):
-        bn.explicit = explicit
-        x0 = x.clone().requires_grad_(True)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            y = bn(conv(x0))
-        gx, = torch.autograd.grad(torch.tanh(y.float()).sum(), x0, create_graph=True)
-        second = torch.autograd.grad(gx.norm(), [conv.weight, *bn.parameters()])
-        assert gx.dtype == torch.float32 and all(g.dtype == torch.float32 for g in second)
-        res[explicit] = (gx.detach(), *second)
+    res = _second_derivatives_under_bf16(bn, lambda t: bn(conv(t)), lambda y: torch.tanh(y).sum(),
+                                         [conv.weight, *bn.parameters()], torch.randn(4, 3, 8, 8))
+    assert all(g.dtype == torch.float32 for grads in res.values() for g in grads)
     for a, b in zip(res[True], res[False]):
         assert rel(a.double(), b.double()) < 8 * 2 ** -8
 
