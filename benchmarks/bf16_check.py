@@ -19,6 +19,7 @@ Meant for a GPU (bf16 has no fast CPU kernels); the record names the device.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 import tempfile
@@ -52,8 +53,9 @@ def main():
     args = ap.parse_args()
     dev = resolve_device(args.device)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="racl-bf16-"))
+    now = dt.datetime.now(dt.timezone.utc)
     rec = {"kind": "bf16-check", "device": hardware(dev), "torch": torch.__version__, "code": code_version(),
-           "seed": args.seed}
+           "date": now.date().isoformat(), "datetime": now.isoformat(timespec="seconds"), "seed": args.seed}
     parts = [p.strip() for p in args.part.split(",") if p.strip()]
     if set(parts) - {"search", "train"}:
         ap.error(f"unknown part in {args.part!r}; choose from search, train")

@@ -350,7 +350,7 @@ def bench_for(device: str, runs: Optional[Path] = None) -> list[dict]:
     writes it: the GPU's name, or 'CPU model (N threads)'), newest first."""
     folder = Path(runs if runs is not None else RUNS) / "bench"
     recs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    recs = [r for r in recs if hardware_label(r.get("device", {})) == device]
+    recs = [r for r in recs if hardware_label(r.get("device", {})) == device and r.get("kind") != "bf16-check"]
     return sorted(recs, key=lambda r: r.get("datetime") or r.get("date", ""), reverse=True)
 
 

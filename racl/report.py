@@ -1688,16 +1688,29 @@ def ablation_configs(profiles=("mini", "paper")) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------- speed (benchmarks/bench.py)
+def _newest_first(recs: list[dict]) -> list[dict]:
+    return sorted(recs, key=lambda r: (r.get("datetime") or r.get("date", ""), r["_file"]), reverse=True)
+
+
 def bench_records() -> list[dict]:
-    """The committed benchmark results, newest first."""
-    return sorted(json_records("bench"), key=lambda r: (r.get("datetime") or r.get("date", ""), r["_file"]), reverse=True)
+    """The committed benchmark results (``benchmarks/bench.py``), newest first."""
+    return _newest_first([r for r in json_records("bench") if r.get("kind") != "bf16-check"])
+
+
+def bf16_records() -> list[dict]:
+    """The committed bf16 checks (``benchmarks/bf16_check.py``), newest first."""
+    return _newest_first([r for r in json_records("bench") if r.get("kind") == "bf16-check"])
 
 
 def bench_newest(table) -> list[dict]:
     """For each device (GPU or CPU model), the newest committed benchmark record for which
-    ``table(rec)`` (:func:`bench_table`, :func:`bench_epoch_table`) is not None: GPUs first."""
+    ``table(rec)`` (:func:`bench_table`, :func:`bench_epoch_table`) is not None: GPUs first.
+    A record that a device call cut short (its ``partial`` field says what it lacks) is not
+    a device's newest result while a complete one exists (:func:`bench_partial` lists it)."""
     seen, out = set(), []
-    for rec in bench_records():
+    recs = bench_records()
+    recs = [r for r in recs if not r.get("partial")] + [r for r in recs if r.get("partial")]
+    for rec in recs:
         dev = hardware_label(rec.get("device", {}))
         if dev not in seen and table(rec) is not None:
             seen.add(dev)
@@ -1747,6 +1760,64 @@ EPOCH_MODE_LABELS = {"pcdarts": "PC-DARTS", "racl": "RACL", "racl_dw": "RACL exp
                      "racl_bn": "RACL explicit batch norm", "racl_explicit": "RACL explicit depthwise + batch norm",
                      "racl_fast": "RACL fast", "racl_fast_batched": "RACL fast, batched power iteration",
                      "racl_lanczos": "RACL Lanczos"}
+
+
+def bench_partial() -> list[tuple[str, str]]:
+    """(label, what it lacks) for each committed benchmark record that a device call cut short."""
+    return [(bench_label(r), r["partial"]) for r in bench_records() if r.get("partial")]
+
+
+def bench_epoch_history(device: str, size: str = "paper", variant: str = "baseline") -> Optional[pd.DataFrame]:
+    """Every committed search-epoch timing of ``device`` (a :func:`hardware_label`) at one
+    supernet size and variant: one row per record (oldest first; its time and commit), one
+    column per mode, each one search iteration's seconds (the mean of the record's timed
+    steps), and a last row, each mode's median step over the records over PC-DARTS' median.
+    Two processes on one machine can time the same step far apart (a first process on a
+    freshly started GPU machine, a record's own note): the medians over records set a ratio
+    that no single record's reference step decides. None where no record timed that size."""
+    rows = []
+    for rec in reversed(bench_records()):
+        if hardware_label(rec.get("device", {})) != device:
+            continue
+        modes = (rec.get("results", {}).get(f"epoch/{variant}") or {}).get(size)
+        if not modes:
+            continue
+        code = (rec.get("code") or {}).get("git_commit") or "?"
+        row = {"record": f"{rec.get('datetime') or rec.get('date', '?')} · {code[:7]}"}
+        for mode, label in EPOCH_MODE_LABELS.items():
+            if mode in modes and "step_s" in modes[mode]:
+                row[label] = round(modes[mode]["step_s"], 3)
+        rows.append(row)
+    if not rows:
+        return None
+    df = pd.DataFrame(rows).set_index("record")
+    med = df.median()
+    if "PC-DARTS" in med and med["PC-DARTS"] > 0:
+        df.loc["median over records / PC-DARTS' median"] = (med / med["PC-DARTS"]).round(2)
+    return df
+
+
+def bf16_table(rec: dict) -> Optional[pd.DataFrame]:
+    """A bf16 check's retraining (``bf16_check.py --part train``): per precision, the training's
+    wall time and the clean and PGD-20 accuracy (%) with their standard errors, and, per
+    accuracy, bf16's difference from fp32 in combined standard errors (within about 2: noise).
+    None where the record has no retraining part or has not finished both precisions."""
+    tr = rec.get("train") or {}
+    if not all(p in tr for p in ("fp32", "bf16")):
+        return None
+    rows = []
+    for p in ("fp32", "bf16"):
+        r = tr[p]
+        rows.append({"precision": p, "training wall (s)": r["train_wall_s"],
+                     "clean (%)": f"{100 * r['clean_acc']:.1f} ± {100 * r['clean_se']:.1f}",
+                     "PGD-20 (%)": f"{100 * r['pgd20_acc']:.1f} ± {100 * r['pgd20_se']:.1f}"})
+    a, b = tr["fp32"], tr["bf16"]
+    row = {"precision": "bf16 − fp32, in combined standard errors", "training wall (s)": None}
+    for key, col in (("clean", "clean (%)"), ("pgd20", "PGD-20 (%)")):
+        se = (a[f"{key}_se"] ** 2 + b[f"{key}_se"] ** 2) ** 0.5
+        row[col] = f"{(b[f'{key}_acc'] - a[f'{key}_acc']) / se:+.2f}" if se > 0 else "—"
+    rows.append(row)
+    return pd.DataFrame(rows).set_index("precision")
 
 
 def bench_ops_table(rec: dict) -> Optional[pd.DataFrame]:

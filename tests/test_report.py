@@ -512,3 +512,56 @@ def test_bench_ops_table():
     assert report.bench_ops_saving(rec, "paper", "pcdarts", "racl") == pytest.approx(1 - 480 / 60)
     assert report.bench_ops_saving(rec, "paper", "racl", "racl_fast") is None  # not counted
     assert report.bench_ops_saving({"results": {}}, "paper", "racl", "racl_fast") is None
+
+
+def test_bench_partial_records_the_epoch_history_and_the_bf16_table(monkeypatch):
+    """A record that a device call cut short is listed apart and is not a device's newest result
+    while a complete one exists; the epoch history lists every record's step seconds with the
+    medians' ratios; the bf16 check's table gives each difference in combined standard errors;
+    bf16 checks are not benchmark records (nor do they cost a plan's jobs)."""
+    gpu = {"gpu": "Test GPU", "device": "cuda"}
+    conf = {"layers": 8, "C": 16, "batch": 128}
+
+    def rec(name, when, pc, fast, **extra):
+        modes = {"config": conf, "pcdarts": {"step_s": pc, "epoch_s": 195 * pc},
+                 "racl_fast": {"step_s": fast, "epoch_s": 195 * fast, "over_pcdarts": fast / pc}}
+        return {"_file": name, "device": gpu, "datetime": when, "code": {"git_commit": "abcdef1234"},
+                "results": {"epoch/baseline": {"paper": modes}}, **extra}
+
+    recs = [rec("c.json", "2026-01-03T00:00:00", 1.0, 2.0, partial="cut short"),
+            rec("b.json", "2026-01-02T00:00:00", 2.0, 3.0), rec("a.json", "2026-01-01T00:00:00", 1.0, 3.0)]
+    monkeypatch.setattr(report, "bench_records", lambda: recs)
+    assert [r["_file"] for r in report.bench_newest(report.bench_epoch_table)] == ["b.json"]
+    assert report.bench_partial() == [("Test GPU · torch ? · ? · abcdef1", "cut short")]
+    h = report.bench_epoch_history("Test GPU")
+    assert list(h.index[:3]) == ["2026-01-01T00:00:00 · abcdef1", "2026-01-02T00:00:00 · abcdef1",
+                                 "2026-01-03T00:00:00 · abcdef1"]
+    assert h["PC-DARTS"].iloc[1] == 2.0 and h["RACL fast"].iloc[0] == 3.0
+    assert h.loc["median over records / PC-DARTS' median", "RACL fast"] == 3.0  # 3.0 / 1.0
+    assert report.bench_epoch_history("Other GPU") is None
+    assert report.bench_epoch_history("Test GPU", size="mini") is None
+
+    def side(acc, pgd):
+        return {"train_wall_s": 10.0, "n": 1000, "clean_acc": acc, "clean_se": 0.015, "pgd20_acc": pgd, "pgd20_se": 0.014}
+
+    check = {"kind": "bf16-check", "train": {"fp32": side(0.40, 0.26), "bf16": side(0.40 + 0.015 * 2 ** 0.5 * 3, 0.26)}}
+    t = report.bf16_table(check)
+    assert t.loc["fp32", "clean (%)"] == "40.0 ± 1.5" and t.loc["bf16", "PGD-20 (%)"] == "26.0 ± 1.4"
+    assert t.iloc[2]["clean (%)"] == "+3.00" and t.iloc[2]["PGD-20 (%)"] == "+0.00"
+    assert report.bf16_table({"kind": "bf16-check", "train": {"fp32": side(0.4, 0.2)}}) is None
+    assert report.bf16_table({"kind": "bf16-check", "search": {}}) is None
+
+
+def test_bf16_checks_are_kept_apart_from_the_benchmark_records(tmp_path, monkeypatch):
+    import json
+
+    from racl import plan
+
+    (tmp_path / "bench").mkdir()
+    dev = {"gpu": "Test GPU", "device": "cuda"}
+    (tmp_path / "bench" / "a.json").write_text(json.dumps({"device": dev, "date": "2026-01-01", "results": {}}))
+    (tmp_path / "bench" / "b.json").write_text(json.dumps({"kind": "bf16-check", "device": dev, "date": "2026-01-02"}))
+    monkeypatch.setattr(report, "RUNS", tmp_path)
+    assert [r["_file"] for r in report.bench_records()] == ["a.json"]
+    assert [r["_file"] for r in report.bf16_records()] == ["b.json"]
+    assert [r.get("kind") for r in plan.bench_for("Test GPU", tmp_path)] == [None]
