@@ -89,7 +89,8 @@ from .records import read_json
 from .report import RUNS, TABLE4_SOURCE, hardware_label, paper, runnable
 
 #: which of each table's models a budget trains by default (all of them at paper)
-DEFAULT_ARCHS = {"mini": ["RACL", "DARTS_V2", "PC_DARTS"], "smoke": ["RACL", "DARTS_V2"]}
+DEFAULT_ARCHS = {"gpu": ["RACL", "DARTS_V2", "PC_DARTS"], "mini": ["RACL", "DARTS_V2", "PC_DARTS"],
+                 "smoke": ["RACL", "DARTS_V2"]}
 #: how jobs are named: ``<profile>-<dataset>-<label slug>-<method>-s<seed>`` for a
 #: retraining, its evaluation and a selection, ``<profile>-<dataset>-<ablation slug>-s<seed>``
 #: for a search; Table 7's evaluations add :data:`STABILITY_SUFFIX` where they attack more

@@ -54,7 +54,7 @@ PAPER_ONLY = ("ABanditNAS", "RobNet-S", "RobNet-M", "RobNet-L", "RobNet-free", "
 #: the paper's column names -> keys of an evaluation record's "attacks"
 ATTACK_OF_COLUMN = {"fgsm": "fgsm", "mim": "mim20", "pgd20": "pgd20", "pgd100": "pgd100", "cw": "cw",
                     "cw_inf": "cw_inf", "rfgsm": "rfgsm", "autoattack": "autoattack"}
-PROFILE_RANK = {"paper": 3, "mini": 2, "smoke": 1}
+PROFILE_RANK = {"paper": 4, "gpu": 3, "mini": 2, "smoke": 1}
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "tinyimagenet": 200}
 
 

@@ -462,7 +462,7 @@ def _again(job: Job) -> str:
 # ---------------------------------------------------------------------- command line
 def add_reproduce_parser(sub):
     p = sub.add_parser("reproduce", help="plan and run what the paper's tables and figures need")
-    p.add_argument("--profile", default="mini", choices=sorted(DATASETS), help="budget: smoke | mini | paper (default: mini)")
+    p.add_argument("--profile", default="mini", choices=sorted(DATASETS), help="budget: smoke | mini | gpu | paper (default: mini)")
     p.add_argument("--targets", default="table1", help=f"comma list: {', '.join(TARGETS)}")
     p.add_argument("--archs", help="comma list restricting the models (default: all at paper, a few at mini/smoke)")
     p.add_argument("--datasets", help="comma list restricting the datasets, by the paper's names: cifar10, cifar100, "

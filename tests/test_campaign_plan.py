@@ -480,3 +480,31 @@ def test_costs_come_from_finished_runs_of_the_device_where_no_benchmark_fits(tmp
                      "--dry-run", "--cost-device", "Test CPU (1 threads)"]) == 0
     out = capsys.readouterr().out
     assert "else its finished runs" in out and re.search(r"todo  search   mini-cifar10-mini-racl-s1 +0\.5 runs ", out)
+
+
+def test_the_gpu_profile_runs_the_papers_networks_on_the_mini_images(tmp_path):
+    """``gpu`` (issue #13's larger budget): the paper's supernet, network, recipe and attacks on
+    the real mini images; every target plans with it, and it ranks between mini and paper."""
+    from racl.profiles import DATASETS, get_profile
+
+    s, t, e = get_profile("gpu"), get_profile("gpu", kind="train"), get_eval_profile("gpu")
+    paper_s, paper_t, paper_e = get_profile("paper"), get_profile("paper", kind="train"), get_eval_profile("paper")
+    assert s.dataset == t.dataset == "cifar10-mini" and DATASETS["gpu"]["cifar100"] == "cifar100-mini"
+    assert (s.layers, s.init_channels, s.partial_channels, s.batch_size) == (8, 16, 4, 128)
+    assert s.epochs < paper_s.epochs and s.arch_warmup_epochs < s.epochs and s.arch_lr > paper_s.arch_lr and s.rho > paper_s.rho
+    # exact reformulations of the paper's second derivatives, not fast paths that change the search
+    assert (s.depthwise_backward, s.batchnorm_backward, s.grad_norm_grad, s.arch_update) == (
+        "explicit", "explicit", "exact", "alternating")
+    assert (t.layers, t.init_channels, t.method, t.attack_steps, t.step_size, t.batch_size, t.beta) == (
+        paper_t.layers, paper_t.init_channels, "mart", 10, paper_t.step_size, 128, 6.0)
+    assert t.epochs < paper_t.epochs and t.val_images > 0
+    assert (e.attacks, e.cw_steps, e.autoattack_version) == (paper_e.attacks, paper_e.cw_steps, "standard")
+    assert e.n >= 1017 and e.n_slow >= STABILITY_EVAL["n_slow"]
+    assert report.PROFILE_RANK["mini"] < report.PROFILE_RANK["gpu"] < report.PROFILE_RANK["paper"]
+    jobs = plan("gpu", ["table4", "table7", "table8", "fig5"], None, None, "mart", tmp_path)
+    trains = {j.spec["arch"] for j in jobs if j.kind == "train" and "screen" not in j.name}
+    assert {"RACL", "DARTS_V2", "PC_DARTS", "resnet110"} <= trains
+    assert all(j.name.startswith("gpu-cifar10-mini-") for j in jobs)
+    evals = [j for j in jobs if j.kind == "eval"]
+    assert evals and all(job_config(j, "gpu").n == e.n for j in evals)  # more than Table 7's minimum
+    assert len([j for j in jobs if j.kind == "search"]) == len(ABLATIONS) + 2  # Table 8's five, Fig. 5's seeds 1, 2
