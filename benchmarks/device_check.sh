@@ -8,26 +8,29 @@
 #
 # then run it there with carry [".whl", "data/mini/cifar10-mini.npz"] and timeout_s 600:
 #
-#   BUDGET=570 bash benchmarks/device_check.sh       # steps 1-3, as far as 570 s go
-#   BUDGET=570 STEPS="train compile" bash benchmarks/device_check.sh   # steps 4-5, a later call
-#   BUDGET=570 STEPS=bf16search bash benchmarks/device_check.sh        # step 6, another
+#   BUDGET=570 bash benchmarks/device_check.sh       # steps epoch, switches, compile, as far as 570 s go
+#   BUDGET=570 STEPS=bf16search bash benchmarks/device_check.sh        # a call of its own
+#   BUDGET=570 STEPS="bf16 train" bash benchmarks/device_check.sh      # measured already (20261204)
 #
 # (one device call runs at most 10 minutes; STEPS names the steps a call runs, BUDGET caps them
 # all: each step's limit is cut to what is left.) Each step writes its record under $OUT as
 # soon as it ends, and bench.py after each piece (so a step cut short keeps what it measured).
-# What the first H200 session found (data/runs/bench/gpu-h200-20261204-*.json) set the order:
-# RACL's exact search step took 12.6 s there against PC-DARTS' 0.72 s, nearly all of it the
-# double back-propagation, so every step that runs it is kept to two timed iterations.
-#   1. epoch: one search epoch at the paper's sizes (8 cells, C = 16, batch 128): PC-DARTS, RACL
-#      exact, RACL exact with the explicit depthwise second derivative (racl_dw) and with the
-#      explicit depthwise and batch-norm second derivatives (racl_explicit), the fast paths
-#      without and with the batched power iteration (racl_fast_batched);
-#   2. bf16: fp32 against bf16 on a mini retraining (clean and PGD-20 accuracy);
-#   3. switches: the search epoch of the cheaper modes under every speed switch;
+# What the H200 sessions found (data/runs/bench/gpu-h200-20261204*.json) set the default call:
+# the exact search step 12.6-12.8 s against PC-DARTS' 0.72-1.16 s (two processes on one
+# machine timed PC-DARTS that far apart: bench.py now times it again after the other modes),
+# the explicit second derivatives 7.3 s, the fast paths 2.3 s and with the batched power
+# iteration 1.97 s; the bf16 retraining check and the paper-size retraining step are measured;
+# the switches step spent its whole limit on the Lanczos mode (20 s a step) and the compile
+# step its whole 171 s compiling. So:
+#   1. epoch: one search epoch at the paper's sizes (8 cells, C = 16, batch 128): PC-DARTS
+#      (timed first and last), the explicit second derivatives (racl_explicit), the fast paths
+#      without and with the batched power iteration: the ratios under the bracketed reference;
+#   2. bf16: fp32 against bf16 on a mini retraining (clean and PGD-20 accuracy): measured;
+#   3. switches: the search epoch of PC-DARTS and the fastest RACL mode under every switch;
 #   4. train: the paper's retraining step (20 cells, C = 36, PGD-10, batch 128) under every
-#      switch, with ResNet-18 and Table 4's ResNet-110, and the search's pieces (measured once
-#      already: gpu-h200-20261204-train.json);
-#   5. compile: that retraining step under torch.compile (default; reduce-overhead adds CUDA graphs);
+#      switch, with ResNet-18 and Table 4's ResNet-110, and the search's pieces: measured;
+#   5. compile: that retraining step under torch.compile with CUDA graphs (reduce-overhead:
+#      what removes launches), its compile time apart, against the same step eager;
 #   6. bf16search: fp32 against bf16 on the mini search (the searched cell), with the explicit
 #      second derivatives: two exact searches, minutes each on the H200 (its exact step is
 #      launch-bound), so a call of its own: STEPS=bf16search.
@@ -52,7 +55,7 @@ stamp=$(date -u +%Y%m%d)
 gpu=$( { nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || echo cpu; } | head -1 | tr ' ' '-' | tr -cd 'A-Za-z0-9._-')
 { date -u; nvidia-smi 2>/dev/null | head -15; $PY -c 'import torch; print("torch", torch.__version__, torch.cuda.is_available())'; } >>"$LOG" 2>&1
 
-STEPS=${STEPS:-epoch bf16 switches}
+STEPS=${STEPS:-epoch switches compile}
 # BUDGET=S: the whole call's seconds (0: none). A step's limit is cut to what is left of it, and a
 # step that would get under 30 s is skipped, so that one device call runs every step it can
 # inside its limit (the device tool stops a call at 10 minutes) and a late step uses what the
@@ -75,12 +78,12 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit of SECONDS x STEP_SCA
 
 EPOCH="--part epoch --epoch-sizes paper --epoch-steps 2 --epoch-warmup 0"
 # 1. #12: one search epoch at the paper's sizes, exact against the fast paths and PC-DARTS
-step epoch 240 $PY benchmarks/bench.py $EPOCH --epoch-modes pcdarts,racl,racl_dw,racl_explicit,racl_fast,racl_fast_batched --variant baseline \
+step epoch 180 $PY benchmarks/bench.py $EPOCH --epoch-modes pcdarts,racl_explicit,racl_fast,racl_fast_batched --variant baseline \
     --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-epoch.json"
 # 2. #12: does bf16 change the robust accuracy of a short retraining?
 step bf16 200 $PY benchmarks/bf16_check.py --device "$DEVICE" --n 1000 --part train --out "$OUT/bf16-$gpu-$stamp.json"
 # 3. #12: the search epoch under every speed switch (the modes that do not take minutes)
-step switches 150 $PY benchmarks/bench.py $EPOCH --epoch-switches --epoch-modes pcdarts,racl_fast,racl_lanczos \
+step switches 150 $PY benchmarks/bench.py $EPOCH --epoch-switches --epoch-modes pcdarts,racl_fast_batched \
     --variant baseline,channels_last,bf16,auto --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-switches.json"
 # 4. #12: the paper's retraining step and the search's pieces; #13: ResNet-18 and Table 4's
 #    ResNet-110 source beside it (the dry run's cost of Table 4)
@@ -89,7 +92,7 @@ step train 120 $PY benchmarks/bench.py --part train,search --profile paper --dat
     --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-train.json"
 # 5. #12: the retraining step under torch.compile, with the auto switches, its compile time
 #    apart, against the same step eager
-step compile 170 $PY benchmarks/bench.py --part train --variant auto --compile default,reduce-overhead --train-batch 128 \
+step compile 240 $PY benchmarks/bench.py --part train --variant auto --compile reduce-overhead --train-batch 128 \
     --cells 20 --channels 36 --pgd-steps 10 --device "$DEVICE" --json "$OUT/bench-$gpu-$stamp-compile.json"
 # 6. #12: does bf16 change the searched cell? (the exact search twice: a call of its own)
 step bf16search 560 $PY benchmarks/bf16_check.py --device "$DEVICE" --part search \

@@ -121,24 +121,26 @@ def test_device_check_script_runs_its_six_steps(tmp_path):
     assert [c.split()[0] for c in calls] == ["benchmarks/bench.py", "benchmarks/bf16_check.py", "benchmarks/bench.py",
                                                "benchmarks/bench.py", "benchmarks/bench.py", "benchmarks/bf16_check.py"]
     assert all("--device cpu" in c and str(out) in c for c in calls)
-    assert "racl_dw" in calls[0] and "racl_explicit" in calls[0] and "racl_fast,racl_fast_batched" in calls[0]
+    assert "pcdarts,racl_explicit,racl_fast,racl_fast_batched" in calls[0]
     assert "--epoch-switches" not in calls[0]
     assert "--part train " in calls[1] and "search" not in calls[1]  # the retraining: it fits the default call
-    assert "--epoch-switches" in calls[2] and "racl_lanczos" in calls[2]
+    assert "--epoch-switches" in calls[2] and "pcdarts,racl_fast_batched " in calls[2] and "lanczos" not in calls[2]
     assert "--dataset cifar10-mini" in calls[3]  # the paper profile's full CIFAR-10 is not on a device machine
-    assert "--compile default,reduce-overhead" in calls[4]
+    assert "--compile reduce-overhead " in calls[4]
     assert "--part search" in calls[5] and "depthwise_backward=explicit" in calls[5]
     assert "batchnorm_backward=explicit" in calls[5]
     log = (out / "device_check.log").read_text()
     assert [line.split(":")[0] for line in log.splitlines() if line.startswith("== ") and "exit" in line] == [
         "== epoch", "== bf16", "== switches", "== train", "== compile", "== bf16search"]
     assert "exit 0" in log
-    # the default call runs steps 1-3; STEPS=compile runs that step alone
+    # the default call runs epoch, switches and compile; STEPS=compile runs that step alone
     for steps, n in ((None, 3), ("compile", 1)):
         (out / "calls").unlink()
         res = run_device_check({k: v for k, v in {**env, "STEPS": steps}.items() if v is not None})
         calls = [c for c in (out / "calls").read_text().splitlines() if not c.startswith("-c")]
         assert res.returncode == 0 and len(calls) == n and ("--compile" in calls[0]) == (steps == "compile")
+        if steps is None:
+            assert [c.split()[0] for c in calls] == ["benchmarks/bench.py"] * 3 and "--compile" in calls[2]
 
 
 def test_device_check_budget_cuts_the_steps_to_what_is_left(tmp_path):
