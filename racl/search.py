@@ -342,8 +342,7 @@ class RACLSearch:
             total, ce, gn, logits = self.loss(x, y, make_arch())
             return total, ce, gn, logits, torch.autograd.grad(total, params, allow_unused=True)
         ce, gn, logits, g_ce, g_gn = self.grad_norm_fd(x, y, make_arch, params, cfg.grad_norm_fd_h)
-        grads = [a if b is None else (b * gamma if a is None else a + gamma * b) for a, b in zip(g_ce, g_gn)]
-        return ce + gamma * gn, ce, gn, logits, grads
+        return ce + gamma * gn, ce, gn, logits, add_scaled(g_ce, g_gn, gamma)
 
     def grad_norm_fd(self, x, y, make_arch: Callable, params: list, h: float):
         """The pieces of the finite-difference path of :meth:`loss_grads`: (ce, gn, logits,
@@ -359,13 +358,7 @@ class RACLSearch:
         with frozen_bn_statistics(self.model):  # batch statistics, running ones left alone
             logits1 = self.forward((x0.detach() + h * d).detach(), make_arch())
             g1 = torch.autograd.grad(F.cross_entropy(logits1, y, reduction="sum"), params, allow_unused=True)
-        g_ce, g_gn = [], []
-        for a, b in zip(g0, g1):
-            g_ce.append(None if a is None else a / n)
-            if a is None and b is None:
-                g_gn.append(None)
-            else:
-                g_gn.append((b if a is None else (b - a if b is not None else -a)) / (h * n))
+        g_ce, g_gn = fd_gradients(g0, g1, n, h)
         return ce_i.detach().mean(), norms.detach().mean(), logits.detach(), g_ce, g_gn
 
     def _train_step_fast(self, epoch: int, step: int, xw, yw, xa, ya) -> StepStats:
@@ -566,6 +559,43 @@ class RACLSearch:
             self.prov = finish_provenance(self.run.account(self.prov), self.prov["wall_time_s"])
             write_json(self.run.path / "provenance.json", self.prov)
         return result
+
+
+def _paired(a: list, b: list) -> list[int]:
+    return [i for i, (u, v) in enumerate(zip(a, b)) if u is not None and v is not None]
+
+
+def fd_gradients(g0: list, g1: list, n: int, h: float) -> tuple[list, list]:
+    """The finite difference's two gradients from the per-parameter gradients g0 = grad S(x)
+    and g1 = grad S(x + h D) (either may be None for a parameter that does not reach the
+    loss): grad ce = g0 / n and grad gn = (g1 - g0) / (h n). Each operation runs once over all
+    the parameters that have both (``torch._foreach_*``: a few multi-tensor kernels on a GPU
+    instead of one per parameter tensor, hundreds per step), and each element's arithmetic is
+    the per-tensor one, bit for bit (tests/test_fastpaths.py)."""
+    g_ce, g_gn = [None] * len(g0), [None] * len(g0)
+    both = _paired(g0, g1)
+    if both:
+        a, b = [g0[i] for i in both], [g1[i] for i in both]
+        for i, u, v in zip(both, torch._foreach_div(a, n), torch._foreach_div(torch._foreach_sub(b, a), h * n)):
+            g_ce[i], g_gn[i] = u, v
+    for i, (a, b) in enumerate(zip(g0, g1)):
+        if a is None or b is None:
+            g_ce[i] = None if a is None else a / n
+            g_gn[i] = None if a is None and b is None else (b if a is None else -a) / (h * n)
+    return g_ce, g_gn
+
+
+def add_scaled(a: list, b: list, gamma: float) -> list:
+    """a + gamma * b per parameter (None: that term is absent), multi-tensor as
+    :func:`fd_gradients`; the same two roundings (the product, then the sum) as the per-tensor
+    expression."""
+    out = [u if v is None else (v * gamma if u is None else None) for u, v in zip(a, b)]
+    both = _paired(a, b)
+    if both:
+        sums = torch._foreach_add([a[i] for i in both], torch._foreach_mul([b[i] for i in both], gamma))
+        for i, t in zip(both, sums):
+            out[i] = t
+    return out
 
 
 class frozen_bn_statistics:

@@ -221,6 +221,48 @@ def test_finite_difference_search_step_runs_and_counts_the_term():
 
 
 # ---------------------------------------------------------------------------- power iteration
+def test_finite_difference_gradients_are_combined_per_tensor_bit_for_bit():
+    """fd_gradients and add_scaled take each step over all parameters at once (torch._foreach_*:
+    a few kernels on a GPU, not one per tensor); each element is the per-tensor expression's,
+    bit for bit, parameters without a gradient in either pass included; and a pass's operators
+    drop by at least one per parameter tensor."""
+    from racl import speed
+    from racl.search import add_scaled, fd_gradients
+
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(3, 4, 3, 3), (7,), (2, 5), (1,), (6, 1, 5, 5)]
+    g0 = [torch.randn(s, generator=gen) for s in shapes] + [None, torch.randn(3, generator=gen), None]
+    g1 = [torch.randn(s, generator=gen) for s in shapes] + [torch.randn(4, generator=gen), None, None]
+    n, h, gamma = 7, 0.1, 0.3
+    g_ce, g_gn = fd_gradients(g0, g1, n, h)
+    for a, b, c, g in zip(g0, g1, g_ce, g_gn):
+        want_ce = None if a is None else a / n
+        want_gn = None if a is None and b is None else (b if a is None else (b - a if b is not None else -a)) / (h * n)
+        for got, want in ((c, want_ce), (g, want_gn)):
+            assert (got is None) == (want is None) and (got is None or torch.equal(got, want))
+    for got, a, b in zip(add_scaled(g_ce, g_gn, gamma), g_ce, g_gn):
+        want = a if b is None else (b * gamma if a is None else a + gamma * b)
+        assert (got is None) == (want is None) and (got is None or torch.equal(got, want))
+    assert add_scaled([], [], gamma) == [] and fd_gradients([], [], n, h) == ([], [])
+
+    # in a search step: the combination is two foreach calls per pass, not one operator per tensor
+    cfg = get_profile("smoke", {"device": "cpu", "grad_norm_grad": "finite_difference", "arch_warmup_epochs": 0})
+    torch.manual_seed(0)
+    s = RACLSearch(cfg, None, progress=False)
+    (_, x, y), = [b for b, _ in zip(s.train_loader.epoch(0), range(1))]
+    w = [p for p in s.model.parameters() if p.requires_grad]
+    arch = s.arch_weights(None).detach()
+    counted = speed.operator_count(lambda: s.loss_grads(x, y, lambda: arch, w))["ops"]
+
+    def loop_version(x, y):  # the same pass with the per-tensor combination
+        ce, gn, logits, g_ce, g_gn = s.grad_norm_fd(x, y, lambda: arch, w, cfg.grad_norm_fd_h)
+        return [a if b is None else (b * cfg.grad_norm_weight if a is None else a + cfg.grad_norm_weight * b)
+                for a, b in zip(g_ce, g_gn)]
+
+    loop = speed.operator_count(lambda: loop_version(x, y))["ops"]
+    assert len(w) > 20 and counted + len(w) - 2 <= loop  # a multiply and an add per tensor, against two in all
+
+
 def test_fused_estimate_lies_between_the_start_and_end_estimates():
     torch.manual_seed(0)
     conv = nn.Conv2d(3, 5, 3, padding=1, bias=False).double()
