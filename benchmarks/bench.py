@@ -580,7 +580,10 @@ def bench_ops(args, dev, variant, peak):
     that a CPU counts the paper's supernet in seconds). On a GPU each computing operator is at
     least one kernel launch, which is what a narrow supernet's step is bound by. (Where the profile
     refreshes the Lipschitz constants every other step, lipschitz_every = 2 at mini, the
-    counted iteration is one without the power iteration.)"""
+    counted iteration is one without the power iteration.) The optimisers run as on a GPU:
+    PyTorch's multi-tensor (foreach) implementation, its default for CUDA parameters, not
+    the per-tensor loop it takes for CPU ones (a step per parameter tensor that a GPU does
+    not launch; the counts before 20261204b include it)."""
     from racl.search import RACLSearch
 
     r = {}
@@ -596,6 +599,10 @@ def bench_ops(args, dev, variant, peak):
             torch.manual_seed(0)
             cfg = get_profile(prof, {**over, **EPOCH_MODES[mode]})
             s = RACLSearch(cfg, None, progress=False)
+            for opt in (s.w_opt, s.mu_opt, s.sigma_opt):  # as a GPU runs them (see the docstring)
+                for group in (opt.param_groups if opt is not None else []):
+                    if not group.get("fused"):
+                        group["foreach"] = True
             it = zip(s.train_loader.epoch(0), s.arch_loader.epoch(0))
             step = (lambda *b: pcdarts_step(s, *b)) if mode == "pcdarts" else (lambda *b: s.train_step(0, 1, *b))
             (_, xw, yw), (_, xa, ya) = next(it)
