@@ -278,9 +278,9 @@ def test_a_missing_gpu_is_one_line(capsys, tmp_path):
 
 
 def test_unknown_profiles_list_the_valid_ones(capsys):
-    one_error(capsys, ["search", "--profile", "nosuch", "--out", "x"], "choose from paper, mini, smoke")
+    one_error(capsys, ["search", "--profile", "nosuch", "--out", "x"], "choose from paper, mini, gpu, smoke")
     rc, err = run_cli(capsys, ["reproduce", "--profile", "nosuch", "--dry-run"])
-    assert rc == 2 and "invalid choice: 'nosuch'" in err[-1] and "'mini', 'paper', 'smoke'" in err[-1]
+    assert rc == 2 and "invalid choice: 'nosuch'" in err[-1] and "'gpu', 'mini', 'paper', 'smoke'" in err[-1]
 
 
 def test_bad_genotype_and_dataset_files_are_named(capsys, tmp_path):
