@@ -207,7 +207,7 @@ def cmd_genotype(args) -> int:
 
 
 def _common(p: argparse.ArgumentParser, kind: str):
-    p.add_argument("--profile", default="smoke", help="smoke | mini | paper (default: smoke)")
+    p.add_argument("--profile", default="smoke", help="smoke | mini | gpu | paper (default: smoke)")
     p.add_argument("--dataset", help="cifar10 | cifar100 | tinyimagenet | cifar10-mini | synthetic | FILE.npz")
     p.add_argument("--data-root", help="folder holding (or receiving) the dataset; default data/downloads")
     p.add_argument("--seed", type=int, help="random seed of every draw (default: the profile's, 0)")

@@ -793,7 +793,7 @@ def add_evaluate_parser(sub):
     p = sub.add_parser("evaluate", help="attack a trained model and write an evaluation record")
     p.add_argument("--checkpoint", required=True, help="a training run directory or its checkpoint.pt")
     p.add_argument("--attacks", default="all", help=f"all, or a comma list of: {', '.join(ALL_ATTACKS)}, autoattack_ta, noise")
-    p.add_argument("--profile", default="smoke", help="smoke | mini | paper (attack budgets and n)")
+    p.add_argument("--profile", default="smoke", help="smoke | mini | gpu | paper (attack budgets and n)")
     p.add_argument("--n", type=int, help="number of test examples")
     p.add_argument("--batch-size", type=int, help="examples per attack batch (the unit a sharded evaluation splits; "
                                                   "CW-L2 and AutoAttack results depend on it)")
