@@ -1748,7 +1748,7 @@ def bench_epoch_table(rec: dict) -> Optional[pd.DataFrame]:
                 if "over_pcdarts" in modes[mode]:
                     row[f"{label} / PC-DARTS"] = f"×{modes[mode]['over_pcdarts']:.2f}"
         if size == "paper":  # issue #12's target: 50 epochs within an hour on an H100
-            for mode in ("racl", "racl_fast"):
+            for mode in ("racl", "racl_explicit", "racl_fast", "racl_fast_batched"):
                 if mode in modes:
                     row[f"{EPOCH_MODE_LABELS[mode]}, 50 epochs (h)"] = f"{50 * modes[mode]['epoch_s'] / 3600:.3g}"
         rows.append(row)
