@@ -494,7 +494,7 @@ def bench_epoch(args, dev, variant, peak):
             torch.manual_seed(0)
             s = RACLSearch(get_profile(prof, {**over, **EPOCH_MODES[mode]}), None, progress=False)
             batches = zip(s.train_loader.epoch(0), s.arch_loader.epoch(0))
-            times = []
+            times, host = [], []
             for i, ((_, xw, yw), (_, xa, ya)) in enumerate(batches):
                 if i >= args.epoch_steps + args.epoch_warmup + 1:
                     break
@@ -504,23 +504,27 @@ def bench_epoch(args, dev, variant, peak):
                     pcdarts_step(s, xw, yw, xa, ya)
                 else:
                     s.train_step(0, i, xw, yw, xa, ya)
+                t1 = time.perf_counter()
                 sync(dev)
                 if i > args.epoch_warmup:
                     times.append(time.perf_counter() - t0)
+                    host.append(t1 - t0)
             if not times:
                 raise SystemExit(f"{size}: too few batches for {args.epoch_steps} timed steps")
-            return statistics.mean(times), times, s, (xw, yw, xa, ya)
+            return statistics.mean(times), times, s, (xw, yw, xa, ya), statistics.mean(host)
 
         modes = args.epoch_modes.split(",")
         for mode in modes:
             if mode not in EPOCH_MODES:
                 raise SystemExit(f"unknown epoch mode {mode!r}; choose from {', '.join(EPOCH_MODES)}")
         for mode in modes:
-            step, times, s, (xw, yw, xa, ya) = timed(mode)
+            step, times, s, (xw, yw, xa, ya), host = timed(mode)
             cfg = s.cfg
             per_epoch = (per_half or len(s.train_loader) * cfg.batch_size) // cfg.batch_size
-            m = {"step_s": step, "step_times_s": times, "steps_per_epoch": per_epoch, "epoch_s": step * per_epoch,
-                 "timed_steps": len(times), "scaled": len(times) < per_epoch}
+            # host_s: until the step's Python returns, before waiting for the device; on a GPU,
+            # host_s close to step_s means the step is bound by the host issuing its kernels
+            m = {"step_s": step, "step_times_s": times, "host_s": host, "steps_per_epoch": per_epoch,
+                 "epoch_s": step * per_epoch, "timed_steps": len(times), "scaled": len(times) < per_epoch}
             if args.epoch_breakdown and mode in ("pcdarts", "racl", "racl_fast", "racl_lanczos", "racl_dw", "racl_bn",
                                                  "racl_explicit", "racl_fast_batched"):
                 b = epoch_breakdown(s, xw, yw, xa, ya, dev, 1, 0, mode)
@@ -532,7 +536,7 @@ def bench_epoch(args, dev, variant, peak):
             # PC-DARTS timed again after the other modes: two processes on one GPU machine have
             # timed its step 0.72 s and 1.16 s (a first process on a freshly started machine),
             # so the ratios take the faster of the two brackets, and the record keeps both
-            after, times_after, _, _ = timed("pcdarts")
+            after, times_after, _, _, _ = timed("pcdarts")
             base["step_after_s"], base["step_times_after_s"] = after, times_after
             base["reference_step_s"] = min(base["step_s"], after)
         for mode, m in res.items():
@@ -561,6 +565,8 @@ def print_epochs(res: dict) -> None:
         if "step_after_s" in pc:
             print(f"    PC-DARTS step timed first {pc['step_s']:.3f}s, again last {pc['step_after_s']:.3f}s: "
                   f"the ratios take {pc['reference_step_s']:.3f}s")
+        if all("host_s" in by_mode[m] for m in modes):
+            print(row(lambda m: f"{m['host_s'] / m['step_s']:>19.2f}") + "   host share of the step (1: bound by issuing kernels)")
         for piece in ("forward_s", "backward_s", "power_iteration_s", "propagation_s", "optimiser_s", "other_s"):
             if any(piece in by_mode[m].get("breakdown", {}) for m in modes):
                 print(row(lambda m: f"{by_mode_piece(m, piece):>19s}") + f"   step: {piece[:-2]}")

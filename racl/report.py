@@ -1855,13 +1855,16 @@ def bench_ops_saving(rec: dict, size: str, base: str, mode: str) -> Optional[flo
 def bench_epoch_breakdown(rec: dict) -> Optional[pd.DataFrame]:
     """Where one iteration of each mode's search epoch goes (seconds): the forward passes,
     the back-propagation (RACL's exact path: the double back-propagation), the power
-    iteration, the log-normal propagation, the optimisers and the rest. None without that part."""
+    iteration, the log-normal propagation, the optimisers and the rest; and, where the record
+    has it, the host's time (until the step's Python returned, before waiting for the device:
+    on a GPU, close to the step's when issuing the kernels bounds it). None without that part."""
     rows = []
     for variant, size, modes in _bench_sizes(rec, "epoch"):
         for mode, label in EPOCH_MODE_LABELS.items():
             b = (modes.get(mode) or {}).get("breakdown")
             if b:
-                rows.append({"variant": variant, "size": size, "mode": label, "step (s)": modes[mode]["step_s"],
+                host = {"host (s)": modes[mode]["host_s"]} if "host_s" in modes[mode] else {}
+                rows.append({"variant": variant, "size": size, "mode": label, "step (s)": modes[mode]["step_s"], **host,
                              **{k.removesuffix("_s").replace("_", " ") + " (s)": v for k, v in b.items()}})
     return pd.DataFrame(rows).set_index(["variant", "size", "mode"]).round(3) if rows else None
 

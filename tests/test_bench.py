@@ -45,7 +45,8 @@ def test_benchmark_runs_every_part_against_its_baseline(tmp_path):
     pc = epoch["pcdarts"]
     assert len(pc["step_times_after_s"]) == 1 and pc["reference_step_s"] == min(pc["step_s"], pc["step_after_s"])
     assert epoch["racl"]["over_pcdarts"] == pytest.approx(epoch["racl"]["step_s"] / pc["reference_step_s"])
-    assert "PC-DARTS step timed first" in res.stdout
+    assert "PC-DARTS step timed first" in res.stdout and "host share of the step" in res.stdout
+    assert all(0 < epoch[m]["host_s"] <= epoch[m]["step_s"] * 1.001 for m in ("pcdarts", "racl", "racl_fast"))
     assert epoch["racl"]["breakdown"]["power_iteration_s"] > 0 and "power_iteration_s" not in epoch["pcdarts"]["breakdown"]
 
 
