@@ -12,7 +12,7 @@ BOOK_MD := $(wildcard book/*.md)
 # (Not under _static: jupyter-book would add every .js file there to every page.)
 MATHJAX := _mathjax/mathjax/tex-mml-chtml.js
 
-.PHONY: setup system-deps book test test-unit-heavy test-unit-rest test-nbval test-other-cpu notebooks notebooks-committed clean
+.PHONY: setup system-deps device-packages book test test-unit-heavy test-unit-rest test-nbval test-other-cpu notebooks notebooks-committed clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -95,3 +95,14 @@ notebooks-committed: setup
 
 clean:
 	rm -rf _build
+
+# What a lent GPU machine lacks, for the device tool's `carry` (.whl is ignored; README, "On a
+# lent GPU"): torchattacks' wheel, and pyautoattack's code alone (its wheel holds a 44 MB example
+# model, too large to travel beside the tree). benchmarks/device_check.sh installs the one and
+# puts the other on PYTHONPATH.
+device-packages: setup
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux2014_x86_64 -d .whl torchattacks==3.5.1
+	rm -rf .whl/site && $(BIN)/python -m pip install -q --no-deps --no-compile --target .whl/site pyautoattack==0.2.0
+	rm -rf .whl/site/pyautoattack/examples
+	du -sh .whl

@@ -2,8 +2,7 @@
 # The GPU checks of issues #12 and #13 as one prepared command, for a session that is lent a
 # GPU (the device tool; 15 minutes of device time, the machine's start included). Here, once:
 #
-#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#       --platform manylinux2014_x86_64 -d .whl torchattacks==3.5.1      # .whl/ is ignored
+#   make device-packages      # .whl/ (ignored): torchattacks' wheel and pyautoattack's code (0.2 MB)
 #   cp ../shared/data/cifar10-mini.npz data/mini/                        # or make sure it is there
 #
 # then run it there with carry [".whl", "data/mini/cifar10-mini.npz"] and timeout_s 600:
@@ -49,6 +48,8 @@ if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
+# pure-Python packages carried as code (`make device-packages`: pyautoattack without its example model)
+[ -d .whl/site ] && export PYTHONPATH="$PYTHONPATH:$PWD/.whl/site"
 PY=${PYTHON:-python3}
 LOG="$OUT/device_check.log"
 stamp=$(date -u +%Y%m%d)

@@ -156,3 +156,20 @@ def test_device_check_budget_cuts_the_steps_to_what_is_left(tmp_path):
     # the first step gets at most the 34 s budget (not its own 200 s); later steps what is left
     assert limits and limits[0] <= 34 and all(b < a for a, b in zip(limits, limits[1:]))
     assert "skipped" in log and "of the budget left" in log
+
+
+def test_device_check_puts_carried_package_code_on_the_path(tmp_path):
+    """`make device-packages` leaves pyautoattack's code (its wheel is too large to carry) in
+    .whl/site; device_check.sh puts that folder on PYTHONPATH for every step."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    (repo / "benchmarks").mkdir(parents=True)
+    shutil.copy(REPO / "benchmarks" / "device_check.sh", repo / "benchmarks")
+    (repo / ".whl" / "site").mkdir(parents=True)
+    env = device_check_env(tmp_path, 'echo "PYTHONPATH=$PYTHONPATH" >> "$OUT/calls"\n', STEPS="epoch")
+    res = subprocess.run(["bash", str(repo / "benchmarks" / "device_check.sh"), "--device", "cpu"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    paths = [line for line in (tmp_path / "out" / "calls").read_text().splitlines() if line.startswith("PYTHONPATH=")]
+    assert paths and all(f"{repo}/.whl/site" in p.split("=", 1)[1].split(":") for p in paths)
