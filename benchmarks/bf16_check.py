@@ -33,6 +33,7 @@ import torch  # noqa: E402
 from racl.evaluation import evaluate_run, standard_error  # noqa: E402
 from racl.profiles import get_eval_profile, get_profile  # noqa: E402
 from racl.records import code_version, hardware, resolve_device, write_json  # noqa: E402
+from racl.report import BF16_CHECK  # noqa: E402
 from racl.search import compare_fast_search  # noqa: E402
 from racl.training import AdversarialTrainer  # noqa: E402
 
@@ -54,7 +55,7 @@ def main():
     dev = resolve_device(args.device)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="racl-bf16-"))
     now = dt.datetime.now(dt.timezone.utc)
-    rec = {"kind": "bf16-check", "device": hardware(dev), "torch": torch.__version__, "code": code_version(),
+    rec = {"kind": BF16_CHECK, "device": hardware(dev), "torch": torch.__version__, "code": code_version(),
            "date": now.date().isoformat(), "datetime": now.isoformat(timespec="seconds"), "seed": args.seed}
     parts = [p.strip() for p in args.part.split(",") if p.strip()]
     if set(parts) - {"search", "train"}:

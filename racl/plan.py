@@ -86,7 +86,7 @@ from .profiles import (ABLATIONS, DATASETS, DEFAULT_SEEDS, RANDOM_SEARCH, RANDOM
                        ablation_config, default_method, get_eval_profile, get_profile, screen_overrides, slug, stability_eval, to_dict)
 from .random_search import CRITERION, genotype_seeds, random_genotype
 from .records import read_json
-from .report import RUNS, TABLE4_SOURCE, hardware_label, paper, runnable
+from .report import BF16_CHECK, RUNS, TABLE4_SOURCE, hardware_label, paper, runnable
 
 #: which of each table's models a budget trains by default (all of them at paper)
 DEFAULT_ARCHS = {"gpu": ["RACL", "DARTS_V2", "PC_DARTS"], "mini": ["RACL", "DARTS_V2", "PC_DARTS"],
@@ -351,7 +351,7 @@ def bench_for(device: str, runs: Optional[Path] = None) -> list[dict]:
     writes it: the GPU's name, or 'CPU model (N threads)'), newest first."""
     folder = Path(runs if runs is not None else RUNS) / "bench"
     recs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    recs = [r for r in recs if hardware_label(r.get("device", {})) == device and r.get("kind") != "bf16-check"]
+    recs = [r for r in recs if hardware_label(r.get("device", {})) == device and r.get("kind") != BF16_CHECK]
     return sorted(recs, key=lambda r: r.get("datetime") or r.get("date", ""), reverse=True)
 
 

@@ -1688,18 +1688,23 @@ def ablation_configs(profiles=("mini", "paper")) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------- speed (benchmarks/bench.py)
+#: the ``kind`` of a bf16 check's record (benchmarks/bf16_check.py), kept beside the benchmark
+#: records in data/runs/bench but not one of them
+BF16_CHECK = "bf16-check"
+
+
 def _newest_first(recs: list[dict]) -> list[dict]:
     return sorted(recs, key=lambda r: (r.get("datetime") or r.get("date", ""), r["_file"]), reverse=True)
 
 
 def bench_records() -> list[dict]:
     """The committed benchmark results (``benchmarks/bench.py``), newest first."""
-    return _newest_first([r for r in json_records("bench") if r.get("kind") != "bf16-check"])
+    return _newest_first([r for r in json_records("bench") if r.get("kind") != BF16_CHECK])
 
 
 def bf16_records() -> list[dict]:
     """The committed bf16 checks (``benchmarks/bf16_check.py``), newest first."""
-    return _newest_first([r for r in json_records("bench") if r.get("kind") == "bf16-check"])
+    return _newest_first([r for r in json_records("bench") if r.get("kind") == BF16_CHECK])
 
 
 def bench_newest(table) -> list[dict]:
