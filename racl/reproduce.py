@@ -27,6 +27,11 @@ campaign wherever it stopped. Three executors:
   The Slurm ids go to ``<log-dir>/slurm-jobs.json``; submitting again skips the jobs whose
   record is written and the jobs still queued or running there.
 
+``--kinds train`` (the sequential executor) runs only the jobs of those kinds, and
+``--time-budget SECONDS`` only those whose estimated time fits what is left of it
+(:func:`run_sequential`): how a GPU lent for a few minutes turns out whole retrainings
+(``benchmarks/device_campaign.sh``).
+
 ``--dry-run`` prints the plan with each job's estimated GPU-hours on a device from the
 committed benchmark records (:func:`racl.plan.cost_table`; "unknown" where no record of
 that device timed the job's computation) and the total per table, and runs nothing.
@@ -55,7 +60,7 @@ from . import distributed
 from .attacks import make_attack
 from .data import load_dataset
 from .evaluation import evaluate_run, transfer_matrix
-from .plan import (DEFAULT_ARCHS, FILE_KINDS, RESOURCES, TARGETS, Job, cost_table, estimate, format_hours, job_config,
+from .plan import (DEFAULT_ARCHS, FILE_KINDS, KINDS, RESOURCES, TARGETS, Job, cost_table, estimate, format_hours, job_config,
                    plan, time_limit_min)
 from .profiles import ABLATIONS, DATASETS, DEFAULT_SEEDS, ablation_config, slug
 from .random_search import random_genotype, select_run
@@ -175,14 +180,59 @@ def _check_needs(jobs: list[Job]) -> None:
 
 
 def run_sequential(jobs: list[Job], profile: str, data_root=None, device="auto", overrides: Optional[dict] = None,
-                   progress: bool = True, log=print) -> None:
+                   progress: bool = True, log=print, kinds: Optional[list[str]] = None,
+                   time_budget_s: Optional[float] = None, cost_device: Optional[str] = None) -> dict:
     """Every job not done, one after the other, in this process (in the plan's order, which
-    puts every job after the jobs it needs)."""
+    puts every job after the jobs it needs). Returns {job key: "done" | "ran" | why it did
+    not run}.
+
+    ``kinds`` (e.g. ``["train"]``) runs only the jobs of those kinds. ``time_budget_s`` runs
+    only what fits that many seconds: a job whose estimated time (:func:`racl.plan.estimate`
+    on ``cost_device``, default this machine's device) exceeds what is left of the budget is
+    not started, nor is any job once the budget is spent; a job whose time no record gives
+    runs (it keeps what it did when stopped: a retraining its last checkpoint, an evaluation
+    its finished attacks). A job whose prerequisite did not run is not started either. This
+    is how a lent GPU of a few minutes turns out whole records (``benchmarks/device_campaign.sh``)."""
     _check_needs(jobs)
+    kinds = list(kinds) if kinds else None
+    for k in kinds or []:
+        if k not in KINDS:
+            raise ValueError(f"unknown job kind {k!r}: use {', '.join(KINDS)}")
+    if time_budget_s is not None and time_budget_s <= 0:
+        raise ValueError(f"the time budget must be positive, got {time_budget_s} s")
+    by_key = {j.key: j for j in jobs}
+    start = time.monotonic()
+    status: dict[str, str] = {}
+    label = None
     for j in jobs:
-        if not j.done():
-            log(f"running {j.kind} {j.name}")
-            run_job(j, profile, data_root, device, progress, overrides)
+        if j.done():
+            status[j.key] = "done"
+            continue
+        if kinds is not None and j.kind not in kinds:
+            status[j.key] = f"not run: kind {j.kind} (--kinds {','.join(kinds)})"
+            continue
+        waiting = [n for n in j.needs if n in by_key and status.get(n) not in ("done", "ran")]
+        if waiting:
+            status[j.key] = f"not run: needs {', '.join(waiting)}"
+            continue
+        if time_budget_s is not None:
+            left = time_budget_s - (time.monotonic() - start)
+            if left <= 0:
+                status[j.key] = "not run: the time budget is spent"
+                continue
+            if label is None:
+                label = cost_device or hardware_label(hardware(resolve_device(device)))
+            hours = estimate(j, profile, label, overrides, by_key)
+            if hours is not None and hours * 3600 > left:
+                status[j.key] = f"not run: estimated {hours * 60:.1f} min on {label}, {left / 60:.1f} min of the budget left"
+                continue
+        log(f"running {j.kind} {j.name}")
+        run_job(j, profile, data_root, device, progress, overrides)
+        status[j.key] = "ran"
+    for k, v in status.items():
+        if v.startswith("not run"):
+            log(f"{k}: {v}")
+    return status
 
 
 def _job_error(e: BaseException) -> str:
@@ -480,6 +530,12 @@ def add_reproduce_parser(sub):
     p.add_argument("--executor", default="sequential", choices=EXECUTORS,
                    help="sequential (in this process, the default) | local (jobs side by side: one per GPU, or "
                         "--workers on the CPU) | slurm (submitted through submitit)")
+    p.add_argument("--kinds", help=f"sequential executor: comma list of the job kinds to run ({', '.join(KINDS)}; "
+                                   "default: all), e.g. train on a lent GPU and eval elsewhere")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="sequential executor: start only the jobs whose estimated time (--dry-run's, on --cost-device) "
+                        "fits what is left of SECONDS; a job no record has timed runs, keeping its checkpoint or "
+                        "finished attacks when stopped")
     p.add_argument("--workers", type=int, help="local executor: jobs at a time (default: one per GPU, or one per two CPU cores)")
     p.add_argument("--threads", type=int, help="local executor on the CPU: threads of each job (default: cores / workers); "
                                                "e.g. --workers 1 --threads 1 leaves the other cores free")
@@ -512,6 +568,9 @@ def add_reproduce_parser(sub):
         if args.gpus_per_job > 1 and args.executor != "slurm":
             raise ValueError("--gpus-per-job applies to --executor slurm; on this machine start one run on several GPUs "
                              "with torchrun (README, On several GPUs)")
+        if (args.kinds or args.time_budget is not None) and args.executor != "sequential":
+            raise ValueError(f"--kinds and --time-budget apply to --executor sequential, not {args.executor}")
+        kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else None
         if args.slurm_max_hours <= 0:
             raise ValueError(f"--slurm-max-hours must be positive, got {args.slurm_max_hours}")
         try:
@@ -535,7 +594,11 @@ def add_reproduce_parser(sub):
         for j in jobs:
             print(f"{'done' if j.done() else 'todo'}  {j.kind:8s} {j.name}{_again(j)}")
         if args.executor == "sequential":
-            run_sequential(jobs, args.profile, args.data_root, args.device)
+            status = run_sequential(jobs, args.profile, args.data_root, args.device, kinds=kinds,
+                                    time_budget_s=args.time_budget, cost_device=args.cost_device)
+            ran = sum(v == "ran" for v in status.values())
+            left = sum(v.startswith("not run") for v in status.values())
+            print(f"ran {ran} job(s); {left} not run" + (" (above)" if left else ""))
         elif args.executor == "local":
             status = run_local(jobs, args.profile, Path(args.log_dir), args.data_root, args.device, args.workers,
                                threads=args.threads)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,7 @@ from .data import Loader, batch_seed, load_dataset, split_indices
 from .networks import build_model, count_parameters
 from .profiles import TRAIN_PROFILES, _check_choice, from_dict, to_dict
 from .records import (CheckpointError, NonFiniteLossError, RunDir, check_finite, finish_provenance, load_checkpoint,
-                      progress, provenance, resolve_device, save_checkpoint, write_json)
+                      progress, provenance, read_json, resolve_device, save_checkpoint, write_json)
 
 
 from .profiles import TrainConfig  # noqa: E402,F401 - plain data, defined with its profiles in racl.profiles
@@ -255,7 +256,12 @@ class AdversarialTrainer:
             self.model.load_state_dict(s["model"])
         except RuntimeError as e:
             raise CheckpointError(f"checkpoint weights do not fit architecture {self.cfg.arch!r}: {e}") from e
-        self.opt.load_state_dict(s["opt"])
+        if "opt" in s:
+            self.opt.load_state_dict(s["opt"])
+        elif s["epoch"] < self.cfg.epochs:  # weights only (export_weights): nothing to go on from
+            raise CheckpointError(f"the checkpoint holds the weights only (exported for evaluation elsewhere), at epoch "
+                                  f"{s['epoch']} of {self.cfg.epochs}: a training cannot resume from it; "
+                                  f"resume from the full checkpoint or delete the run folder to start over")
         self.epoch, self.step = s["epoch"], s["step"]
         self.history, self._acc = list(s["history"]), dict(s["acc"])
 
@@ -394,6 +400,32 @@ class AdversarialTrainer:
         save_checkpoint(self.run.checkpoint, self.state_dict())
         self.run.account(self.prov)
         write_json(self.run.path / "provenance.json", self.prov)
+
+
+#: a finished run's files that go with its weights (the checkpoint is written afresh)
+RUN_FILES = ("config.json", "metrics.jsonl", "provenance.json")
+
+
+def export_weights(run: str | Path, dest: str | Path) -> Path:
+    """Copy a *finished* training run to ``dest`` with a checkpoint that holds the weights and
+    everything :func:`load_trained` reads, but not the optimizer's state (about half of a
+    checkpoint trained with momentum): what travels from a lent GPU to be evaluated elsewhere,
+    or is committed. An unfinished run is refused (it could not resume from the copy).
+    Returns ``dest``."""
+    src, dest = Path(run), Path(dest)
+    prov = src / "provenance.json"
+    if not (prov.exists() and "finished" in read_json(prov)):
+        raise CheckpointError(f"{src} is not a finished training run (its provenance says it has not finished); "
+                              f"only a finished run's weights are exported")
+    state = load_checkpoint(src / "checkpoint.pt", "cpu", kind="racl-train")
+    if dest.resolve() == src.resolve():
+        raise ValueError(f"export_weights: the destination is the run itself ({src})")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in RUN_FILES:
+        if (src / name).exists():
+            shutil.copy2(src / name, dest / name)
+    save_checkpoint(dest / "checkpoint.pt", {k: v for k, v in state.items() if k not in ("opt", "acc")} | {"acc": {}})
+    return dest
 
 
 def load_trained(path: str | Path, device="cpu") -> tuple[nn.Module, dict]:

@@ -1,0 +1,187 @@
+"""A campaign in the few minutes of a lent GPU (issue 13, item 5): ``reproduce --kinds
+--time-budget`` runs only the jobs of those kinds whose estimated time fits; a finished
+retraining travels back with its weights alone (``racl.training.export_weights``), which
+evaluate exactly as the full checkpoint does and cannot resume an unfinished training;
+``benchmarks/device_campaign.py`` packs what a call changed into tar files within the device's
+limits and unpacks them here without replacing a finished record or writing outside the
+runs folder; its ``testdata`` keeps a dataset's test images alone. (On the CPU at tiny sizes:
+the shell driver itself was rehearsed with ``PROFILE=smoke DEVICE=cpu``.)"""
+
+import importlib.util
+import io
+import json
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from racl import cli, reproduce
+from racl.plan import plan
+from racl.records import CheckpointError
+from racl.training import AdversarialTrainer, export_weights, load_trained
+
+REPO = Path(__file__).resolve().parent.parent
+OVERRIDES = {"train": dict(epochs=2, max_train_images=96, val_images=0, attack_steps=1, layers=3, init_channels=4,
+                           checkpoint_every=2),
+             "eval": dict(attacks=("fgsm",), n=16, n_slow=16, batch_size=16, sanity=False, sanity_n=8,
+                          sweep_eps=(0.03,), sweep_steps=(1, 2))}
+
+
+def load_driver():
+    spec = importlib.util.spec_from_file_location("device_campaign", REPO / "benchmarks" / "device_campaign.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def jobs(runs: Path):
+    return plan("smoke", ["table7"], ["DARTS_V2"], (0,), "pgd", runs)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One call's worth: the retraining alone (--kinds train), its status, and the time before it."""
+    runs = tmp_path_factory.mktemp("device") / "runs"
+    since = time.time()
+    time.sleep(0.01)
+    status = reproduce.run_sequential(jobs(runs), "smoke", None, "cpu", OVERRIDES, progress=False,
+                                      log=lambda *a: None, kinds=["train"], time_budget_s=600)
+    return runs, status, since
+
+
+def test_kinds_runs_only_those_kinds(trained):
+    runs, status, _ = trained
+    train, ev = jobs(runs)
+    assert status[train.key] == "ran" and train.done()
+    assert status[ev.key].startswith("not run: kind eval") and not ev.path.exists()
+
+
+def test_time_budget_skips_what_does_not_fit(tmp_path, monkeypatch):
+    js = jobs(tmp_path / "runs")
+    monkeypatch.setattr(reproduce, "estimate", lambda *a, **k: 1.0)  # an hour each
+    status = reproduce.run_sequential(js, "smoke", None, "cpu", OVERRIDES, progress=False, log=lambda *a: None,
+                                      time_budget_s=600, cost_device="a GPU")
+    assert status[js[0].key] == "not run: estimated 60.0 min on a GPU, 10.0 min of the budget left"
+    assert status[js[1].key] == f"not run: needs {js[0].key}"
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(ValueError, match="unknown job kind 'trian'"):
+        reproduce.run_sequential(js, "smoke", kinds=["trian"], log=lambda *a: None)
+    with pytest.raises(ValueError, match="time budget must be positive"):
+        reproduce.run_sequential(js, "smoke", time_budget_s=0, log=lambda *a: None)
+
+
+def test_cli_refuses_budget_outside_sequential(capsys):
+    assert cli.main(["reproduce", "--profile", "smoke", "--targets", "table7", "--executor", "local",
+                     "--kinds", "train"]) != 0
+    assert "--kinds and --time-budget apply to --executor sequential" in capsys.readouterr().err
+
+
+def test_weights_only_checkpoint(trained, tmp_path):
+    runs, _, _ = trained
+    run = jobs(runs)[0].path
+    dest = export_weights(run, tmp_path / "w")
+    full = torch.load(run / "checkpoint.pt", weights_only=False)
+    light = torch.load(dest / "checkpoint.pt", weights_only=False)
+    assert "opt" in full and "opt" not in light
+    assert sorted(p.name for p in dest.iterdir()) == ["checkpoint.pt", "config.json", "metrics.jsonl", "provenance.json"]
+    assert (dest / "checkpoint.pt").stat().st_size < (run / "checkpoint.pt").stat().st_size
+    a, meta_a = load_trained(run)
+    b, meta_b = load_trained(dest)
+    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x))  # the same tensors, the same arithmetic
+    assert meta_a["complete"] and meta_b["complete"] and meta_a["history"] == meta_b["history"]
+    # a finished run over weights only: nothing to train, nothing refused
+    cfg = reproduce.job_config(jobs(runs)[0], "smoke", OVERRIDES, "cpu")
+    assert AdversarialTrainer(cfg, dest, progress=False).epoch == cfg.epochs
+    # ... but an unfinished training cannot go on from it
+    state = torch.load(dest / "checkpoint.pt", weights_only=False)
+    state["epoch"] = 1
+    torch.save(state, dest / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="holds the weights only"):
+        AdversarialTrainer(cfg, dest, progress=False)
+    with pytest.raises(CheckpointError, match="not a finished training run"):
+        export_weights(tmp_path / "nothing", tmp_path / "w2")
+
+
+def test_pack_then_unpack_then_evaluate_elsewhere(trained, tmp_path):
+    runs, _, since = trained
+    drv = load_driver()
+    said = []
+    out = tmp_path / "out"
+    files = drv.pack(runs, since, out, log=said.append)
+    assert [f.name for f in files] == ["train-smoke-synthetic-darts-v2-pgd-s0.tar"]
+    with tarfile.open(files[0]) as t:
+        names = sorted(t.getnames())
+    assert names == [f"train/smoke-synthetic-darts-v2-pgd-s0/{n}" for n in
+                     ("checkpoint.pt", "config.json", "metrics.jsonl", "provenance.json")]
+    # nothing changed after a time: nothing packed
+    assert drv.pack(runs, time.time() + 60, tmp_path / "none", log=said.append) == []
+    assert said[-1] == "nothing under the runs folder changed in this call"
+    # here: unpack into another runs folder, evaluate there
+    here = tmp_path / "here"
+    assert drv.unpack(out, here, log=said.append) == ["train/smoke-synthetic-darts-v2-pgd-s0"]
+    train, ev = jobs(here)
+    assert train.done() and not ev.done()
+    t_eval = time.time()
+    time.sleep(0.01)
+    status = reproduce.run_sequential(jobs(here), "smoke", None, "cpu", OVERRIDES, progress=False,
+                                      log=lambda *a: None, kinds=["eval"])
+    assert status == {train.key: "done", ev.key: "ran"} and ev.done()
+    rec = json.loads(ev.path.read_text())
+    assert rec["model"]["checkpoint_sha256"]
+    # the evaluation record packs into records.tar and comes back; a finished record here is kept
+    back = drv.pack(here, t_eval, tmp_path / "out2", log=said.append)
+    assert [f.name for f in back] == ["records.tar"]
+    again = tmp_path / "again"
+    assert drv.unpack(tmp_path / "out2", again, log=said.append) == [f"eval/{ev.path.name}"]
+    assert json.loads((again / "eval" / ev.path.name).read_text()) == rec
+    assert drv.unpack(out, here, log=said.append) == []
+    assert said[-1] == "train/smoke-synthetic-darts-v2-pgd-s0: kept the finished run here; " \
+                       "train-smoke-synthetic-darts-v2-pgd-s0.tar's copy skipped"
+
+
+def test_pack_leaves_behind_what_does_not_fit(trained, tmp_path):
+    runs, _, since = trained
+    said = []
+    assert load_driver().pack(runs, since, tmp_path / "out", max_bytes=1000, log=said.append) == []
+    assert said[0].startswith("train/smoke-synthetic-darts-v2-pgd-s0: left behind (finished, weights only;")
+
+
+def test_unpack_refuses_members_outside_a_record(tmp_path):
+    drv = load_driver()
+    src = tmp_path / "in"
+    src.mkdir()
+    with tarfile.open(src / "bad.tar", "w") as t:
+        data = b"{}"
+        info = tarfile.TarInfo("../../escape.json")
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+    with pytest.raises(ValueError, match="is not a record of a run"):
+        drv.unpack(src, tmp_path / "runs")
+    assert not (tmp_path / "escape.json").exists() and not (tmp_path / "runs").exists()
+    with pytest.raises(FileNotFoundError, match="no .tar files"):
+        drv.unpack(tmp_path / "runs2", tmp_path / "runs")
+
+
+def test_testdata_keeps_the_test_images_alone(tmp_path, monkeypatch):
+    from racl.data import DatasetFormatError, load_dataset
+
+    rng = np.random.default_rng(0)
+    full = {"x_train": rng.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8), "y_train": np.arange(20) % 3,
+            "x_test": rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8), "y_test": np.arange(6) % 3}
+    (tmp_path / "src").mkdir()
+    np.savez(tmp_path / "src" / "toy-mini.npz", **full)
+    monkeypatch.setenv("RACL_DATA", str(tmp_path / "src"))
+    out = load_driver().testdata("toy-mini", tmp_path / "device")
+    monkeypatch.setenv("RACL_DATA", str(tmp_path / "device"))
+    test = load_dataset("toy-mini", "test")
+    assert test.source == str(out) and torch.equal(test.y, torch.as_tensor(full["y_test"]))
+    assert torch.equal(test.x, load_dataset(str(tmp_path / "src" / "toy-mini.npz"), "test").x)
+    with pytest.raises(DatasetFormatError, match="holds no images"):  # a training cannot run on it
+        load_dataset("toy-mini", "train")
+    with pytest.raises(FileNotFoundError, match="nothing-mini.npz not found"):
+        load_driver().testdata("nothing-mini", tmp_path / "device")
