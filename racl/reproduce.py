@@ -61,7 +61,7 @@ from .attacks import make_attack
 from .data import load_dataset
 from .evaluation import evaluate_run, transfer_matrix
 from .plan import (DEFAULT_ARCHS, FILE_KINDS, KINDS, RESOURCES, TARGETS, Job, cost_table, estimate, format_hours, job_config,
-                   plan, time_limit_min)
+                   plan, run_devices, time_limit_min)
 from .profiles import ABLATIONS, DATASETS, DEFAULT_SEEDS, ablation_config, slug
 from .random_search import random_genotype, select_run
 from .records import finish_provenance, hardware, provenance, read_json, resolve_device, write_json
@@ -490,6 +490,10 @@ def print_cost(profile: str, targets: list[str], device: str, archs=None, seeds=
             f" ({format_hours(t['known_gpu_hours'])} known, {t['unknown_jobs']} jobs unknown)"
         extra = extra or (f" ({t['unknown_jobs']} jobs unknown)" if t["gpu_hours"] is None else "")
         print(f"  {t['table']:22s} {t['jobs']:3d} jobs  {format_hours(t['gpu_hours'])}{extra}", file=out)
+    others = [d for d in run_devices(runs) if d != device]
+    if any(r["gpu_hours"] is None for r in rows) and others:
+        print(f"(finished runs of this campaign's records were timed on {'; '.join(others)}: --cost-device NAME "
+              f"costs the jobs on one of them)", file=out)
 
 
 def _again(job: Job) -> str:

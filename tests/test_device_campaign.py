@@ -185,3 +185,16 @@ def test_testdata_keeps_the_test_images_alone(tmp_path, monkeypatch):
         load_dataset("toy-mini", "train")
     with pytest.raises(FileNotFoundError, match="nothing-mini.npz not found"):
         load_driver().testdata("nothing-mini", tmp_path / "device")
+
+
+def test_dry_run_names_the_devices_that_timed_runs(trained):
+    runs, _, _ = trained
+    out = io.StringIO()
+    reproduce.print_cost("smoke", ["table7"], "Some GPU", ["DARTS_V2"], (0,), "pgd", runs=runs, out=out)
+    text = out.getvalue()
+    here = reproduce.run_devices(runs)
+    assert len(here) == 1 and "(" in here[0]  # this CPU, 'model (N threads)'
+    assert f"were timed on {here[0]}: --cost-device NAME" in text
+    out = io.StringIO()
+    reproduce.print_cost("smoke", ["table7"], here[0], ["DARTS_V2"], (0,), "pgd", runs=runs, out=out)
+    assert "--cost-device NAME" not in out.getvalue()  # its own runs cost the retraining
