@@ -35,15 +35,9 @@ RESERVE=${RESERVE:-45}
 DEVICE=${DEVICE:-cuda}
 EXTRA=${EXTRA:-}
 RUNS=${RUNS:-data/runs}
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH="$PYTHONPATH:/tmp/site"
-fi
-[ -d .whl/site ] && export PYTHONPATH="$PYTHONPATH:$PWD/.whl/site"
+. benchmarks/device_env.sh  # PYTHONPATH, the carried packages, PY
 # DATA=folder: the datasets' .npz files from there first (data/device: the test images alone)
 [ -n "${DATA:-}" ] && export RACL_DATA="$PWD/$DATA"
-PY=${PYTHON:-python3}
 LOG="$OUT/campaign.log"
 MARK=$(mktemp)
 { date -u; nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv 2>/dev/null; } >>"$LOG" 2>&1

@@ -43,14 +43,7 @@ mkdir -p "$OUT"
 DEVICE=cuda
 [ "${1:-}" = "--device" ] && DEVICE=$2
 SCALE=${STEP_SCALE:-1}
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH="$PYTHONPATH:/tmp/site"
-fi
-# pure-Python packages carried as code (`make device-packages`: pyautoattack without its example model)
-[ -d .whl/site ] && export PYTHONPATH="$PYTHONPATH:$PWD/.whl/site"
-PY=${PYTHON:-python3}
+. benchmarks/device_env.sh  # PYTHONPATH, the carried packages, PY
 LOG="$OUT/device_check.log"
 stamp=$(date -u +%Y%m%d)
 gpu=$( { nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || echo cpu; } | head -1 | tr ' ' '-' | tr -cd 'A-Za-z0-9._-')

@@ -165,7 +165,8 @@ def test_device_check_puts_carried_package_code_on_the_path(tmp_path):
 
     repo = tmp_path / "repo"
     (repo / "benchmarks").mkdir(parents=True)
-    shutil.copy(REPO / "benchmarks" / "device_check.sh", repo / "benchmarks")
+    for name in ("device_check.sh", "device_env.sh"):
+        shutil.copy(REPO / "benchmarks" / name, repo / "benchmarks")
     (repo / ".whl" / "site").mkdir(parents=True)
     env = device_check_env(tmp_path, 'echo "PYTHONPATH=$PYTHONPATH" >> "$OUT/calls"\n', STEPS="epoch")
     res = subprocess.run(["bash", str(repo / "benchmarks" / "device_check.sh"), "--device", "cpu"], env=env,

@@ -198,3 +198,39 @@ def test_dry_run_names_the_devices_that_timed_runs(trained):
     out = io.StringIO()
     reproduce.print_cost("smoke", ["table7"], here[0], ["DARTS_V2"], (0,), "pgd", runs=runs, out=out)
     assert "--cost-device NAME" not in out.getvalue()  # its own runs cost the retraining
+
+
+def test_driver_script_wiring(tmp_path):
+    """benchmarks/device_campaign.sh with a stand-in for `python -m racl reproduce` (it records
+    its arguments and writes an evaluation record, as a call would) and the real pack: the
+    call runs within BUDGET less RESERVE, reads DATA first, and what it wrote comes back in $OUT."""
+    import subprocess
+    import sys
+
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    (runs / "eval").mkdir(parents=True)
+    fake = tmp_path / "python"
+    fake.write_text("#!/usr/bin/env bash\n"
+                    'if [ "$1" = -m ]; then echo "$@ RACL_DATA=$RACL_DATA" >> "$OUT/calls"; '
+                    f'echo "{{}}" > "{runs}/eval/x.json"; exit 0; fi\n'
+                    f'exec "{sys.executable}" "$@"\n')
+    fake.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "OUT": str(out), "PYTHON": str(fake), "RUNS": str(runs), "BUDGET": "100",
+           "RESERVE": "40", "KINDS": "train,eval", "TARGETS": "table7", "DEVICE": "cpu", "DATA": "data/device",
+           "EXTRA": "--archs DARTS_V2 --seeds 0"}
+    res = subprocess.run(["bash", str(REPO / "benchmarks" / "device_campaign.sh")], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    call = (out / "calls").read_text().split()
+    assert call[:3] == ["-m", "racl", "reproduce"]
+    for flag, value in [("--profile", "gpu"), ("--kinds", "train,eval"), ("--time-budget", "60"), ("--device", "cpu"),
+                        ("--runs", str(runs)), ("--archs", "DARTS_V2"), ("--seeds", "0")]:
+        assert call[call.index(flag) + 1] == value
+    assert call[-1] == f"RACL_DATA={REPO}/data/device"
+    with tarfile.open(out / "records.tar") as t:
+        assert t.getnames() == ["eval/x.json"]
+    assert "records.tar: eval/x.json" in (out / "campaign.log").read_text()
+    env["BUDGET"] = "60"  # under 30 s beside the reserve: refused before anything runs
+    res = subprocess.run(["bash", str(REPO / "benchmarks" / "device_campaign.sh")], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 2 and "leaves under 30 s" in res.stdout
