@@ -181,7 +181,8 @@ def _check_needs(jobs: list[Job]) -> None:
 
 def run_sequential(jobs: list[Job], profile: str, data_root=None, device="auto", overrides: Optional[dict] = None,
                    progress: bool = True, log=print, kinds: Optional[list[str]] = None,
-                   time_budget_s: Optional[float] = None, cost_device: Optional[str] = None) -> dict:
+                   time_budget_s: Optional[float] = None, cost_device: Optional[str] = None,
+                   may_stop: Optional[list[str]] = None) -> dict:
     """Every job not done, one after the other, in this process (in the plan's order, which
     puts every job after the jobs it needs). Returns {job key: "done" | "ran" | why it did
     not run}.
@@ -191,11 +192,14 @@ def run_sequential(jobs: list[Job], profile: str, data_root=None, device="auto",
     on ``cost_device``, default this machine's device) exceeds what is left of the budget is
     not started, nor is any job once the budget is spent; a job whose time no record gives
     runs (it keeps what it did when stopped: a retraining its last checkpoint, an evaluation
-    its finished attacks). A job whose prerequisite did not run is not started either. This
-    is how a lent GPU of a few minutes turns out whole records (``benchmarks/device_campaign.sh``)."""
+    its finished attacks), and so does one of the kinds ``may_stop`` whatever its estimate
+    (e.g. ``["search", "eval"]`` where their checkpoints and partial records are kept from one
+    call to the next). A job whose prerequisite did not run is not started either. This is
+    how a lent GPU of a few minutes turns out whole records (``benchmarks/device_campaign.sh``)."""
     _check_needs(jobs)
     kinds = list(kinds) if kinds else None
-    for k in kinds or []:
+    may_stop = list(may_stop or [])
+    for k in (kinds or []) + may_stop:
         if k not in KINDS:
             raise ValueError(f"unknown job kind {k!r}: use {', '.join(KINDS)}")
     if time_budget_s is not None and time_budget_s <= 0:
@@ -222,7 +226,7 @@ def run_sequential(jobs: list[Job], profile: str, data_root=None, device="auto",
                 continue
             if label is None:
                 label = cost_device or hardware_label(hardware(resolve_device(device)))
-            hours = estimate(j, profile, label, overrides, by_key)
+            hours = None if j.kind in may_stop else estimate(j, profile, label, overrides, by_key)
             if hours is not None and hours * 3600 > left:
                 status[j.key] = f"not run: estimated {hours * 60:.1f} min on {label}, {left / 60:.1f} min of the budget left"
                 continue
@@ -540,6 +544,10 @@ def add_reproduce_parser(sub):
                    help="sequential executor: start only the jobs whose estimated time (--dry-run's, on --cost-device) "
                         "fits what is left of SECONDS; a job no record has timed runs, keeping its checkpoint or "
                         "finished attacks when stopped")
+    p.add_argument("--may-stop", metavar="KINDS",
+                   help="with --time-budget: comma list of job kinds started whatever their estimate, because what "
+                        "they did when stopped is kept for the next run (a search's checkpoint, an evaluation's "
+                        "finished attacks)")
     p.add_argument("--workers", type=int, help="local executor: jobs at a time (default: one per GPU, or one per two CPU cores)")
     p.add_argument("--threads", type=int, help="local executor on the CPU: threads of each job (default: cores / workers); "
                                                "e.g. --workers 1 --threads 1 leaves the other cores free")
@@ -574,7 +582,10 @@ def add_reproduce_parser(sub):
                              "with torchrun (README, On several GPUs)")
         if (args.kinds or args.time_budget is not None) and args.executor != "sequential":
             raise ValueError(f"--kinds and --time-budget apply to --executor sequential, not {args.executor}")
+        if args.may_stop and args.time_budget is None:
+            raise ValueError("--may-stop applies with --time-budget")
         kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else None
+        may_stop = [k.strip() for k in args.may_stop.split(",") if k.strip()] if args.may_stop else None
         if args.slurm_max_hours <= 0:
             raise ValueError(f"--slurm-max-hours must be positive, got {args.slurm_max_hours}")
         try:
@@ -599,7 +610,7 @@ def add_reproduce_parser(sub):
             print(f"{'done' if j.done() else 'todo'}  {j.kind:8s} {j.name}{_again(j)}")
         if args.executor == "sequential":
             status = run_sequential(jobs, args.profile, args.data_root, args.device, kinds=kinds,
-                                    time_budget_s=args.time_budget, cost_device=args.cost_device)
+                                    time_budget_s=args.time_budget, cost_device=args.cost_device, may_stop=may_stop)
             ran = sum(v == "ran" for v in status.values())
             left = sum(v.startswith("not run") for v in status.values())
             print(f"ran {ran} job(s); {left} not run" + (" (above)" if left else ""))

@@ -67,6 +67,13 @@ def test_time_budget_skips_what_does_not_fit(tmp_path, monkeypatch):
     assert status[js[0].key] == "not run: estimated 60.0 min on a GPU, 10.0 min of the budget left"
     assert status[js[1].key] == f"not run: needs {js[0].key}"
     assert not (tmp_path / "runs").exists()
+    # a kind that may stop starts whatever its estimate (what it did is kept): here the
+    # retraining, then its evaluation once it ran
+    ran = []
+    monkeypatch.setattr(reproduce, "run_job", lambda j, *a, **k: ran.append(j.key))
+    status = reproduce.run_sequential(js, "smoke", None, "cpu", OVERRIDES, progress=False, log=lambda *a: None,
+                                      time_budget_s=600, cost_device="a GPU", may_stop=["train", "eval"])
+    assert ran == [js[0].key, js[1].key] and set(status.values()) == {"ran"}
     with pytest.raises(ValueError, match="unknown job kind 'trian'"):
         reproduce.run_sequential(js, "smoke", kinds=["trian"], log=lambda *a: None)
     with pytest.raises(ValueError, match="time budget must be positive"):
@@ -77,6 +84,8 @@ def test_cli_refuses_budget_outside_sequential(capsys):
     assert cli.main(["reproduce", "--profile", "smoke", "--targets", "table7", "--executor", "local",
                      "--kinds", "train"]) != 0
     assert "--kinds and --time-budget apply to --executor sequential" in capsys.readouterr().err
+    assert cli.main(["reproduce", "--profile", "smoke", "--targets", "table7", "--may-stop", "eval"]) != 0
+    assert "--may-stop applies with --time-budget" in capsys.readouterr().err
 
 
 def test_weights_only_checkpoint(trained, tmp_path):
@@ -223,7 +232,8 @@ def test_driver_script_wiring(tmp_path):
     assert res.returncode == 0, res.stderr
     call = (out / "calls").read_text().split()
     assert call[:3] == ["-m", "racl", "reproduce"]
-    for flag, value in [("--profile", "gpu"), ("--kinds", "train,eval"), ("--time-budget", "60"), ("--device", "cpu"),
+    for flag, value in [("--profile", "gpu"), ("--kinds", "train,eval"), ("--time-budget", "60"),
+                        ("--may-stop", "search,eval"), ("--device", "cpu"),
                         ("--runs", str(runs)), ("--archs", "DARTS_V2"), ("--seeds", "0")]:
         assert call[call.index(flag) + 1] == value
     assert call[-1] == f"RACL_DATA={REPO}/data/device"
