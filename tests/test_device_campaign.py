@@ -244,3 +244,27 @@ def test_driver_script_wiring(tmp_path):
     res = subprocess.run(["bash", str(REPO / "benchmarks" / "device_campaign.sh")], env=env, capture_output=True,
                          text=True, timeout=60)
     assert res.returncode == 2 and "leaves under 30 s" in res.stdout
+
+
+def test_unfinished_run_travels_whole_and_replaces_an_older_copy(trained, tmp_path):
+    """A run stopped at the budget (its provenance not finished) travels with its full
+    checkpoint, optimizer state included, so that it resumes; unpacked over an older
+    unfinished copy here, it replaces it."""
+    import shutil
+
+    runs, _, _ = trained
+    src = tmp_path / "there" / "train" / "r"
+    shutil.copytree(jobs(runs)[0].path, src)
+    prov = json.loads((src / "provenance.json").read_text())
+    prov.pop("finished")
+    (src / "provenance.json").write_text(json.dumps(prov))
+    drv = load_driver()
+    said = []
+    files = drv.pack(tmp_path / "there", 0.0, tmp_path / "out", log=said.append)
+    assert [f.name for f in files] == ["train-r.tar"] and "(not finished: resumes from it" in said[0]
+    old = tmp_path / "here" / "train" / "r"
+    old.mkdir(parents=True)
+    (old / "stale.txt").write_text("an older stop")
+    assert drv.unpack(tmp_path / "out", tmp_path / "here", log=said.append) == ["train/r"]
+    assert sorted(p.name for p in old.iterdir()) == sorted(p.name for p in src.iterdir())
+    assert "opt" in torch.load(old / "checkpoint.pt", weights_only=False)
