@@ -4,6 +4,7 @@
     python benchmarks/device_campaign.py pack --since MARK --out $OUT      # there, after the jobs
     python benchmarks/device_campaign.py unpack FOLDER                     # here, from the files that came back
     python benchmarks/device_campaign.py testdata cifar10-mini             # data/device/: the test images alone
+    python benchmarks/device_campaign.py size --carry .whl --carry data/mini/cifar10-mini.npz   # before a call
 
 A device call brings back at most 8 files of at most 16 MiB each, and what travels there
 (the tree, the data, a checkpoint) is at most 64 MiB. So ``pack`` puts every record that the
@@ -184,6 +185,40 @@ def testdata(name: str, dest: Path) -> Path:
     return out
 
 
+#: what travels to a device call at most: the tree (tracked and untracked files git does not
+#: ignore) and the carried paths
+TREE_LIMIT = 64 * MIB
+
+
+def travel_size(repo: Path, carry: list[str], limit: int = TREE_LIMIT, log=print) -> int:
+    """Bytes that a device call from ``repo`` sends (tracked files, untracked files that git
+    does not ignore, and the ``carry`` paths); says the total against ``limit`` and, over it,
+    the largest untracked files to move out of the way first. Returns the total."""
+    import subprocess
+
+    def listed(*flags):
+        out = subprocess.run(["git", "-C", str(repo), "ls-files", "-z", *flags], capture_output=True, check=True).stdout
+        return [repo / p for p in out.decode().split("\0") if p]
+
+    tracked = [p for p in listed() if p.is_file()]
+    untracked = [p for p in listed("--others", "--exclude-standard") if p.is_file()]
+    carried = []
+    for c in carry:
+        p = repo / c
+        if not p.exists():
+            raise FileNotFoundError(f"carry path {c} does not exist in {repo}")
+        carried += [p] if p.is_file() else [q for q in p.rglob("*") if q.is_file()]
+    size = lambda ps: sum(q.stat().st_size for q in ps)  # noqa: E731
+    total = size(tracked) + size(untracked) + size(carried)
+    log(f"a device call sends {total / MIB:.1f} MiB of its {limit / MIB:.0f} MiB: tracked {size(tracked) / MIB:.1f}, "
+        f"untracked {size(untracked) / MIB:.1f}, carried {size(carried) / MIB:.1f}")
+    if total > limit:
+        log("over the limit; the largest untracked files (move them out of the checkout for the call):")
+        for p in sorted(untracked, key=lambda q: -q.stat().st_size)[:10]:
+            log(f"  {p.stat().st_size / MIB:6.1f} MiB  {p.relative_to(repo)}")
+    return total
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -197,12 +232,16 @@ def main(argv=None) -> int:
     p = sub.add_parser("testdata", help="data/device/NAME.npz: the test split of dataset NAME alone")
     p.add_argument("name")
     p.add_argument("--dest", default=str(REPO / "data" / "device"))
+    p = sub.add_parser("size", help="what a device call would send from this checkout, against its 64 MiB")
+    p.add_argument("--carry", action="append", default=[], help="a path the call carries (repeatable)")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "pack":
             pack(Path(args.runs), Path(args.since).stat().st_mtime, Path(args.out))
         elif args.cmd == "unpack":
             unpack(Path(args.folder), Path(args.runs))
+        elif args.cmd == "size":
+            return 1 if travel_size(REPO, args.carry) > TREE_LIMIT else 0
         else:
             out = testdata(args.name, Path(args.dest))
             print(f"{out} ({out.stat().st_size / MIB:.1f} MiB)")

@@ -7,6 +7,9 @@
 #   cp ../shared/data/cifar10-mini.npz data/mini/            # training calls: the whole dataset (18 MB)
 #   python benchmarks/device_campaign.py testdata cifar10-mini   # evaluation calls: data/device/, test images (3 MB)
 #
+#   python benchmarks/device_campaign.py size --carry .whl --carry data/mini/cifar10-mini.npz
+#                                  # what the call would send, against its 64 MiB (and what to move out)
+#
 # then, with timeout_s 600 and carry [".whl", "data/mini/cifar10-mini.npz"] (training) or
 # [".whl", "data/device"] plus the weights to evaluate (evaluation):
 #

@@ -4,6 +4,8 @@
 #
 #   make device-packages      # .whl/ (ignored): torchattacks' wheel and pyautoattack's code (0.2 MB)
 #   cp ../shared/data/cifar10-mini.npz data/mini/                        # or make sure it is there
+#   python benchmarks/device_campaign.py size --carry .whl --carry data/mini/cifar10-mini.npz
+#                             # what the call sends against its 64 MiB: move the untracked files it names out
 #
 # then run it there with carry [".whl", "data/mini/cifar10-mini.npz"] and timeout_s 600:
 #

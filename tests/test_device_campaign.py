@@ -268,3 +268,31 @@ def test_unfinished_run_travels_whole_and_replaces_an_older_copy(trained, tmp_pa
     assert drv.unpack(tmp_path / "out", tmp_path / "here", log=said.append) == ["train/r"]
     assert sorted(p.name for p in old.iterdir()) == sorted(p.name for p in src.iterdir())
     assert "opt" in torch.load(old / "checkpoint.pt", weights_only=False)
+
+
+def test_travel_size_counts_what_a_call_sends(tmp_path):
+    """Tracked and untracked-not-ignored files and the carried paths count; ignored files do
+    not; over the limit, the largest untracked files are named."""
+    import subprocess
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run = lambda *a: subprocess.run(["git", "-C", str(repo), *a], check=True, capture_output=True)  # noqa: E731
+    run("init", "-q")
+    (repo / ".gitignore").write_text("ignored/\ncarried/\n")
+    (repo / "tracked.bin").write_bytes(b"x" * 3000)
+    run("add", ".")
+    (repo / "untracked.bin").write_bytes(b"y" * 2000)
+    (repo / "ignored").mkdir()
+    (repo / "ignored" / "big.bin").write_bytes(b"z" * 50000)
+    (repo / "carried").mkdir()
+    (repo / "carried" / "data.npz").write_bytes(b"w" * 1000)
+    drv = load_driver()
+    said = []
+    total = drv.travel_size(repo, ["carried"], limit=10_000, log=said.append)
+    assert total == 3000 + (repo / ".gitignore").stat().st_size + 2000 + 1000
+    assert len(said) == 1
+    assert drv.travel_size(repo, ["carried"], limit=4000, log=said.append) == total
+    assert said[-2].startswith("over the limit") and said[-1].endswith("untracked.bin")
+    with pytest.raises(FileNotFoundError, match="carry path nowhere does not exist"):
+        drv.travel_size(repo, ["nowhere"])
