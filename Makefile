@@ -98,8 +98,8 @@ clean:
 
 # What a lent GPU machine lacks, for the device tool's `carry` (.whl is ignored; README, "On a
 # lent GPU"): torchattacks' wheel, and pyautoattack's code alone (its wheel holds a 44 MB example
-# model, too large to travel beside the tree). benchmarks/device_check.sh installs the one and
-# puts the other on PYTHONPATH.
+# model, too large to travel beside the tree). benchmarks/device_env.sh, which the device scripts
+# source, installs the one and puts the other on PYTHONPATH.
 device-packages: setup
 	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 	  --platform manylinux2014_x86_64 -d .whl torchattacks==3.5.1

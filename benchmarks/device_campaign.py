@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -40,8 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from racl.plan import FILE_KINDS  # noqa: E402
-from racl.records import read_json  # noqa: E402
-from racl.report import RUNS  # noqa: E402
+from racl.report import RUNS, finished  # noqa: E402
 from racl.training import export_weights  # noqa: E402
 
 MIB = 1 << 20
@@ -53,11 +53,6 @@ FOLDER_KINDS = ("search", "train")
 def _changed(path: Path, since: float) -> bool:
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
     return any(p.stat().st_mtime > since for p in files)
-
-
-def _finished(folder: Path) -> bool:
-    prov = folder / "provenance.json"
-    return prov.exists() and "finished" in read_json(prov)
 
 
 def _size(folder: Path) -> int:
@@ -93,11 +88,11 @@ def pack(runs: Path, since: float, out: Path, max_files: int = MAX_FILES, max_by
                 if len(written) - bool(records) >= slots:
                     log(f"{name}: left behind (no file of the call's {max_files} left)")
                     continue
-                if kind == "train" and _finished(folder):
+                if kind == "train" and finished(folder):
                     src = export_weights(folder, Path(tmp) / kind / folder.name)
                     what = "finished, weights only"
                 else:
-                    src, what = folder, "finished" if _finished(folder) else "not finished: resumes from it"
+                    src, what = folder, "finished" if finished(folder) else "not finished: resumes from it"
                 size = _size(src)
                 if size > max_bytes:
                     log(f"{name}: left behind ({what}; {size / MIB:.1f} MiB is over the {max_bytes / MIB:.0f} MiB a file "
@@ -141,15 +136,14 @@ def unpack(folder: Path, runs: Path, log=print) -> list[str]:
             for key, ms in groups.items():
                 kind = key.split("/")[0]
                 dest = runs / key
-                if kind in FOLDER_KINDS and dest.exists() and _finished(dest):
+                if kind in FOLDER_KINDS and dest.exists() and finished(dest):
                     log(f"{key}: kept the finished run here; {tar.name}'s copy skipped")
                     continue
                 if kind in FILE_KINDS and dest.exists() and not dest.name.endswith(".partial"):
                     log(f"{key}: kept the record here; {tar.name}'s copy skipped")
                     continue
                 if kind in FOLDER_KINDS and dest.exists():  # unfinished here: the archive's is newer
-                    for p in sorted(dest.rglob("*"), reverse=True):
-                        p.unlink() if p.is_file() else p.rmdir()
+                    shutil.rmtree(dest)
                 for m in ms:
                     target = runs / m.name
                     target.parent.mkdir(parents=True, exist_ok=True)
