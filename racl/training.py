@@ -394,10 +394,17 @@ class AdversarialTrainer:
         return {"final": self.history[-1] if self.history else None, "n_params": self.n_params}
 
     def _save(self):
+        """Checkpoint the run atomically. The last one (every epoch trained) holds the weights
+        without the optimizer's state, as :func:`export_weights` writes them: nothing resumes
+        from it, and it is half the size of one with SGD's momentum buffers (what is committed
+        under ``data/runs`` and what travels to and from a lent GPU)."""
         check_finite(f"training checkpoint at epoch {self.epoch}, step {self.step}", None, {"model": self.model})
         if not self.shard.main:
             return
-        save_checkpoint(self.run.checkpoint, self.state_dict())
+        state = self.state_dict()
+        if self.epoch >= self.cfg.epochs:
+            del state["opt"]
+        save_checkpoint(self.run.checkpoint, state)
         self.run.account(self.prov)
         write_json(self.run.path / "provenance.json", self.prov)
 
@@ -409,9 +416,10 @@ RUN_FILES = ("config.json", "metrics.jsonl", "provenance.json")
 def export_weights(run: str | Path, dest: str | Path) -> Path:
     """Copy a *finished* training run to ``dest`` with a checkpoint that holds the weights and
     everything :func:`load_trained` reads, but not the optimizer's state (about half of a
-    checkpoint trained with momentum): what travels from a lent GPU to be evaluated elsewhere,
-    or is committed. An unfinished run is refused (it could not resume from the copy).
-    Returns ``dest``."""
+    checkpoint trained with momentum): what travels from a lent GPU to be evaluated elsewhere.
+    A run finished by this version of the trainer has such a checkpoint already (see
+    ``AdversarialTrainer._save``), and this copies it; an older one's loses its optimizer
+    state. An unfinished run is refused (it could not resume from the copy). Returns ``dest``."""
     src, dest = Path(run), Path(dest)
     prov = src / "provenance.json"
     if not (prov.exists() and "finished" in read_json(prov)):

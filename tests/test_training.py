@@ -43,6 +43,7 @@ def test_training_improves_and_resumes_to_the_same_weights(tmp_path):
     assert res["final"]["val_clean_acc"] > 0.5  # synthetic is learnable (chance: 0.1)
     b = AdversarialTrainer(cfg, tmp_path / "b", progress=False)
     assert b.fit(stop_after_steps=3)["stopped"]
+    assert "opt" in torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)  # resumable mid-run
     b = AdversarialTrainer(cfg, tmp_path / "b", progress=False)
     assert b._resumed
     b.fit()
@@ -52,6 +53,12 @@ def test_training_improves_and_resumes_to_the_same_weights(tmp_path):
     assert strip(a.history) == strip(b.history)
     model, meta = load_trained(tmp_path / "a")
     assert meta["complete"] and meta["n_params"] == a.n_params
+    # the finished run's checkpoint holds the weights alone; a trainer over it has nothing left
+    assert "opt" not in torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
+    again = AdversarialTrainer(cfg, tmp_path / "a", progress=False)
+    assert again._resumed and again.epoch == cfg.epochs and again.fit()["final"] == a.history[-1]
+    for (k, va), (_, vb) in zip(a.model.state_dict().items(), again.model.state_dict().items()):
+        assert torch.equal(va, vb), k
 
 
 def test_bad_inputs_end_in_clear_errors(tmp_path):
