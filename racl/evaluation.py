@@ -80,7 +80,7 @@ import torch.nn.functional as F
 from . import distributed, speed
 from .attacks import Attack, CW, PGD, check_epsilon, make_attack
 from .networks import count_parameters
-from .records import REPO, finish_provenance, one_line, provenance, read_json, write_json
+from .records import REPO, finish_provenance, one_line, provenance, read_json, transfer_runs, write_json
 from .records import progress as progress_bar
 
 #: attacks run on the first ``n_slow`` examples only
@@ -406,22 +406,11 @@ def pgd_vs(attacks: dict, other: str) -> Optional[dict]:
     return out
 
 
-def _legacy_runs(trec: dict) -> dict:
-    """The training runs of a transfer record written before transfer records named them:
-    ``racl.reproduce.plan``'s names, ``<profile>-<dataset>-<arch slug>-pgd-s<seed>`` (PGD-AT
-    was the only method reproduce had run then)."""
-    from .profiles import slug as _slug
-
-    prov = trec.get("provenance") or {}
-    archs = set(trec.get("targets", [])) | set(trec.get("sources", []))
-    return {a: f"{prov.get('profile')}-{prov.get('dataset')}-{_slug(a)}-pgd-s{prov.get('seed')}" for a in archs}
-
-
 def transfer_check(rec: dict, transfer_records: Sequence[dict], tolerance: Optional[float] = None) -> Optional[dict]:
     """``white_box_beats_transfer`` from committed transfer records: the record's strongest
     CE-PGD against the lowest accuracy of its model under examples transferred from any other
     source of a transfer record (same dataset, same first n test examples) in which its
-    training run is a target (by ``"runs"``, else :func:`_legacy_runs`). None when no
+    training run is a target (:func:`racl.records.transfer_runs`). None when no
     transfer record holds the model."""
     model = rec.get("model") or {}
     run = Path(str(model.get("run") or "")).name
@@ -433,7 +422,7 @@ def transfer_check(rec: dict, transfer_records: Sequence[dict], tolerance: Optio
     for t in transfer_records:
         if (t.get("provenance") or {}).get("dataset") != model.get("dataset"):
             continue
-        runs = t.get("runs") or _legacy_runs(t)
+        runs = transfer_runs(t)
         target = next((a for a in t.get("targets", []) if Path(str(runs.get(a, ""))).name == run), None)
         if target is None:
             continue

@@ -85,7 +85,7 @@ from .networks import HUMAN_ARCHS, canonical_arch
 from .profiles import (ABLATIONS, DATASETS, DEFAULT_SEEDS, RANDOM_SEARCH, RANDOM_SEARCH_LABEL, SEARCH_MODES, TABLE8_ROWS,
                        ablation_config, default_method, get_eval_profile, get_profile, screen_overrides, slug, stability_eval, to_dict)
 from .random_search import CRITERION, genotype_seeds, random_genotype
-from .records import read_json
+from .records import read_json, transfer_runs
 from .report import BF16_CHECK, RUNS, TABLE4_SOURCE, hardware_label, paper, runnable
 
 #: which of each table's models a budget trains by default (all of them at paper)
@@ -145,9 +145,17 @@ class Job:
     def outdated(self) -> Optional[str]:
         """Why the written record of this job is to be written again, or None: an evaluation
         recorded before evaluations kept per-example results on one index set (no
-        ``same_examples``, issue #14), which no table can put beside the others' worst case."""
+        ``same_examples``, issue #14), which no table can put beside the others' worst case;
+        a transfer matrix crafted on or classified by other networks than this job's (one of
+        the PGD-AT networks, say, where the profile now retrains with MART)."""
         if self.kind == "eval" and self.path.exists() and "same_examples" not in read_json(self.path):
             return "recorded before per-example results (no same_examples)"
+        if self.kind == "transfer" and self.path.exists():
+            want = {**self.spec["targets"], **self.spec["sources"]}
+            have = transfer_runs(read_json(self.path))
+            other = sorted(f"{a}: {have.get(a)}" for a, r in want.items() if have.get(a) != r)
+            if other:
+                return "its examples were crafted on or classified by other networks (" + ", ".join(other) + ")"
         return None
 
 

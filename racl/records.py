@@ -485,3 +485,27 @@ def finish_provenance(prov: dict, wall_time_s: float) -> dict:
     prov["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     prov["wall_time_s"] = round(wall_time_s, 2)
     return prov
+
+
+def transfer_runs(trec: dict) -> dict:
+    """{architecture: training run name} of the networks a transfer record (Tables 4-6) crafted
+    its examples on and attacked: its ``"runs"``, or for a record written before transfer
+    records named them, the names ``racl.plan`` gave then,
+    ``<profile>-<dataset>-<architecture slug>-pgd-s<seed>`` (PGD-AT was the only objective
+    ``reproduce`` retrained with then)."""
+    if trec.get("runs"):
+        return dict(trec["runs"])
+    from .profiles import slug
+
+    prov = trec.get("provenance") or {}
+    archs = dict.fromkeys([*trec.get("sources", []), *trec.get("targets", [])])
+    return {a: f"{prov.get('profile')}-{prov.get('dataset')}-{slug(a)}-pgd-s{prov.get('seed')}" for a in archs}
+
+
+def run_method(run: str) -> Optional[str]:
+    """The retraining objective (pgd, trades, mart) in a training run's name
+    (``...-<method>-s<seed>``, as ``racl.plan`` names them), or None."""
+    import re
+
+    m = re.search(r"-(pgd|trades|mart)-s\d+$", str(run))
+    return m.group(1) if m else None

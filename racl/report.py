@@ -502,16 +502,40 @@ def _table_dataset(t: dict) -> str:
     return t["blocks"][0]["dataset"]
 
 
-def transfer_record(tid: str) -> Optional[dict]:
+def transfer_method(rec: dict) -> Optional[str]:
+    """The retraining objective of every network of a transfer record (from its training
+    runs' names, :func:`racl.records.transfer_runs`), or None when they differ or do not say."""
+    from .records import run_method, transfer_runs
+
+    methods = {run_method(r) for r in transfer_runs(rec).values()}
+    return methods.pop() if len(methods) == 1 else None
+
+
+def transfer_record(tid: str, method: Optional[str] = None) -> Optional[dict]:
     """The transfer record (``data/runs/transfer/*.json``) behind Table 4, 5 or 6 at the
     largest budget (paper > mini > smoke, then the larger n): it must be on the table's
-    dataset and hold the table's attack(s); Table 4's must have ResNet-110 as a source."""
+    dataset and hold the table's attack(s); Table 4's must have ResNet-110 as a source. Its
+    networks are all retrained with ``method`` (None: the record's profile's own objective,
+    :func:`_objective`), so that a matrix of older PGD-AT networks is not shown as MART's."""
     t = paper()["tables"][tid]
     attacks = list(TRANSFER_ATTACK_OF_COLUMN.values()) if tid == "table4" else [MATRIX_ATTACK[tid]]
     cands = [r for r in json_records("transfer")
              if _dataset_of(r.get("provenance")) == _table_dataset(t) and all(a in r.get("matrices", {}) for a in attacks)
-             and (tid != "table4" or TABLE4_SOURCE in r.get("sources", []))]
+             and (tid != "table4" or TABLE4_SOURCE in r.get("sources", []))
+             and transfer_method(r) == _objective((r.get("provenance") or {}).get("profile"), method)]
     return max(cands, key=_rank) if cands else None
+
+
+def _transfer_networks(rec: Optional[dict]) -> str:
+    """The note that says which networks a transfer record ran: their objective and runs."""
+    from .records import transfer_runs
+
+    if rec is None:
+        return ""
+    m = transfer_method(rec)
+    runs = sorted(set(transfer_runs(rec).values()))
+    return (f"Our networks were retrained with {METHOD_LABEL.get(m, m)} ({rec['_file']}: "
+            + ", ".join(f"`{r}`" for r in runs) + ").")
 
 
 def _transfer_budget(rec: dict) -> str:
@@ -538,7 +562,8 @@ def transfer_table(tid: str = "table4") -> PaperTable:
         rows.append(((label, f"ours ({budgets.mark(_transfer_budget(rec))})" if ran else "ours"), cells))
     df = _frame(rows, ["target", ""], t["column_labels"])
     notes = _common_notes(t, [], budgets, "our target's accuracy (%) on examples crafted on our ResNet-110, trained with the same recipe")
-    notes.insert(1, "Ours: one run; in brackets (±x) the standard error over the record's n test images, √(p(1−p)/n).")
+    notes.insert(1, "Ours: one run; in brackets (±x) the standard error over the record's n test images, √(p(1−p)/n). "
+                    + _transfer_networks(rec))
     src = (rec or {}).get("matrices", {})
     if rec is not None and TABLE4_SOURCE in rec.get("targets", []):
         notes.insert(2, "The source's own (white-box) accuracy on its examples, for reference: "
@@ -624,7 +649,11 @@ def transfer_matrix_table(tid: str) -> PaperTable:
     df = _frame(rows, ["source", ""], t["column_labels"])
     notes = _common_notes(t, [], budgets, "our matrix's row for the same source")
     notes.insert(1, f"Rows: source models; columns: target models. {WHITE_BOX}: the diagonal, white-box accuracy (underlined in the paper). "
-                    + ("PGD-10 (Sec. 4.3)." if tid == "table5" else "RFGSM, ε = 8/255 (Sec. 4.3)."))
+                    + ("PGD-10 (Sec. 4.3)." if tid == "table5" else "RFGSM, ε = 8/255 (Sec. 4.3).")
+                    + (" " + _transfer_networks(rec) if rec is not None else ""))
+    if rec is None:
+        notes.insert(2, f"Not run yet at any budget: `python -m racl reproduce --targets {tid}` retrains the cells "
+                        "and writes the transfer record.")
     return PaperTable(t["caption"], df, notes)
 
 

@@ -312,7 +312,7 @@ def test_white_box_beats_transfer_runs_from_a_transfer_record(normal, masked, no
 
 
 def test_transfer_records_without_run_names_use_reproduces_names():
-    trec = json.loads((REPO / "data/runs/transfer/mini-cifar10-mini-table5.json").read_text())
+    trec = json.loads((REPO / "data/runs/transfer/mini-cifar10-mini-table5-pgd-at.json").read_text())
     rec = {"n": 256, "attacks": {"pgd20": {"acc": 0.9, "n": 256}}, "sanity": {}, "sanity_passed": True,
            "model": {"run": "/elsewhere/data/runs/train/mini-cifar10-mini-racl-pgd-s0", "dataset": "cifar10-mini"}}
     c = with_record_checks(rec, [trec])["sanity"]["white_box_beats_transfer"]

@@ -11,8 +11,7 @@ import pytest
 PKG = Path(__file__).resolve().parent.parent / "racl"
 MODULES = sorted(p.stem for p in PKG.glob("*.py") if p.stem != "__main__")
 #: edges that a file owned by another engineer still has; each names the one-line edit that
-#: removes it (see the module docstring): evaluation._legacy_runs imports reproduce._slug,
-#: which is racl.profiles.slug
+#: removes it (see the module docstring)
 PENDING: set = set()
 
 

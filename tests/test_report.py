@@ -56,11 +56,17 @@ def runs(tmp_path, monkeypatch):
     _write(runs / "train" / "mini-cifar10-mini-searched-racl-mart-s0" / "provenance.json", {**PROV, "wall_time_s": 900.0})
     tr = runs / "transfer"
     m4 = {a: {"resnet110": {"RACL": 0.42, "DARTS_V2": 0.31, "resnet110": 0.05}} for a in ("fgsm", "mim20", "pgd20")}
+    mart = {a: f"mini-cifar10-mini-{a.lower().replace('_', '-')}-mart-s0" for a in ("RACL", "DARTS_V2", "resnet110")}
     _write(tr / "mini-cifar10-mini-table4.json", {"sources": ["resnet110"], "targets": ["RACL", "DARTS_V2", "resnet110"],
-                                                  "n": 256, "matrices": m4, "provenance": PROV})
+                                                  "n": 256, "matrices": m4, "provenance": PROV, "runs": mart})
     m5 = {"pgd10": {"RACL": {"RACL": 0.2, "DARTS_V2": 0.45}, "DARTS_V2": {"RACL": 0.47, "DARTS_V2": 0.18}}}
     _write(tr / "mini-cifar10-mini-table5.json", {"sources": ["RACL", "DARTS_V2"], "targets": ["RACL", "DARTS_V2"],
-                                                  "n": 256, "matrices": m5, "provenance": PROV})
+                                                  "n": 256, "matrices": m5, "provenance": PROV,
+                                                  "runs": {a: mart[a] for a in ("RACL", "DARTS_V2")}})
+    # the same matrix of older PGD-AT networks (no "runs": reproduce's names then) is not the profile's
+    _write(tr / "mini-cifar10-mini-table5-pgd-at.json", {"sources": ["RACL", "DARTS_V2"], "targets": ["RACL", "DARTS_V2"],
+                                                         "n": 512, "matrices": {"pgd10": {"RACL": {"RACL": 0.9}}},
+                                                         "provenance": PROV})
     p = report.paper()
     p["figures"]["fig4"]["series"] = {"RACL": {"pgd_eps": [50.0, 40.0, 30.0, 20.0, 10.0]}}
     paper_file = tmp_path / "paper.json"
@@ -146,10 +152,10 @@ def test_table4_advantage_weighs_each_gap_against_its_standard_error(runs):
     col = "clean accuracy (ours: RACL vs target)"
     assert df.loc[("RACL − DARTS", "ours"), col] == "not run vs not run"  # no evaluation record named
     rec = json.loads((runs / "transfer" / "mini-cifar10-mini-table4.json").read_text())
-    rec["runs"] = {"RACL": "racl-run", "DARTS_V2": "darts-run"}
+    rec["runs"] = {"RACL": "racl-run-mart-s0", "DARTS_V2": "darts-run-mart-s0", "resnet110": "source-mart-s0"}
     _write(runs / "transfer" / "mini-cifar10-mini-table4.json", rec)
-    _write(runs / "eval" / "racl-run.json", {"clean_correct": "1" * 128 + "0" * 384})  # its first 256: 50%
-    _write(runs / "eval" / "darts-run.json", {"clean_correct": "1" * 64 + "0" * 64})  # fewer than 256: not comparable
+    _write(runs / "eval" / "racl-run-mart-s0.json", {"clean_correct": "1" * 128 + "0" * 384})  # its first 256: 50%
+    _write(runs / "eval" / "darts-run-mart-s0.json", {"clean_correct": "1" * 64 + "0" * 64})  # fewer than 256: not comparable
     assert report.table4_advantage().loc[("RACL − DARTS", "ours"), col] == "50.0 vs not run"
 
 
@@ -163,6 +169,10 @@ def test_transfer_matrix_paper_row_above_ours(runs):
     assert df.loc[("RACL(ours)", racl), "DARTS"] == "45.0" and df.loc[("DARTS", racl), "ours"] == "47.0"
     assert df.loc[("RACL(ours)", racl), "AmoebaNet"] == report.NOT_RUN
     assert df.loc[("AmoebaNet", "ours"), "DARTS"] == report.NOT_RUN
+    notes = " ".join(report.transfer_matrix_table("table5").notes)
+    assert "retrained with MART" in notes and "`mini-cifar10-mini-racl-mart-s0`" in notes
+    pgd = report.transfer_record("table5", method="pgd")
+    assert pgd["_file"] == "mini-cifar10-mini-table5-pgd-at.json" and report.transfer_method(pgd) == "pgd"
     assert report.transfer_record("table6") is None
     t6 = report.transfer_matrix_table("table6").frame
     assert (t6.xs("ours", level=1) == report.NOT_RUN).all().all()
