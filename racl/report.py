@@ -1605,6 +1605,141 @@ def ablation_searches(profile: Optional[str] = None) -> pd.DataFrame:
     return df
 
 
+def constraint_activity(profile: Optional[str] = "mini") -> pd.DataFrame:
+    """How much the chance constraint (Eqs. 13-19) did in each finished search record at
+    ``profile`` (None: every profile): its η, ρ and λ* ratio, and at the end of each
+    architecture epoch (the records keep epoch ends, not steps) the constraint
+    c = μ + Φ⁻¹(η)σ − ln λ* and the dual variable θ. In the inequality form (the default,
+    :mod:`racl.constraint`) the penalty pulls on the architecture only while θ + ρc > 0, with
+    the weight max(0, θ + ρc) on ∇c; so "largest θ + ρc" bounds how hard it pulled at an
+    epoch's end."""
+    rows = {}
+    for r in search_runs(profile):
+        m, cfg = r["metrics"], r["config"]
+        if "c" not in m or not len(m):
+            continue
+        arch = m[m["c"].notna()]
+        if not len(arch):
+            continue
+        rho = float(cfg.get("rho", 0.0))
+        pull = (arch["theta"].fillna(0.0) + rho * arch["c"]).clip(lower=0.0)
+        rows[r["name"]] = {"η": cfg.get("eta"), "ρ": rho, "λ* ratio": cfg.get("lambda_star_ratio"),
+                           "constraint": "on" if cfg.get("use_constraint", True) else "off",
+                           "architecture epochs": len(arch),
+                           "c at each epoch's end": " ".join(f"{v:+.3f}" for v in arch["c"]),
+                           "epochs ending with c > 0": int((arch["c"] > 0).sum()),
+                           "largest θ": float(arch["theta"].fillna(0.0).max()),
+                           "largest θ + ρc": float(pull.max())}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def constraint_activity_summary(df: Optional[pd.DataFrame] = None) -> str:
+    """What :func:`constraint_activity` says, counted over its searches with the constraint on."""
+    df = constraint_activity() if df is None else df
+    on = df[df["constraint"] == "on"] if len(df) else df
+    if not len(on):
+        return "No finished search with the constraint on is recorded at this profile."
+    ends = int(on["architecture epochs"].sum())
+    pos = int(on["epochs ending with c > 0"].sum())
+    return (f"Over {len(on)} searches with the constraint on, c ended {pos} of {ends} architecture epochs above 0 "
+            f"(in {int((on['epochs ending with c > 0'] > 0).sum())} searches), the largest θ at an epoch's end was "
+            f"{on['largest θ'].max():.2g}, and the largest weight max(0, θ + ρc) the penalty put on ∇c there was "
+            f"{on['largest θ + ρc'].max():.2g}.")
+
+
+#: search-config fields that act in the architecture steps alone (the constraint of Eqs. 13-19):
+#: a search that differs from another in these only computes the same weight warm-up
+CONSTRAINT_FIELDS = ("eta", "rho", "lambda_star", "lambda_star_ratio", "use_constraint", "constraint_form", "admm")
+
+
+def ablation_divergence(profile: Optional[str] = None) -> pd.DataFrame:
+    """Where each ablated search of Table 8 first departs from the full RACL search of the
+    same seed, against where its setting can first act. Two searches of one seed start from
+    the same weights and draw the same batches, so in exact arithmetic they agree until the
+    setting changes a step: from the first epoch for the gradient-norm term and confidence
+    learning (both act in the weight step too), from the first architecture epoch for η and
+    ρ (:data:`CONSTRAINT_FIELDS`, after ``arch_warmup_epochs`` of weight training alone). The
+    per-epoch training and held-out losses of the two records are compared exactly. A search
+    that departs earlier differs by its arithmetic (another CPU, thread count or code
+    version, which each record's provenance names), and the search amplifies such
+    differences like a change of seed."""
+    from .profiles import ABLATIONS, DATASETS, get_profile, slug, to_dict
+
+    runs = [r for r in search_runs() if r["result"] is not None]
+
+    def searches(p: str, label: str) -> dict:
+        pat = re.compile(re.escape(f"{p}-{DATASETS[p]['cifar10']}-{slug(label)}") + r"-s(\d+)")
+        return {int(m.group(1)): r for r in runs if (m := pat.fullmatch(r["name"]))}
+
+    if profile is None:
+        ranked = sorted(PROFILE_RANK, key=PROFILE_RANK.get, reverse=True)
+        profile = next((p for p in ranked if any(searches(p, a) for a in ABLATIONS if a != "RACL")), "mini")
+    full = searches(profile, "RACL")
+    default = to_dict(get_profile(profile))
+
+    def where(r: dict) -> str:
+        prov = r["provenance"]
+        code = (prov.get("code") or {})
+        return (f"{hardware_label(prov.get('hardware') or {})}, {str(code.get('git_commit') or '?')[:7]}"
+                + ("+" if code.get("git_dirty") else ""))
+
+    rows = {}
+    for label in ABLATIONS:
+        if label == "RACL":
+            continue
+        for seed, run in sorted(searches(profile, label).items()):
+            ref = full.get(seed)
+            if ref is None:
+                continue
+            # a field a record lacks (written before the field existed) counts as the default
+            a, b = {**default, **ref["config"]}, {**default, **run["config"]}
+            changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in _RUN_ONLY_FIELDS)
+            acts = int(b.get("arch_warmup_epochs", 0)) if changed and set(changed) <= set(CONSTRAINT_FIELDS) else 0
+            ma, mb = ref["metrics"], run["metrics"]
+            first = next((e for e in range(min(len(ma), len(mb)))
+                          if any(ma.iloc[e].get(k) != mb.iloc[e].get(k) for k in ("train_loss", "val_loss"))), None)
+            same_machine = ref["provenance"].get("hardware") == run["provenance"].get("hardware")
+            if first is None:
+                reading = "the same losses in every epoch"
+            elif first < acts:
+                reading = "departs before its setting acts: other arithmetic"
+            elif first == acts and not same_machine:
+                reading = "departs where its setting starts to act, on another machine: the two are not told apart"
+            else:
+                reading = "the same until its setting acts"
+            rows[(label, seed)] = {"settings changed": ", ".join(f"{k}={b.get(k)}" for k in changed) or "none",
+                                   "setting acts from epoch": acts,
+                                   "first epoch that differs": "none" if first is None else first,
+                                   "RACL's search ran on": where(ref), "this search ran on": where(run),
+                                   "reading": reading}
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    if len(df):
+        df.index = pd.MultiIndex.from_tuples(df.index, names=["setting", "seed"])
+    return df
+
+
+def ablation_divergence_summary(df: Optional[pd.DataFrame] = None) -> str:
+    """What :func:`ablation_divergence` says, counted."""
+    df = ablation_divergence() if df is None else df
+    if not len(df):
+        return "No ablated search has a full RACL search of the same seed to compare with yet."
+    early = df[df["reading"].str.startswith("departs before")]
+    blurred = df[df["reading"].str.startswith("departs where")]
+    out = (f"{len(early)} of {len(df)} ablated searches depart from the full RACL search of their seed before "
+           f"their setting can act")
+    if len(early):
+        out += (" (" + ", ".join(f"{lab} s{seed}: epoch {r['first epoch that differs']}, setting from epoch "
+                                 f"{r['setting acts from epoch']}" for (lab, seed), r in early.iterrows()) + ")")
+        out += (": their difference from it mixes the setting with another machine's arithmetic, which the search "
+                "amplifies as a change of seed would. Only a search rerun on the full search's machine and "
+                "thread count separates the two")
+    if len(blurred):
+        out += (f". {len(blurred)} more ({', '.join(f'{lab} s{seed}' for lab, seed in blurred.index)}) depart in the "
+                "epoch their setting starts to act, on another machine than the full search, so their first "
+                "difference cannot be told from the arithmetic's either")
+    return out + "."
+
+
 def plot_cells(genotypes: dict, title: str = ""):
     """Fig. 5: the normal and the reduction cell of each genotype ({label: Genotype}) side
     by side, one row per genotype (:func:`racl.genotypes.draw_cell`)."""

@@ -450,6 +450,47 @@ def test_ablation_searches_count_the_edges_each_setting_shares_with_racl(tmp_pat
     assert report.ablation_searches().empty
 
 
+def test_ablation_divergence_tells_the_setting_from_the_arithmetic(tmp_path, monkeypatch):
+    """Each ablated search against the full search of its seed: the first epoch whose losses
+    differ, against the first epoch its setting can act in (η and ρ after the weight warm-up,
+    the gradient-norm term and confidence learning from the first epoch), and where each ran."""
+    g = _g([("sep_conv_3x3", 0), ("sep_conv_3x3", 1)] * 4, [("max_pool_3x3", 0), ("max_pool_3x3", 1)] * 4)
+    here, there = {"cpu": "AMD EPYC", "cpu_threads": 2}, {"cpu": "Xeon", "cpu_threads": 1}
+
+    def record(name, losses, hardware, **config):
+        d = tmp_path / "search" / name
+        _write(d / "config.json", {"profile": "mini", "seed": 0, "arch_warmup_epochs": 2, **config})
+        _write(d / "provenance.json", {"profile": "mini", "finished": "2026-12-04", "hardware": hardware,
+                                       "code": {"git_commit": "0123456789", "git_dirty": False}})
+        _write(d / "genotype.json", {"genotype": g.to_dict()})
+        (d / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "train_loss": t, "val_loss": v}) + "\n"
+                                                 for e, (t, v) in enumerate(losses)))
+
+    full = [(2.17, 2.25), (2.03, 2.04), (1.94, 1.90)]
+    record("mini-cifar10-mini-racl-s0", full, here)
+    record("mini-cifar10-mini-racl-eta0.7-s0", full[:2] + [(1.95, 1.90)], here, eta=0.7)  # from its first arch epoch
+    record("mini-cifar10-mini-racl-eta0.9-rho-x10-s0", [(2.171, 2.25)] + full[1:], there, rho=0.5)  # in the warm-up
+    record("mini-cifar10-mini-racl-w-o-gradient-norm-s0", [(2.18, 2.25)] + full[1:], there, grad_norm_weight=0.0)
+    record("mini-cifar10-mini-racl-w-o-confidence-learning-s0", full, here, sample=False)
+    monkeypatch.setattr(report, "RUNS", tmp_path)
+    df = report.ablation_divergence()
+    eta, rho = df.loc[("RACL eta=0.7", 0)], df.loc[("RACL eta=0.9 rho x10", 0)]
+    assert (eta["settings changed"], eta["setting acts from epoch"], eta["first epoch that differs"]) == ("eta=0.7", 2, 2)
+    assert eta["reading"] == "the same until its setting acts"
+    assert (rho["settings changed"], rho["setting acts from epoch"], rho["first epoch that differs"]) == ("rho=0.5", 2, 0)
+    assert rho["reading"].startswith("departs before its setting acts") and rho["this search ran on"] == "Xeon (1 threads), 0123456"
+    gn = df.loc[("RACL w/o gradient norm", 0)]
+    assert (gn["setting acts from epoch"], gn["first epoch that differs"]) == (0, 0)
+    assert gn["reading"].startswith("departs where its setting starts to act, on another machine")
+    assert df.loc[("RACL w/o confidence learning", 0), "reading"] == "the same losses in every epoch"
+    said = report.ablation_divergence_summary(df)
+    assert said.startswith("1 of 4 ablated searches depart from the full RACL search of their seed before their setting "
+                           "can act (RACL eta=0.9 rho x10 s0: epoch 0, setting from epoch 2)")
+    assert "1 more (RACL w/o gradient norm s0)" in said
+    monkeypatch.setattr(report, "RUNS", tmp_path / "nothing")
+    assert report.ablation_divergence_summary().startswith("No ablated search")
+
+
 def test_costs_come_from_finished_runs_of_the_device_where_no_benchmark_fits(tmp_path, capsys):
     """No benchmark record of 'Test CPU (1 threads)': a search costs what the finished search
     of the same config took; a retraining, the per-step time of one of the same computation
