@@ -1662,19 +1662,23 @@ def ablation_divergence(profile: Optional[str] = None) -> pd.DataFrame:
     per-epoch training and held-out losses of the two records are compared exactly. A search
     that departs earlier differs by its arithmetic (another CPU, thread count or code
     version, which each record's provenance names), and the search amplifies such
-    differences like a change of seed."""
+    differences like a change of seed. Besides the plan's searches
+    (``<profile>-<dataset>-<slug>-s<seed>``), a rerun of one under another name
+    (``...-s<seed>-<tag>``, e.g. on the full search's machine) is compared too. The last
+    columns count the derived cell's (node, input, operation) edges the full search chose too."""
+    from .genotypes import load_genotype
     from .profiles import ABLATIONS, DATASETS, get_profile, slug, to_dict
 
     runs = [r for r in search_runs() if r["result"] is not None]
 
-    def searches(p: str, label: str) -> dict:
-        pat = re.compile(re.escape(f"{p}-{DATASETS[p]['cifar10']}-{slug(label)}") + r"-s(\d+)")
-        return {int(m.group(1)): r for r in runs if (m := pat.fullmatch(r["name"]))}
+    def searches(p: str, label: str, reruns: bool = False) -> list:
+        pat = re.compile(re.escape(f"{p}-{DATASETS[p]['cifar10']}-{slug(label)}") + r"-s(\d+)" + ("(-.+)?" if reruns else ""))
+        return [(int(m.group(1)), r) for r in runs if (m := pat.fullmatch(r["name"]))]
 
     if profile is None:
         ranked = sorted(PROFILE_RANK, key=PROFILE_RANK.get, reverse=True)
         profile = next((p for p in ranked if any(searches(p, a) for a in ABLATIONS if a != "RACL")), "mini")
-    full = searches(profile, "RACL")
+    full = dict(searches(profile, "RACL"))
     default = to_dict(get_profile(profile))
 
     def where(r: dict) -> str:
@@ -1683,11 +1687,15 @@ def ablation_divergence(profile: Optional[str] = None) -> pd.DataFrame:
         return (f"{hardware_label(prov.get('hardware') or {})}, {str(code.get('git_commit') or '?')[:7]}"
                 + ("+" if code.get("git_dirty") else ""))
 
+    def machine(r: dict) -> tuple:  # what sets the arithmetic: the processor and its thread count
+        hw = r["provenance"].get("hardware") or {}
+        return hw.get("gpu") or hw.get("cpu"), hw.get("cpu_threads")
+
     rows = {}
     for label in ABLATIONS:
         if label == "RACL":
             continue
-        for seed, run in sorted(searches(profile, label).items()):
+        for seed, run in sorted(searches(profile, label, reruns=True), key=lambda sr: (sr[0], len(sr[1]["name"]))):
             ref = full.get(seed)
             if ref is None:
                 continue
@@ -1698,7 +1706,7 @@ def ablation_divergence(profile: Optional[str] = None) -> pd.DataFrame:
             ma, mb = ref["metrics"], run["metrics"]
             first = next((e for e in range(min(len(ma), len(mb)))
                           if any(ma.iloc[e].get(k) != mb.iloc[e].get(k) for k in ("train_loss", "val_loss"))), None)
-            same_machine = ref["provenance"].get("hardware") == run["provenance"].get("hardware")
+            same_machine = machine(ref) == machine(run)
             if first is None:
                 reading = "the same losses in every epoch"
             elif first < acts:
@@ -1707,14 +1715,19 @@ def ablation_divergence(profile: Optional[str] = None) -> pd.DataFrame:
                 reading = "departs where its setting starts to act, on another machine: the two are not told apart"
             else:
                 reading = "the same until its setting acts"
-            rows[(label, seed)] = {"settings changed": ", ".join(f"{k}={b.get(k)}" for k in changed) or "none",
-                                   "setting acts from epoch": acts,
-                                   "first epoch that differs": "none" if first is None else first,
-                                   "RACL's search ran on": where(ref), "this search ran on": where(run),
-                                   "reading": reading}
+            ga, gb = (load_genotype(str(r["path"] / "genotype.json")) for r in (ref, run))
+            shared = common_edges({0: ga, 1: gb})
+            rows[(label, run["name"])] = {"seed": seed, "settings changed": ", ".join(f"{k}={b.get(k)}" for k in changed) or "none",
+                                          "setting acts from epoch": acts,
+                                          "first epoch that differs": "none" if first is None else first,
+                                          "RACL's search ran on": where(ref), "this search ran on": where(run),
+                                          "reading": reading,
+                                          "edges shared with RACL's cell (normal, reduction)":
+                                              f"{len(shared['normal'])} of {len(gb.normal)}, "
+                                              f"{len(shared['reduce'])} of {len(gb.reduce)}"}
     df = pd.DataFrame.from_dict(rows, orient="index")
     if len(df):
-        df.index = pd.MultiIndex.from_tuples(df.index, names=["setting", "seed"])
+        df.index = pd.MultiIndex.from_tuples(df.index, names=["setting", "search"])
     return df
 
 
@@ -1728,13 +1741,19 @@ def ablation_divergence_summary(df: Optional[pd.DataFrame] = None) -> str:
     out = (f"{len(early)} of {len(df)} ablated searches depart from the full RACL search of their seed before "
            f"their setting can act")
     if len(early):
-        out += (" (" + ", ".join(f"{lab} s{seed}: epoch {r['first epoch that differs']}, setting from epoch "
-                                 f"{r['setting acts from epoch']}" for (lab, seed), r in early.iterrows()) + ")")
+        out += (" (" + ", ".join(f"{name}: epoch {r['first epoch that differs']}, setting from epoch "
+                                 f"{r['setting acts from epoch']}" for (_, name), r in early.iterrows()) + ")")
         out += (": their difference from it mixes the setting with another machine's arithmetic, which the search "
                 "amplifies as a change of seed would. Only a search rerun on the full search's machine and "
                 "thread count separates the two")
+    clean = df[df["reading"].isin(["the same until its setting acts", "the same losses in every epoch"])]
+    if len(clean):
+        out += (". Computed alike until their setting acts: " + "; ".join(
+            f"{name} (first differs in epoch {r['first epoch that differs']}, its setting acts from epoch "
+            f"{r['setting acts from epoch']}; its cell shares {r['edges shared with RACL' + chr(39) + 's cell (normal, reduction)']} "
+            f"edges with RACL's)" for (_, name), r in clean.iterrows()))
     if len(blurred):
-        out += (f". {len(blurred)} more ({', '.join(f'{lab} s{seed}' for lab, seed in blurred.index)}) depart in the "
+        out += (f". {len(blurred)} more ({', '.join(name for _, name in blurred.index)}) depart in the "
                 "epoch their setting starts to act, on another machine than the full search, so their first "
                 "difference cannot be told from the arithmetic's either")
     return out + "."
