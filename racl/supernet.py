@@ -181,7 +181,12 @@ class SuperNet(nn.Module):
         L(pre1)) * sqrt(multiplier)] * (1 / sqrt(H W)) * ||classifier||_2, where sqrt(multiplier)
         bounds the concatenation of the node outputs and 1 / sqrt(H W) is global average
         pooling. The paper folds these into a constant without spelling them out; this is our
-        documented choice. It shifts ln C, hence the calibration of lambda*, and nothing else."""
+        documented choice. It shifts ln C, hence the calibration of lambda*, and nothing else.
+        The input normalisation in front of the stem (1 / std per channel, at most about 4.1
+        for CIFAR) is left out too, as the paper's chain starts at the first cell's input: with
+        the calibrated lambda* (``lambda_star_ratio``) it cancels, but an absolute
+        ``lambda_star`` in [0, 1]-pixel units is to be divided by max(1 / std). Kept out so
+        that every committed search's ln C and ln lambda* stay comparable."""
         with torch.no_grad():
             conv, bn = self.stem[0], self.stem[1]
             like = torch.zeros((), dtype=conv.weight.dtype, device=conv.weight.device)
