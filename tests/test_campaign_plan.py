@@ -473,20 +473,29 @@ def test_ablation_divergence_tells_the_setting_from_the_arithmetic(tmp_path, mon
     record("mini-cifar10-mini-racl-w-o-gradient-norm-s0", [(2.18, 2.25)] + full[1:], there, grad_norm_weight=0.0)
     record("mini-cifar10-mini-racl-w-o-confidence-learning-s0", full, here, sample=False)
     monkeypatch.setattr(report, "RUNS", tmp_path)
+    record("mini-cifar10-mini-racl-eta0.9-rho-x10-s0-here", full[:2] + [(1.9, 1.9)], here, rho=0.5)  # a rerun
     df = report.ablation_divergence()
-    eta, rho = df.loc[("RACL eta=0.7", 0)], df.loc[("RACL eta=0.9 rho x10", 0)]
+    eta = df.loc[("RACL eta=0.7", "mini-cifar10-mini-racl-eta0.7-s0")]
+    rho = df.loc[("RACL eta=0.9 rho x10", "mini-cifar10-mini-racl-eta0.9-rho-x10-s0")]
     assert (eta["settings changed"], eta["setting acts from epoch"], eta["first epoch that differs"]) == ("eta=0.7", 2, 2)
     assert eta["reading"] == "the same until its setting acts"
     assert (rho["settings changed"], rho["setting acts from epoch"], rho["first epoch that differs"]) == ("rho=0.5", 2, 0)
     assert rho["reading"].startswith("departs before its setting acts") and rho["this search ran on"] == "Xeon (1 threads), 0123456"
-    gn = df.loc[("RACL w/o gradient norm", 0)]
+    rerun = df.loc[("RACL eta=0.9 rho x10", "mini-cifar10-mini-racl-eta0.9-rho-x10-s0-here")]
+    assert rerun["reading"] == "the same until its setting acts" and rerun["seed"] == 0
+    assert eta["edges shared with RACL's cell (normal, reduction)"] == "8 of 8, 8 of 8"
+    gn = df.loc[("RACL w/o gradient norm", "mini-cifar10-mini-racl-w-o-gradient-norm-s0")]
     assert (gn["setting acts from epoch"], gn["first epoch that differs"]) == (0, 0)
     assert gn["reading"].startswith("departs where its setting starts to act, on another machine")
-    assert df.loc[("RACL w/o confidence learning", 0), "reading"] == "the same losses in every epoch"
+    assert df.loc[("RACL w/o confidence learning", "mini-cifar10-mini-racl-w-o-confidence-learning-s0"),
+                  "reading"] == "the same losses in every epoch"
     said = report.ablation_divergence_summary(df)
-    assert said.startswith("1 of 4 ablated searches depart from the full RACL search of their seed before their setting "
-                           "can act (RACL eta=0.9 rho x10 s0: epoch 0, setting from epoch 2)")
-    assert "1 more (RACL w/o gradient norm s0)" in said
+    assert said.startswith("1 of 5 ablated searches depart from the full RACL search of their seed before their setting "
+                           "can act (mini-cifar10-mini-racl-eta0.9-rho-x10-s0: epoch 0, setting from epoch 2)")
+    assert "mini-cifar10-mini-racl-eta0.9-rho-x10-s0-here (first differs in epoch 2, its setting acts from epoch 2; " in said
+    assert "1 more (mini-cifar10-mini-racl-w-o-gradient-norm-s0)" in said
+    # a rerun is no row of Table 8: its table of searches keeps the plan's names
+    assert "mini-cifar10-mini-racl-eta0.9-rho-x10-s0-here" not in set(report.ablation_searches()["search"])
     monkeypatch.setattr(report, "RUNS", tmp_path / "nothing")
     assert report.ablation_divergence_summary().startswith("No ablated search")
 
