@@ -34,9 +34,12 @@ $(MATHJAX): $(STAMP)
 
 setup: $(STAMP) system-deps $(MATHJAX)
 
-# The book: chapters executed at the smoke profile; any failing cell fails the build.
+# The book: chapters executed at the smoke profile; any failing cell fails the build. One
+# thread per kernel: the smoke-size steps are as fast on one (a smoke search: 21 s on one, 22 s
+# on two idle cores), and two threads beside any other busy process stall on every small
+# parallel region (the same search ran past 10 minutes next to one training process).
 book: setup
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	OMP_NUM_THREADS=1 $(BIN)/jupyter-book build . -W -n --keep-going
 
 # `make test`: the md/ipynb pairs as committed (before jupytext touches them), then four
 # independent parts, run side by side on JOBS cores (default: all), each on one thread, so
