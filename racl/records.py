@@ -431,12 +431,18 @@ class RunDir:
 
     def start_provenance(self, resumed: bool, make) -> dict:
         """The run's provenance: the one on disk when resuming, else ``make()`` with a zero
-        wall time. Also writes it."""
+        wall time. Also writes it. Resuming an unfinished run appends to ``"resumed"`` when,
+        with which code and on which hardware it went on (``make()``'s), so that a run made
+        by several versions or machines says so; its ``"code"`` and ``"hardware"`` stay
+        those it started with."""
         path = self.path / "provenance.json"
         prov = read_json(path) if resumed and path.exists() else None
         if prov is None:
             prov = make()
             prov["wall_time_s"] = 0.0
+        elif "finished" not in prov:
+            now = make()
+            prov.setdefault("resumed", []).append({k: now.get(k) for k in ("started", "code", "hardware")})
         write_json(path, prov)
         return prov
 

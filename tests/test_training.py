@@ -46,6 +46,8 @@ def test_training_improves_and_resumes_to_the_same_weights(tmp_path):
     assert "opt" in torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)  # resumable mid-run
     b = AdversarialTrainer(cfg, tmp_path / "b", progress=False)
     assert b._resumed
+    (seg,) = json.loads((tmp_path / "b" / "provenance.json").read_text())["resumed"]  # when, with what code, where
+    assert seg["code"] == b.prov["code"] and seg["hardware"] == b.prov["hardware"] and seg["started"]
     b.fit()
     for (k, va), (_, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert torch.equal(va, vb), k
@@ -57,6 +59,7 @@ def test_training_improves_and_resumes_to_the_same_weights(tmp_path):
     assert "opt" not in torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
     again = AdversarialTrainer(cfg, tmp_path / "a", progress=False)
     assert again._resumed and again.epoch == cfg.epochs and again.fit()["final"] == a.history[-1]
+    assert "resumed" not in json.loads((tmp_path / "a" / "provenance.json").read_text())  # a finished run goes on no more
     for (k, va), (_, vb) in zip(a.model.state_dict().items(), again.model.state_dict().items()):
         assert torch.equal(va, vb), k
 
