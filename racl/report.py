@@ -1548,6 +1548,25 @@ def search_genotypes(profile: Optional[str] = None, default_only: bool = True) -
     return {r["name"]: load_genotype(str(r["path"] / "genotype.json")) for r in runs}
 
 
+def _plan_searches(runs: list, p: str, label: str, reruns: bool = False) -> list:
+    """[(seed, record)] of the finished searches among ``runs`` that racl.plan names for
+    ``label`` (a setting of :data:`racl.profiles.ABLATIONS`) at profile ``p`` on CIFAR-10,
+    ``<p>-<dataset>-<slug>-s<seed>``; with ``reruns`` also a rerun of one, ``...-s<seed>-<tag>``."""
+    from .profiles import DATASETS, slug
+
+    pat = re.compile(re.escape(f"{p}-{DATASETS[p]['cifar10']}-{slug(label)}") + r"-s(\d+)" + ("(-.+)?" if reruns else ""))
+    return [(int(m.group(1)), r) for r in runs if (m := pat.fullmatch(r["name"]))]
+
+
+def _ablation_profile(runs: list) -> str:
+    """The largest profile with an ablated search of Table 8, else one with a RACL search, else mini."""
+    from .profiles import ABLATIONS
+
+    ranked = sorted(PROFILE_RANK, key=PROFILE_RANK.get, reverse=True)
+    ablated = [p for p in ranked if any(_plan_searches(runs, p, a) for a in ABLATIONS if a != "RACL")]
+    return (ablated or [p for p in ranked if _plan_searches(runs, p, "RACL")] or ["mini"])[0]
+
+
 def ablation_searches(profile: Optional[str] = None) -> pd.DataFrame:
     """Table 8's searches, before anything is retrained: for each setting of
     :data:`racl.profiles.ABLATIONS` and each seed with a finished search record
@@ -1560,19 +1579,14 @@ def ablation_searches(profile: Optional[str] = None) -> pd.DataFrame:
     counts: the full RACL searches of different seeds compared with each other, pair by
     pair, i.e. what the seed alone changes."""
     from .genotypes import load_genotype
-    from .profiles import ABLATIONS, DATASETS, slug
+    from .profiles import ABLATIONS
 
     runs = [r for r in search_runs() if r["result"] is not None]
 
     def searches(p: str, label: str) -> dict:
-        """{seed: the finished search of ``label`` at profile ``p``}, by racl.plan's names."""
-        pat = re.compile(re.escape(f"{p}-{DATASETS[p]['cifar10']}-{slug(label)}") + r"-s(\d+)")
-        return {int(m.group(1)): r for r in runs if (m := pat.fullmatch(r["name"]))}
+        return dict(_plan_searches(runs, p, label))
 
-    if profile is None:
-        ranked = sorted(PROFILE_RANK, key=PROFILE_RANK.get, reverse=True)
-        ablated = [p for p in ranked if any(searches(p, a) for a in ABLATIONS if a != "RACL")]
-        profile = (ablated or [p for p in ranked if searches(p, "RACL")] or ["mini"])[0]
+    profile = profile or _ablation_profile(runs)
     cell = lambda r: load_genotype(str(r["path"] / "genotype.json"))  # noqa: E731
     num = lambda v: "-" if v is None or v != v else f"{v:.3g}"  # noqa: E731
     full = {seed: cell(r) for seed, r in searches(profile, "RACL").items()}
@@ -1650,6 +1664,8 @@ def constraint_activity_summary(df: Optional[pd.DataFrame] = None) -> str:
 #: search-config fields that act in the architecture steps alone (the constraint of Eqs. 13-19):
 #: a search that differs from another in these only computes the same weight warm-up
 CONSTRAINT_FIELDS = ("eta", "rho", "lambda_star", "lambda_star_ratio", "use_constraint", "constraint_form", "admm")
+#: :func:`ablation_divergence`'s column of the edges a search's cell shares with the full search's
+SHARED_WITH_RACL = "edges shared with RACL's cell (normal, reduction)"
 
 
 def ablation_divergence(profile: Optional[str] = None) -> pd.DataFrame:
@@ -1667,18 +1683,12 @@ def ablation_divergence(profile: Optional[str] = None) -> pd.DataFrame:
     (``...-s<seed>-<tag>``, e.g. on the full search's machine) is compared too. The last
     columns count the derived cell's (node, input, operation) edges the full search chose too."""
     from .genotypes import load_genotype
-    from .profiles import ABLATIONS, DATASETS, get_profile, slug, to_dict
+    from .profiles import ABLATIONS, get_profile, to_dict
 
     runs = [r for r in search_runs() if r["result"] is not None]
 
-    def searches(p: str, label: str, reruns: bool = False) -> list:
-        pat = re.compile(re.escape(f"{p}-{DATASETS[p]['cifar10']}-{slug(label)}") + r"-s(\d+)" + ("(-.+)?" if reruns else ""))
-        return [(int(m.group(1)), r) for r in runs if (m := pat.fullmatch(r["name"]))]
-
-    if profile is None:
-        ranked = sorted(PROFILE_RANK, key=PROFILE_RANK.get, reverse=True)
-        profile = next((p for p in ranked if any(searches(p, a) for a in ABLATIONS if a != "RACL")), "mini")
-    full = dict(searches(profile, "RACL"))
+    profile = profile or _ablation_profile(runs)
+    full = dict(_plan_searches(runs, profile, "RACL"))
     default = to_dict(get_profile(profile))
 
     def where(r: dict) -> str:
@@ -1695,7 +1705,7 @@ def ablation_divergence(profile: Optional[str] = None) -> pd.DataFrame:
     for label in ABLATIONS:
         if label == "RACL":
             continue
-        for seed, run in sorted(searches(profile, label, reruns=True), key=lambda sr: (sr[0], len(sr[1]["name"]))):
+        for seed, run in sorted(_plan_searches(runs, profile, label, reruns=True), key=lambda sr: (sr[0], len(sr[1]["name"]))):
             ref = full.get(seed)
             if ref is None:
                 continue
@@ -1722,7 +1732,7 @@ def ablation_divergence(profile: Optional[str] = None) -> pd.DataFrame:
                                           "first epoch that differs": "none" if first is None else first,
                                           "RACL's search ran on": where(ref), "this search ran on": where(run),
                                           "reading": reading,
-                                          "edges shared with RACL's cell (normal, reduction)":
+                                          SHARED_WITH_RACL:
                                               f"{len(shared['normal'])} of {len(gb.normal)}, "
                                               f"{len(shared['reduce'])} of {len(gb.reduce)}"}
     df = pd.DataFrame.from_dict(rows, orient="index")
@@ -1750,7 +1760,7 @@ def ablation_divergence_summary(df: Optional[pd.DataFrame] = None) -> str:
     if len(clean):
         out += (". Computed alike until their setting acts: " + "; ".join(
             f"{name} (first differs in epoch {r['first epoch that differs']}, its setting acts from epoch "
-            f"{r['setting acts from epoch']}; its cell shares {r['edges shared with RACL' + chr(39) + 's cell (normal, reduction)']} "
+            f"{r['setting acts from epoch']}; its cell shares {r[SHARED_WITH_RACL]} "
             f"edges with RACL's)" for (_, name), r in clean.iterrows()))
     if len(blurred):
         out += (f". {len(blurred)} more ({', '.join(name for _, name in blurred.index)}) depart in the "
