@@ -28,7 +28,10 @@ Targets (the paper's captions):
 * table8: the ablations of Sec. 4.6, exactly the paper's six rows: random search (the best
   of 10 random cells, :mod:`racl.random_search`), RACL without the gradient-norm term,
   without confidence learning, (eta, rho) = (0.9, 10x the profile's rho), (0.7, the
-  profile's rho), and the full RACL (0.9, the profile's rho);
+  profile's rho), and the full RACL (0.9, the profile's rho). A committed rerun of one of
+  these searches, ``<search>-<tag>`` (:func:`search_reruns`: the same setting and seed
+  searched again, e.g. on the full search's machine), is retrained and evaluated too, as
+  ``<run>-<tag>``; it is shown beside its row, not as one;
 * fig4: accuracy against epsilon and PGD iterations, from the white-box evaluations;
 * fig5: the cells of RACL searches at several seeds (default 0, 1, 2; Sec. 4.5).
 
@@ -82,7 +85,7 @@ from pathlib import Path
 from typing import Optional
 
 from .networks import HUMAN_ARCHS, canonical_arch
-from .profiles import (ABLATIONS, DATASETS, DEFAULT_SEEDS, RANDOM_SEARCH, RANDOM_SEARCH_LABEL, SEARCH_MODES, TABLE8_ROWS,
+from .profiles import (ABLATIONS, DATASETS, DEFAULT_SEEDS, RANDOM_SEARCH, RANDOM_SEARCH_LABEL, RERUN_TAG, SEARCH_MODES, TABLE8_ROWS,
                        ablation_config, default_method, get_eval_profile, get_profile, screen_overrides, slug, stability_eval, to_dict)
 from .random_search import CRITERION, genotype_seeds, random_genotype
 from .records import read_json, transfer_runs
@@ -159,6 +162,20 @@ class Job:
         return None
 
 
+def search_reruns(runs: Path, search: str) -> list[tuple[str, Path]]:
+    """[(tag, genotype file)] of the finished reruns of the search named ``search`` under
+    ``runs/search``: folders ``<search>-<tag>`` (:data:`racl.profiles.RERUN_TAG`: lower-case letters,
+    digits and dots, e.g. ``-epyc2``) that hold the search's result, ``genotype.json``.
+    A rerun is the same setting and seed searched again, elsewhere or otherwise (the book's
+    ablations chapter reruns Table 8's searches on the full RACL search's machine); it is
+    committed by hand, never planned, and Table 8 retrains and evaluates its cell beside
+    the plan's."""
+    folder = Path(runs) / "search"
+    pat = re.compile(re.escape(search) + f"-({RERUN_TAG})")
+    return sorted((m.group(1), d / "genotype.json") for d in (folder.iterdir() if folder.is_dir() else [])
+                  if (m := pat.fullmatch(d.name)) and (d / "genotype.json").is_file())
+
+
 def seeds_of(target: str, seeds=None) -> tuple:
     """The seeds ``target`` runs at: ``seeds`` when given, else :data:`racl.profiles.DEFAULT_SEEDS`
     (0, 1, 2 for Table 7 and Fig. 5; 0 for the others)."""
@@ -228,15 +245,16 @@ def plan(profile: str, targets: list[str], archs: Optional[list[str]] = None, se
         return add(Job("search", sname, spec, (), runs)).name
 
     def train(arch: str, dataset: str, seed: int, label: Optional[str] = None, after: tuple = (),
-              overrides: Optional[dict] = None) -> str:
+              overrides: Optional[dict] = None, tag: str = "") -> str:
         tname = RUN_NAME.format(profile=profile, dataset=dataset, label=slug(label or arch), method=method, seed=seed)
+        tname += f"-{tag}" if tag else ""
         spec = {"arch": arch, "dataset": dataset, "seed": seed, "method": method, **({"overrides": overrides} if overrides else {})}
         add(Job("train", tname, spec, after, runs))
         return tname
 
     def train_eval(arch: str, dataset: str, seed: int, label: Optional[str] = None, after: tuple = (),
-                   stability: bool = False) -> str:
-        tname = train(arch, dataset, seed, label, after)
+                   stability: bool = False, tag: str = "") -> str:
+        tname = train(arch, dataset, seed, label, after, tag=tag)
         over = stability_eval(profile) if stability else {}
         ename = tname + (STABILITY_SUFFIX if over else "")
         add(Job("eval", ename, {"run": tname, "dataset": dataset, **({"overrides": over} if over else {})},
@@ -298,6 +316,8 @@ def plan(profile: str, targets: list[str], archs: Optional[list[str]] = None, se
                     sname = search(ds10, s, ABLATIONS[label], None if label == "RACL" else label)
                     train_eval(str(runs / "search" / sname / "genotype.json"), ds10, s, label=f"searched-{slug(label)}",
                                after=(f"search/{sname}",))
+                    for tag, genotype in search_reruns(runs, sname):
+                        train_eval(str(genotype), ds10, s, label=f"searched-{slug(label)}", tag=tag)
         elif target == "fig5":
             for s in seeds_t:
                 search(ds10, s, {})

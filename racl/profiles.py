@@ -508,3 +508,9 @@ def ablation_config(profile: str, overrides: dict, **fields) -> SearchConfig:
 def slug(s: str) -> str:
     """A label as it appears in run names: ``RACL eta=0.9 rho x10`` -> ``racl-eta0.9-rho-x10``."""
     return s.lower().replace(" ", "-").replace("=", "").replace("/", "-").replace("_", "-")
+
+
+#: the tag that names a rerun of a search, ``<search>-<tag>``, and its retraining and
+#: evaluation, ``<run>-<tag>`` (:func:`racl.plan.search_reruns`): lower-case letters, digits
+#: and dots, e.g. ``epyc2`` for a rerun on a 2-thread AMD EPYC
+RERUN_TAG = r"[a-z0-9][a-z0-9.]*"

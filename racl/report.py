@@ -944,6 +944,35 @@ def ablation_records(tid: str, method: Optional[str] = None) -> dict:
     return out
 
 
+def table8_reruns(method: Optional[str] = None) -> dict:
+    """{row of Table 8: [evaluation records of the reruns of the row's searches]}: the cell
+    of a search run again under the same setting and seed (``<search>-<tag>``,
+    :func:`racl.plan.search_reruns`), retrained and evaluated as ``<run>-<tag>``
+    (``..-searched-<ablation slug>-<method>-s<seed>-<tag>``), at the largest budget that
+    has any for the row. Each record carries its tag as ``_tag`` and its file as ``_file``.
+    A rerun is not a row of the paper's table: it shows whether the row's difference from
+    the full RACL came from its setting or from the arithmetic of another machine."""
+    from .profiles import DATASETS, RERUN_TAG
+
+    b = paper()["tables"]["table8"]["blocks"][0]
+    files = {p.name: p for p in (RUNS / "eval").glob("*.json")}
+    out = {}
+    for row in b["rows"]:
+        slug = _row_slug("table8", row)
+        if slug is None:
+            continue
+        for profile in sorted(PROFILE_RANK, key=PROFILE_RANK.get, reverse=True):
+            ds = DATASETS.get(profile, {}).get(b["dataset"])
+            if ds is None:
+                continue
+            pat = re.compile(re.escape(f"{profile}-{ds}-{slug}-{_objective(profile, method)}-s") + rf"(\d+)-({RERUN_TAG})\.json")
+            hits = sorted((int(m.group(1)), m.group(2), f) for f in files if (m := pat.fullmatch(f)))
+            if hits:
+                out[row] = [{**json.loads(files[f].read_text()), "_file": f, "_tag": tag} for _, tag, f in hits]
+                break
+    return out
+
+
 def _values(recs: list, col: str) -> tuple:
     """The accuracies of column ``col`` in ``recs`` and their number of test images (that
     of the first record that has the column)."""
@@ -963,9 +992,9 @@ def ablation_table(tid: str, method: Optional[str] = None) -> PaperTable:
     t = paper()["tables"][tid]
     b = t["blocks"][0]
     if tid == "table7":
-        found, smaller = _multi_run_records(tid, method, with_smaller=True)
+        found, smaller, reruns = *_multi_run_records(tid, method, with_smaller=True), {}
     else:
-        found, smaller = ablation_records(tid, method), {}
+        found, smaller, reruns = ablation_records(tid, method), {}, table8_reruns(method)
     budgets, rows, unplanned, missing = _Budgets(), [], [], []
     for row, label in zip(b["rows"], b["row_labels"]):
         rows.append(((label, "paper"), [_pv(b, row, c) for c in t["columns"]]))
@@ -976,6 +1005,9 @@ def ablation_table(tid: str, method: Optional[str] = None) -> PaperTable:
         elif not recs:
             missing.append(label)
         rows.append(((label, f"ours ({budgets.mark(_budget_of(recs))})" if recs else "ours"), cells))
+        for r in reruns.get(row, []):
+            rows.append(((label, f"ours, rerun {r['_tag']} ({budgets.mark(_budget_of([r]))})"),
+                         [_summary(*_values([r], col)) for col in t["columns"]]))
     df = _frame(rows, ["model" if tid == "table7" else "setting", ""], t["column_labels"])
     if tid == "table7":
         what = "our mean ± standard error over the seeds at which the row's named cell was retrained and evaluated"
@@ -993,6 +1025,10 @@ def ablation_table(tid: str, method: Optional[str] = None) -> PaperTable:
         if smaller:
             extra.append("Left out (evaluated on fewer test images, e.g. Table 1's): "
                          + ", ".join(f"{ROW_LABEL.get(r, r)}: {k} record{'s' if k > 1 else ''}" for r, k in smaller.items()) + ".")
+    if reruns:
+        extra.append("ours, rerun <tag>: the row's search run again at the same setting and seed under another name "
+                     "(`...-s<seed>-<tag>`, e.g. on the full RACL search's machine), retrained and evaluated; not a row of "
+                     "the paper's table. It shows whether the row's difference from the full RACL is its setting's.")
     if unplanned:
         extra.append(f"Not planned by racl.plan (no such ablation): {'; '.join(unplanned)}.")
     if missing:
@@ -1160,8 +1196,9 @@ def seed_spread(method: Optional[str] = None) -> dict:
 def table8_differences(method: Optional[str] = None) -> dict:
     """Table 8's full RACL against each ablation, per row, seed and column, from the records
     of :func:`ablation_records`: {"rows": {row: {seed: {column: {"diff", "se", "se_paired",
-    "n"} or a reason string}}}, "full": {seed: record}, "found": the records, "sd": the seed
-    spread}. ``diff`` is the full RACL's accuracy minus the ablation's on the examples both
+    "n"} or a reason string}}}, "reruns": {row: {(seed, tag): (the same cells, the rerun's
+    record)}} for the reruns of :func:`table8_reruns`, "full": {seed: record}, "found": the
+    records, "sd": the seed spread}. ``diff`` is the full RACL's accuracy minus the ablation's on the examples both
     were attacked on, ``se`` = √(se_paired² + 2 sd_seed²) (:func:`table8_advantage`)."""
     from .evaluation import paired_difference
 
@@ -1170,27 +1207,32 @@ def table8_differences(method: Optional[str] = None) -> dict:
     found = ablation_records("table8", method)
     sd = seed_spread(method)
     full = {run_seed(r): r for r in found.get(TABLE8_FULL, [])}
-    rows = {}
+
+    def cells_of(a: dict, b_: dict) -> dict:
+        cells = {}
+        for col in t["columns"]:
+            try:
+                pair = paired_column(a, b_, ATTACK_OF_COLUMN.get(col, col))
+            except ValueError as e:
+                cells[col] = f"not compared: {e}"
+                continue
+            if pair is None:
+                cells[col] = NOT_RUN
+                continue
+            d = paired_difference(*pair)
+            se = (d["se"] ** 2 + 2 * sd[col] ** 2) ** 0.5 if col in sd else d["se"]
+            cells[col] = {"diff": d["diff"], "se": se, "se_paired": d["se"], "n": d["n"]}
+        return cells
+
+    rows, reruns, rerun_recs = {}, {}, table8_reruns(method)
     for row in b["rows"]:
         if row == TABLE8_FULL:
             continue
         mine = {run_seed(r): r for r in found.get(row, [])}
-        rows[row] = {}
-        for s in sorted(set(mine) & set(full), key=str):
-            cells = rows[row][s] = {}
-            for col in t["columns"]:
-                try:
-                    pair = paired_column(full[s], mine[s], ATTACK_OF_COLUMN.get(col, col))
-                except ValueError as e:
-                    cells[col] = f"not compared: {e}"
-                    continue
-                if pair is None:
-                    cells[col] = NOT_RUN
-                    continue
-                d = paired_difference(*pair)
-                se = (d["se"] ** 2 + 2 * sd[col] ** 2) ** 0.5 if col in sd else d["se"]
-                cells[col] = {"diff": d["diff"], "se": se, "se_paired": d["se"], "n": d["n"]}
-    return {"rows": rows, "full": full, "found": found, "sd": sd}
+        rows[row] = {s: cells_of(full[s], mine[s]) for s in sorted(set(mine) & set(full), key=str)}
+        reruns[row] = {(run_seed(r), r["_tag"]): (cells_of(full[run_seed(r)], r), r)
+                       for r in rerun_recs.get(row, []) if run_seed(r) in full}
+    return {"rows": rows, "reruns": reruns, "full": full, "found": found, "sd": sd}
 
 
 def table8_advantage(method: Optional[str] = None) -> PaperTable:
@@ -1216,17 +1258,23 @@ def table8_advantage(method: Optional[str] = None) -> PaperTable:
             va, vb = b["values"][TABLE8_FULL].get(col), b["values"][row].get(col)
             pv[clabel] = NOT_LEGIBLE if None in (va, vb) else f"{va - vb:+.2f}".replace("-", "−")
         rows.append(((name, "paper"), pv))
-        seeds = diffs["rows"][row]
+        seeds, reruns = diffs["rows"][row], diffs["reruns"][row]
+
+        def line(cells: dict) -> dict:
+            return {clabel: c if isinstance(c, str) else advantage_verdict(c["diff"], c["se"], 100.0) + f" (n={c['n']})"
+                    for clabel, c in zip(t["column_labels"], (cells[col] for col in t["columns"]))}
+
         if not seeds:
             rows.append(((name, "ours"), {c: NOT_RUN for c in t["column_labels"]}))
-            continue
-        mine = {run_seed(r): r for r in diffs["found"][row]}
+        mine = {run_seed(r): r for r in diffs["found"].get(row, [])}
         for s, cells in seeds.items():
-            rows.append(((name, f"ours (seed {s})"),
-                         {clabel: c if isinstance(c, str) else advantage_verdict(c["diff"], c["se"], 100.0) + f" (n={c['n']})"
-                          for clabel, c in zip(t["column_labels"], (cells[col] for col in t["columns"]))}))
+            rows.append(((name, f"ours (seed {s})"), line(cells)))
             notes.append(f"{label}, seed {s}: {_eval_budget(mine[s])}")
-        notes.append(f"full RACL: {'; '.join(_eval_budget(full[s]) for s in seeds)}")
+        for (s, tag), (cells, rec) in reruns.items():
+            rows.append(((name, f"ours (seed {s}, rerun {tag})"), line(cells)))
+            notes.append(f"{label}, seed {s}, rerun {tag}: {_eval_budget(rec)}")
+        if seeds or reruns:
+            notes.append(f"full RACL: {'; '.join(_eval_budget(full[s]) for s in sorted({*seeds, *(k[0] for k in reruns)}, key=str))}")
     notes = list(dict.fromkeys(notes))
     if sd:
         recs = _multi_run_records("table7", method).get("RACL", [])
@@ -1235,6 +1283,9 @@ def table8_advantage(method: Optional[str] = None) -> PaperTable:
     else:
         notes.insert(0, "No seed spread yet (Table 7's RACL has fewer than two seeds): ours is judged against the paired "
                         "standard error over the test examples alone, which leaves out how much a retraining moves with its seed.")
+    if any(diffs["reruns"].values()):
+        notes.append("rerun <tag>: the row's search run again at the same setting and seed (`...-s<seed>-<tag>`, e.g. on "
+                     "the full RACL search's machine), retrained and evaluated; not a row of the paper's table.")
     if not any(diffs["rows"].values()):
         notes.append("Not run yet: no ablation has an evaluation record at a seed where the full RACL has one "
                      "(`python -m racl reproduce --profile mini --targets table8`).")
@@ -1254,14 +1305,16 @@ def table8_summary(method: Optional[str] = None) -> str:
     for row, label in zip(b["rows"], b["row_labels"]):
         if row == TABLE8_FULL:
             continue
-        if not diffs["rows"][row]:
+        if not diffs["rows"][row] and not diffs["reruns"][row]:
             parts.append(f"{label}: not run yet")
             continue
-        for s, cells in diffs["rows"][row].items():
+        runs_ = [(f"seed {s}", cells) for s, cells in diffs["rows"][row].items()]
+        runs_ += [(f"seed {s}, rerun {tag}", cells) for (s, tag), (cells, _) in diffs["reruns"][row].items()]
+        for which, cells in runs_:
             v = Counter(_verdict(c["diff"], c["se"]) if isinstance(c, dict) else "none" for c in cells.values())
             paper_ahead = sum(1 for col in t["columns"] if None not in (b["values"][TABLE8_FULL].get(col), b["values"][row].get(col))
                               and b["values"][TABLE8_FULL][col] > b["values"][row][col])
-            text = (f"{label} (seed {s}): the full RACL is ahead by more than the error in {v['exceeds']} of "
+            text = (f"{label} ({which}): the full RACL is ahead by more than the error in {v['exceeds']} of "
                     f"{len(t['columns'])} columns, within it in {v['within']}, behind by more than it in {v['behind']}")
             if v["none"]:
                 text += f", {v['none']} without a comparison (not run or different test examples)"
@@ -1617,6 +1670,30 @@ def ablation_searches(profile: Optional[str] = None) -> pd.DataFrame:
     if len(df):
         df.index = pd.MultiIndex.from_tuples(df.index, names=["setting", "seed"])
     return df
+
+
+def table8_rerun_status(profile: Optional[str] = None, method: Optional[str] = None) -> pd.DataFrame:
+    """Each finished rerun of a Table 8 search (``<search>-<tag>``, racl.plan.search_reruns)
+    at ``profile`` (None: that of :func:`ablation_searches`): the retraining and evaluation
+    ``reproduce --targets table8`` gives its cell (``<run>-<tag>``, with ``method``, None: the
+    profile's default objective) and how far they are: finished, started or not yet."""
+    from .profiles import ABLATIONS, DATASETS, RERUN_TAG, slug
+
+    runs = [r for r in search_runs() if r["result"] is not None]
+    profile = profile or _ablation_profile(runs)
+    rows = []
+    for label in ABLATIONS:
+        for seed, r in sorted(_plan_searches(runs, profile, label, reruns=True), key=lambda x: x[1]["name"]):
+            m = re.fullmatch(rf".*-s{seed}-({RERUN_TAG})", r["name"])
+            if m is None:
+                continue  # the plan's own search
+            run = f"{profile}-{DATASETS[profile]['cifar10']}-searched-{slug(label)}-{_objective(profile, method)}-s{seed}-{m.group(1)}"
+            train = RUNS / "train" / run
+            rows.append({"setting": label, "rerun search": r["name"], "retraining": run,
+                         "trained": "finished" if finished(train) else ("started" if train.is_dir() else "not yet"),
+                         "evaluated": "finished" if (RUNS / "eval" / f"{run}.json").is_file()
+                         else ("started" if (RUNS / "eval" / f"{run}.json.partial").is_file() else "not yet")})
+    return pd.DataFrame(rows)
 
 
 def constraint_activity(profile: Optional[str] = "mini") -> pd.DataFrame:

@@ -46,6 +46,36 @@ def test_table8_rows_are_the_papers_six_settings():
         assert cfg.rho == pytest.approx(s["rho"] if s["rho"] is not None else 1e-3), row
 
 
+def test_table8_retrains_and_evaluates_the_committed_reruns_of_its_searches(tmp_path):
+    """A finished rerun of a planned Table 8 search (``<search>-<tag>`` holding genotype.json)
+    is retrained from its own cell and evaluated, as ``<run>-<tag>``, needing nothing (it is
+    not planned, only committed); an unfinished rerun, an ill-formed tag and a rerun of a
+    search Table 8 does not plan add nothing."""
+    from racl.plan import search_reruns
+
+    search = tmp_path / "search"
+    for name in ("mini-cifar10-mini-racl-eta0.7-s0-epyc2", "mini-cifar10-mini-racl-s0-xeon1.v2"):
+        (search / name).mkdir(parents=True)
+        (search / name / "genotype.json").write_text("{}")
+    (search / "mini-cifar10-mini-racl-w-o-confidence-learning-s0-epyc2").mkdir()  # unfinished: no genotype
+    for name in ("mini-cifar10-mini-racl-eta0.7-s0-EPYC", "mini-cifar10-mini-racl-eta0.7-s1-epyc2"):
+        (search / name).mkdir()
+        (search / name / "genotype.json").write_text("{}")
+    assert search_reruns(tmp_path, "mini-cifar10-mini-racl-eta0.7-s0") == [
+        ("epyc2", search / "mini-cifar10-mini-racl-eta0.7-s0-epyc2" / "genotype.json")]
+    assert search_reruns(tmp_path, "mini-cifar10-mini-racl-s0") == [("xeon1.v2", search / "mini-cifar10-mini-racl-s0-xeon1.v2" / "genotype.json")]
+    jobs = {j.key: j for j in plan("mini", ["table8"], MINI_ARCHS, None, "mart", tmp_path)}
+    extra = sorted(k for k in jobs if k.endswith(("-epyc2", "-xeon1.v2", "-EPYC")))
+    assert extra == ["eval/mini-cifar10-mini-searched-racl-eta0.7-mart-s0-epyc2", "eval/mini-cifar10-mini-searched-racl-mart-s0-xeon1.v2",
+                     "train/mini-cifar10-mini-searched-racl-eta0.7-mart-s0-epyc2", "train/mini-cifar10-mini-searched-racl-mart-s0-xeon1.v2"]
+    tr = jobs["train/mini-cifar10-mini-searched-racl-eta0.7-mart-s0-epyc2"]
+    assert tr.needs == () and tr.spec["arch"] == str(search / "mini-cifar10-mini-racl-eta0.7-s0-epyc2" / "genotype.json")
+    assert tr.spec["seed"] == 0 and tr.spec["method"] == "mart"
+    assert jobs["eval/mini-cifar10-mini-searched-racl-eta0.7-mart-s0-epyc2"].needs == (tr.key,)
+    # Fig. 5 plans the searches alone: a rerun of its search is not retrained
+    assert not any(j.name.endswith("xeon1.v2") for j in plan("mini", ["fig5"], MINI_ARCHS, None, "mart", tmp_path))
+
+
 def test_table8_plan_has_six_rows_with_the_right_overrides(tmp_path):
     jobs = plan("mini", ["table8"], MINI_ARCHS, None, "pgd", tmp_path)
     by_key = {j.key: j for j in jobs}
@@ -496,8 +526,17 @@ def test_ablation_divergence_tells_the_setting_from_the_arithmetic(tmp_path, mon
     assert "1 more (mini-cifar10-mini-racl-w-o-gradient-norm-s0)" in said
     # a rerun is no row of Table 8: its table of searches keeps the plan's names
     assert "mini-cifar10-mini-racl-eta0.9-rho-x10-s0-here" not in set(report.ablation_searches()["search"])
+    # what reproduce does with the rerun's cell (racl.plan.search_reruns), and how far it has come
+    status = report.table8_rerun_status()
+    assert status.to_dict("records") == [{"setting": "RACL eta=0.9 rho x10", "rerun search": "mini-cifar10-mini-racl-eta0.9-rho-x10-s0-here",
+                                          "retraining": "mini-cifar10-mini-searched-racl-eta0.9-rho-x10-mart-s0-here",
+                                          "trained": "not yet", "evaluated": "not yet"}]
+    _write(tmp_path / "train" / "mini-cifar10-mini-searched-racl-eta0.9-rho-x10-mart-s0-here" / "provenance.json", {"finished": "x"})
+    _write(tmp_path / "eval" / "mini-cifar10-mini-searched-racl-eta0.9-rho-x10-mart-s0-here.json.partial", {})
+    assert report.table8_rerun_status().iloc[0][["trained", "evaluated"]].tolist() == ["finished", "started"]
     monkeypatch.setattr(report, "RUNS", tmp_path / "nothing")
     assert report.ablation_divergence_summary().startswith("No ablated search")
+    assert report.table8_rerun_status().empty
 
 
 def test_costs_come_from_finished_runs_of_the_device_where_no_benchmark_fits(tmp_path, capsys):

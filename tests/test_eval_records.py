@@ -222,6 +222,43 @@ def test_table8_advantage_pairs_each_ablation_with_the_full_racl_of_its_seed(tmp
     assert tab.notes[0].startswith("No seed spread yet")
 
 
+def test_table8_shows_a_rerun_of_an_ablated_search_beside_its_row(tmp_path, monkeypatch):
+    """A rerun of an ablated search (``<search>-<tag>``) retrained and evaluated as
+    ``<run>-<tag>``: Table 8 keeps the row's own record as its row and shows the rerun on a
+    line of its own, in the table, in the paired comparison with the full RACL of its seed
+    and in the summary; another objective's rerun and an ill-formed tag are not read."""
+    ev = tmp_path / "eval"
+    ev.mkdir()
+    name = "mini-cifar10-mini-searched-racl-eta0.7-mart-s0"
+    recs = {"mini-cifar10-mini-searched-racl-mart-s0.json":
+            _objective_rec("mart", "11111111", "11110000", "1110", run="data/runs/train/mini-cifar10-mini-searched-racl-mart-s0"),
+            f"{name}.json": _objective_rec("mart", "11111110", "11000000", "1000", run=f"data/runs/train/{name}"),
+            f"{name}-epyc2.json": _objective_rec("mart", "11111111", "11100000", "1100", run=f"data/runs/train/{name}-epyc2"),
+            "mini-cifar10-mini-searched-racl-eta0.7-pgd-s0-epyc2.json": _objective_rec("pgd", "0", "0", "0"),
+            f"{name}-EPYC.json": _objective_rec("mart", "0", "0", "0")}
+    for n, r in recs.items():
+        (ev / n).write_text(json.dumps(r))
+    monkeypatch.setattr(report, "RUNS", tmp_path)
+    reruns = report.table8_reruns()
+    assert list(reruns) == ["eta=0.7, rho=0.001"] and [r["_tag"] for r in reruns["eta=0.7, rho=0.001"]] == ["epyc2"]
+    assert [r["_file"] for r in report.ablation_records("table8")["eta=0.7, rho=0.001"]] == [f"{name}.json"]
+    tab = report.ablation_table("table8")
+    lines = list(tab.frame.loc["η = 0.7, ρ = 0.001"].index)
+    assert lines[0] == "paper" and lines[1].startswith("ours (") and lines[2].startswith("ours, rerun epyc2 (")
+    assert tab.frame.loc[("η = 0.7, ρ = 0.001", lines[2]), "PGD-20"].startswith("37.5")  # 3 of 8
+    assert any(n.startswith("ours, rerun <tag>") for n in tab.notes)
+    adv = report.table8_advantage().frame
+    # PGD-20: 11110000 - 11100000 -> +1/8 for the rerun; 11110000 - 11000000 -> +2/8 for the row
+    assert adv.loc[("RACL − η = 0.7, ρ = 0.001", "ours (seed 0, rerun epyc2)"), "PGD-20"].startswith("+12.5")
+    assert adv.loc[("RACL − η = 0.7, ρ = 0.001", "ours (seed 0)"), "PGD-20"].startswith("+25.0")
+    assert "η = 0.7, ρ = 0.001 (seed 0, rerun epyc2): the full RACL is ahead" in report.table8_summary()
+    # a rerun alone, before the row's own record: the row says not run, the rerun is shown
+    (ev / f"{name}.json").unlink()
+    adv = report.table8_advantage().frame
+    assert (adv.loc[("RACL − η = 0.7, ρ = 0.001", "ours")] == report.NOT_RUN).all()
+    assert adv.loc[("RACL − η = 0.7, ρ = 0.001", "ours (seed 0, rerun epyc2)"), "PGD-20"].startswith("+12.5")
+
+
 def test_random_starts_are_keyed_by_example_index(normal, cifar):
     _, (x, y) = cifar
     idx = torch.arange(64)
