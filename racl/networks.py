@@ -14,6 +14,7 @@ baselines of the paper's tables, all taking inputs in [0, 1] and normalising ins
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
@@ -363,6 +364,16 @@ ARCH_ALIASES = {"resnet-18": "resnet18", "resnet-50": "resnet50", "wrn-28-10": "
 def canonical_arch(arch: str) -> str:
     """``arch`` lower-cased, with :data:`ARCH_ALIASES` resolved ('ResNet-110' -> 'resnet110')."""
     return ARCH_ALIASES.get(arch.lower(), arch.lower())
+
+
+def arch_label(arch: str) -> str:
+    """A short name of ``arch`` for progress bars and logs: a genotype file is named by its
+    folder (the search run that wrote it), a genotype string ``Genotype(...)`` as such, and
+    any other name is kept."""
+    if arch.endswith(".json"):
+        p = Path(arch)
+        return p.parent.name if p.name == "genotype.json" else p.stem
+    return "Genotype(...)" if arch.startswith("Genotype(") else arch
 
 
 class UnknownArchitectureError(KeyError):

@@ -174,7 +174,7 @@ def progress(total: int, desc: str, enabled: bool = True, initial: int = 0, file
         return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, file=stream, leave=False, **kw)
     return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, file=_LogLines(stream), leave=True,
                 mininterval=LOG_PROGRESS_EVERY, maxinterval=LOG_PROGRESS_EVERY, ascii=True, dynamic_ncols=False,
-                ncols=100, **kw)
+                ncols=100 + len(desc), **kw)  # a long description cannot push the count off the line
 
 
 # ---------------------------------------------------------------------- atomic writes

@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from . import distributed, speed
 from .attacks import check_epsilon, linf_pgd
 from .data import Loader, batch_seed, load_dataset, split_indices
-from .networks import build_model, count_parameters
+from .networks import arch_label, build_model, count_parameters
 from .profiles import TRAIN_PROFILES, _check_choice, from_dict, to_dict
 from .records import (CheckpointError, NonFiniteLossError, RunDir, check_finite, finish_provenance, load_checkpoint,
                       progress, provenance, read_json, resolve_device, save_checkpoint, write_json)
@@ -356,7 +356,7 @@ class AdversarialTrainer:
             for g in self.opt.param_groups:
                 g["lr"] = self.lr_at(epoch)
             t_epoch = time.time() - self._acc.get("seconds", 0.0)
-            bar = progress(n_steps, f"{cfg.arch} {cfg.method} epoch {epoch + 1}/{cfg.epochs}", self.progress, self.step)
+            bar = progress(n_steps, f"{arch_label(cfg.arch)} {cfg.method} epoch {epoch + 1}/{cfg.epochs}", self.progress, self.step)
             for step, x, y in self.train_loader.epoch(epoch, self.step):  # the global batch, on every rank
                 if stop_after_steps is not None and done >= stop_after_steps:
                     bar.close()

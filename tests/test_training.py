@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from racl.genotypes import GenotypeError
-from racl.networks import UnknownArchitectureError, build_model
+from racl.networks import UnknownArchitectureError, arch_label, build_model
 from racl.profiles import get_profile
 from racl.records import CheckpointError, NonFiniteLossError, progress
 from racl.training import AdversarialTrainer, adversarial_loss, load_trained
@@ -143,6 +143,15 @@ def test_progress_written_to_a_log_is_whole_lines():
     bar.update(5)
     bar.close()
     assert quiet.getvalue() == ""
+    # a searched cell's bar is named by its search run, and a long name keeps the count on the line
+    name = arch_label("data/runs/search/mini-cifar10-mini-racl-eta0.9-rho-x10-s0-epyc2/genotype.json")
+    assert name == "mini-cifar10-mini-racl-eta0.9-rho-x10-s0-epyc2"
+    assert arch_label("RACL") == "RACL" and arch_label("Genotype(normal=[('skip_connect', 0)], ...)") == "Genotype(...)"
+    long = io.StringIO()
+    bar = progress(81, "x" * 150 + " mart epoch 1/6", file=long)
+    bar.update(81)
+    bar.close()
+    assert "81/81" in long.getvalue().splitlines()[-1]
 
 
 def _old_step_lr(lr, epoch, epochs):
