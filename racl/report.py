@@ -911,31 +911,9 @@ def ablation_records(tid: str, method: Optional[str] = None) -> dict:
     and ``...-random-search-<method>-s<seed>``; the full RACL keeps only the seeds the
     ablations were run at. ``method`` None: each profile's default objective
     (:func:`_objective`), the records ``reproduce`` writes there."""
-    from .profiles import DATASETS
-
     if tid == "table7":
         return _multi_run_records(tid, method)
-    b = paper()["tables"][tid]["blocks"][0]
-    files = {p.name: p for p in (RUNS / "eval").glob("*.json")}
-    out = {}
-    for row in b["rows"]:
-        slug = _row_slug(tid, row)
-        if slug is None:
-            continue
-        for profile in sorted(PROFILE_RANK, key=PROFILE_RANK.get, reverse=True):
-            ds = DATASETS.get(profile, {}).get(b["dataset"])
-            if ds is None:
-                continue
-            pat = re.compile(re.escape(f"{profile}-{ds}-{slug}-{_objective(profile, method)}-s") + r"(\d+)\.json$")
-            hits = sorted((int(m.group(1)), f) for f in files if (m := pat.match(f)))
-            if hits:
-                recs = []
-                for _, f in hits:
-                    r = json.loads(files[f].read_text())
-                    r["_file"] = f
-                    recs.append(r)
-                out[row] = recs
-                break
+    out = {row: [r for _, r in recs] for row, recs in _row_records(tid, method, r"(\d+)").items()}
     full = "eta=0.9, rho=0.001"
     if full in out:
         seeds = {run_seed(r) for row, rs in out.items() if row != full for r in rs}
@@ -952,23 +930,34 @@ def table8_reruns(method: Optional[str] = None) -> dict:
     has any for the row. Each record carries its tag as ``_tag`` and its file as ``_file``.
     A rerun is not a row of the paper's table: it shows whether the row's difference from
     the full RACL came from its setting or from the arithmetic of another machine."""
-    from .profiles import DATASETS, RERUN_TAG
+    from .profiles import RERUN_TAG
 
-    b = paper()["tables"]["table8"]["blocks"][0]
+    return {row: [{**r, "_tag": m.group(2)} for m, r in recs]
+            for row, recs in _row_records("table8", method, rf"(\d+)-({RERUN_TAG})").items()}
+
+
+def _row_records(tid: str, method: Optional[str], seed_tail: str) -> dict:
+    """{row of ``tid``: [(name match, evaluation record with its file as ``_file``)]} for the
+    records ``<profile>-<dataset>-<row's label slug>-<method>-s<seed_tail>.json``
+    (``seed_tail`` a pattern whose group 1 is the seed), by seed, at the largest
+    profile that has any for the row (:func:`_row_slug`, :func:`_objective`)."""
+    from .profiles import DATASETS
+
+    b = paper()["tables"][tid]["blocks"][0]
     files = {p.name: p for p in (RUNS / "eval").glob("*.json")}
     out = {}
     for row in b["rows"]:
-        slug = _row_slug("table8", row)
+        slug = _row_slug(tid, row)
         if slug is None:
             continue
         for profile in sorted(PROFILE_RANK, key=PROFILE_RANK.get, reverse=True):
             ds = DATASETS.get(profile, {}).get(b["dataset"])
             if ds is None:
                 continue
-            pat = re.compile(re.escape(f"{profile}-{ds}-{slug}-{_objective(profile, method)}-s") + rf"(\d+)-({RERUN_TAG})\.json")
-            hits = sorted((int(m.group(1)), m.group(2), f) for f in files if (m := pat.fullmatch(f)))
+            pat = re.compile(re.escape(f"{profile}-{ds}-{slug}-{_objective(profile, method)}-s") + seed_tail + r"\.json")
+            hits = sorted(((int(m.group(1)), f), m) for f in files if (m := pat.fullmatch(f)))
             if hits:
-                out[row] = [{**json.loads(files[f].read_text()), "_file": f, "_tag": tag} for _, tag, f in hits]
+                out[row] = [(m, {**json.loads(files[f].read_text()), "_file": f}) for (_, f), m in hits]
                 break
     return out
 
