@@ -569,9 +569,11 @@ def add_reproduce_parser(sub):
     def run(args):
         if args.workers is not None and args.workers < 1:
             raise ValueError(f"--workers must be at least 1, got {args.workers}")
-        if args.threads is not None and (args.threads < 1 or args.executor != "local"):
-            raise ValueError(f"--threads must be at least 1 and applies to --executor local, got {args.threads} "
-                             f"with --executor {args.executor}")
+        if args.threads is not None and args.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {args.threads}")
+        if args.threads is not None and args.executor != "local":
+            raise ValueError(f"--threads applies to --executor local only (got --executor {args.executor}); "
+                             "the sequential executor runs each job in this process, on OMP_NUM_THREADS threads")
         if distributed.shard().active:
             raise distributed.DistributedError("reproduce starts its own jobs: run it in one process, without torchrun "
                                                "(--gpus-per-job N makes each Slurm retraining data-parallel)")

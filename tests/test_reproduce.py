@@ -469,9 +469,10 @@ def test_threads_reach_the_local_executor_and_are_checked(monkeypatch, tmp_path,
     assert cli.main(["reproduce", "--profile", "smoke", "--targets", "table5", "--executor", "local", "--workers", "1",
                      "--threads", "1", "--runs", runs]) == 0
     assert seen["threads"] == 1
-    for bad in (["--executor", "local", "--threads", "0"], ["--threads", "1"]):
+    for bad, says in ((["--executor", "local", "--threads", "0"], "--threads must be at least 1, got 0"),
+                      (["--threads", "1"], "--threads applies to --executor local only (got --executor sequential)")):
         assert cli.main(["reproduce", "--profile", "smoke", "--runs", runs, *bad]) == 2
-        assert "--threads must be at least 1 and applies to --executor local" in capsys.readouterr().err
+        assert says in capsys.readouterr().err
     with pytest.raises(ValueError, match="threads must be at least 1"):
         run_local([], "smoke", tmp_path / "logs", None, "cpu", workers=1, threads=0)
 
