@@ -657,6 +657,68 @@ def transfer_matrix_table(tid: str) -> PaperTable:
     return PaperTable(t["caption"], df, notes)
 
 
+def transfer_matrix_advantage(tid: str) -> pd.DataFrame:
+    """Sec. 4.3's reading of Table 5 or 6, "comparing each row, RACL achieves the best
+    accuracy": per source other than RACL, RACL's accuracy as a target minus each other
+    target's, on the same transferred examples. The source itself is left out of its row
+    ("white-box": its entry is the white-box diagonal, not a transfer). A last row compares
+    the diagonals, Table 6's "RACL achieves the best white-box performance": RACL's white-box
+    accuracy minus each other network's on its own examples. The paper's lines give the gap
+    alone (no error bars); ours give it against the combined standard error of the two
+    accuracies over the record's n test images (:func:`advantage_verdict`). Within a row every
+    target classifies the same examples, so their errors are correlated and the independent
+    combination overstates the uncertainty of a gap: "within" is the cautious reading."""
+    t = paper()["tables"][tid]
+    b = t["blocks"][0]
+    rec = transfer_record(tid)
+    mat = (rec or {}).get("matrices", {}).get(MATRIX_ATTACK[tid], {})
+    racl = next(r for r in b["rows"] if ARCH_OF_ROW[r] == "RACL")
+    others = [(c, lab) for c, lab in zip(t["columns"], t["column_labels"]) if c != racl]
+    WHITE = "white-box"
+
+    def paper_gap(a: Optional[float], z: Optional[float]) -> str:
+        return NOT_LEGIBLE if None in (a, z) else f"{a - z:+.2f}".replace("-", "−")
+
+    def ours_gap(a: Optional[float], z: Optional[float]) -> str:
+        if None in (a, z):
+            return NOT_RUN
+        se = (binomial_se(a, rec["n"]) ** 2 + binomial_se(z, rec["n"]) ** 2) ** 0.5
+        return advantage_verdict(a - z, se, 100.0)
+
+    def ours_of(src: str, tgt: str) -> Optional[float]:
+        return mat.get(ARCH_OF_ROW[src], {}).get(ARCH_OF_ROW[tgt])
+
+    rows = []
+    for src, label in zip(b["rows"], b["row_labels"]):
+        if src == racl:
+            continue
+        p = {lab: WHITE if c == src else paper_gap(b["values"][src][racl], b["values"][src][c]) for c, lab in others}
+        o = {lab: WHITE if c == src else ours_gap(ours_of(src, racl), ours_of(src, c)) for c, lab in others}
+        rows += [((f"source {label}", "paper"), p), ((f"source {label}", "ours"), o)]
+    p = {lab: paper_gap(b["values"][racl][racl], b["values"][c][c]) for c, lab in others}
+    o = {lab: ours_gap(ours_of(racl, racl), ours_of(c, c)) for c, lab in others}
+    rows += [(("white-box (diagonal)", "paper"), p), (("white-box (diagonal)", "ours"), o)]
+    return pd.DataFrame([r[1] for r in rows], index=pd.MultiIndex.from_tuples([r[0] for r in rows], names=["RACL − target", ""]))
+
+
+def transfer_matrix_summary(tid: str) -> str:
+    """Counted over :func:`transfer_matrix_advantage`'s transferred comparisons (the
+    diagonal row apart), how many of ours say 'exceeds', 'within' and 'behind', and in how
+    many of the paper's RACL is ahead; then the same for the diagonal."""
+    df = transfer_matrix_advantage(tid)
+    lines = []
+    for part, keep in (("transferred (RACL as the target, per source row)", lambda k: k != "white-box (diagonal)"),
+                       ("white-box (the diagonal)", lambda k: k == "white-box (diagonal)")):
+        sub = df[[keep(k) for k in df.index.get_level_values(0)]]
+        ours = [v for v in sub.xs("ours", level=1).to_numpy().ravel() if ":" in v]
+        paper_ = [v for v in sub.xs("paper", level=1).to_numpy().ravel() if v[:1] in "+−"]
+        counts = {w: sum(v.endswith(w) for v in ours) for w in ("exceeds", "within", "behind")}
+        ahead = sum(v.startswith("+") and v != "+0.00" for v in paper_)
+        lines.append(f"{part}: paper: RACL ahead in {ahead} of {len(paper_)}; ours: " + (
+            ", ".join(f"{k} {n}" for k, n in counts.items()) + f" of {len(ours)}" if ours else "not run"))
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------- Fig. 4
 def fig4_records() -> dict:
     """{paper model name: evaluation record} for Fig. 4's models that have a record with

@@ -178,6 +178,29 @@ def test_transfer_matrix_paper_row_above_ours(runs):
     assert (t6.xs("ours", level=1) == report.NOT_RUN).all().all()
 
 
+def test_transfer_matrix_advantage_per_row_and_diagonal(runs):
+    """Sec. 4.3's reading of Table 5: per source other than RACL, RACL as the target minus
+    each other target (the source's own entry is white-box, not compared), and a last row of
+    the diagonals; the paper's gap alone, ours against the combined binomial standard error."""
+    df = report.transfer_matrix_advantage("table5")
+    assert list(df.columns) == ["AmoebaNet", "NasNet", "DARTS", "PC-DARTS"]  # every target but RACL
+    assert [k for k in df.index.get_level_values(0).unique()] == [
+        "source AmoebaNet", "source NasNet", "source DARTS", "source PC-DARTS", "white-box (diagonal)"]
+    assert df.loc[("source DARTS", "paper"), "DARTS"] == "white-box" == df.loc[("source DARTS", "ours"), "DARTS"]
+    assert df.loc[("source DARTS", "paper"), "AmoebaNet"] == "+2.01"  # 67.04 - 65.03
+    assert df.loc[("source AmoebaNet", "paper"), "NasNet"] == "+0.42"  # 67.21 - 66.79
+    # the fake matrix: DARTS -> RACL 0.47, DARTS -> DARTS 0.18 (white-box, left out), no AmoebaNet
+    assert df.loc[("source DARTS", "ours"), "AmoebaNet"] == report.NOT_RUN
+    # diagonal: RACL 0.20 against DARTS 0.18 on 256 images each: se = sqrt(.2*.8/256 + .18*.82/256)
+    se = ((0.2 * 0.8 + 0.18 * 0.82) / 256) ** 0.5
+    assert df.loc[("white-box (diagonal)", "ours"), "DARTS"] == f"+2.0 ≤ {100 * se:.1f}: within"
+    assert df.loc[("white-box (diagonal)", "paper"), "DARTS"] == "+1.64"  # 55.68 - 54.04
+    summary = report.transfer_matrix_summary("table5").splitlines()
+    assert summary[0].startswith("transferred") and summary[0].endswith("paper: RACL ahead in 12 of 12; ours: not run")
+    assert summary[1] == "white-box (the diagonal): paper: RACL ahead in 4 of 4; ours: exceeds 0, within 1, behind 0 of 1"
+    assert (report.transfer_matrix_advantage("table6").xs("ours", level=1).isin([report.NOT_RUN, "white-box"])).all().all()
+
+
 def test_fig4_tables_and_plot(runs):
     df = report.fig4_table("pgd_eps")
     assert df.loc[("RACL", "paper"), 0.01] == "50.00" and df.loc[("RACL", "ours"), 0.01] == pct(0.6 * (0.45 - 0.06))
