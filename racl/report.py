@@ -576,6 +576,20 @@ def transfer_table(tid: str = "table4") -> PaperTable:
     return PaperTable(t["caption"], df, notes)
 
 
+def _paper_gap(a: Optional[float], z: Optional[float]) -> str:
+    """A gap between two of the paper's accuracies as printed (no error bars), 'illegible'
+    where the extraction lost either."""
+    return NOT_LEGIBLE if None in (a, z) else f"{a - z:+.2f}".replace("-", "−")
+
+
+def _transfer_verdict(a: Optional[float], z: Optional[float], n: int) -> str:
+    """RACL's accuracy ``a`` minus a baseline's ``z`` in one transfer record of ``n`` test
+    images, against their combined binomial standard error (:func:`advantage_verdict`)."""
+    if None in (a, z):
+        return NOT_RUN
+    return advantage_verdict(a - z, (binomial_se(a, n) ** 2 + binomial_se(z, n) ** 2) ** 0.5, 100.0)
+
+
 def table4_advantage() -> pd.DataFrame:
     """Per column of Table 4 and baseline target, RACL's advantage in transferred accuracy
     over it against the combined standard error √(se_RACL² + se_baseline²) of the record's
@@ -602,25 +616,14 @@ def table4_advantage() -> pd.DataFrame:
             return NOT_RUN
         return pct(bits[:rec["n"]].count("1") / rec["n"])
 
-    def gap(c: str) -> str:  # the paper's: no error bars
-        a, z = b["values"][racl_row][c], b["values"][row][c]
-        return NOT_LEGIBLE if None in (a, z) else f"{a - z:+.2f}".replace("-", "−")
-
     racl_row = next(r for r in b["rows"] if ARCH_OF_ROW[r] == "RACL")
     rows = []
     for row, label in zip(b["rows"], b["row_labels"]):
         if row == racl_row:
             continue
         arch = ARCH_OF_ROW[row]
-        p = {lab: gap(c) for c, lab in cols}
-        o = {}
-        for c, lab in cols:
-            a, z = ours("RACL", c), ours(arch, c)
-            if None in (a, z):
-                o[lab] = NOT_RUN
-            else:
-                se = (binomial_se(a, rec["n"]) ** 2 + binomial_se(z, rec["n"]) ** 2) ** 0.5
-                o[lab] = advantage_verdict(a - z, se, 100.0)
+        p = {lab: _paper_gap(b["values"][racl_row][c], b["values"][row][c]) for c, lab in cols}
+        o = {lab: _transfer_verdict(ours("RACL", c), ours(arch, c), (rec or {}).get("n")) for c, lab in cols}
         p["clean accuracy (ours: RACL vs target)"] = ""
         ran = rec is not None and arch in rec.get("targets", [])
         o["clean accuracy (ours: RACL vs target)"] = f"{clean('RACL')} vs {clean(arch)}" if ran else NOT_RUN
@@ -675,15 +678,7 @@ def transfer_matrix_advantage(tid: str) -> pd.DataFrame:
     racl = next(r for r in b["rows"] if ARCH_OF_ROW[r] == "RACL")
     others = [(c, lab) for c, lab in zip(t["columns"], t["column_labels"]) if c != racl]
     WHITE = "white-box"
-
-    def paper_gap(a: Optional[float], z: Optional[float]) -> str:
-        return NOT_LEGIBLE if None in (a, z) else f"{a - z:+.2f}".replace("-", "−")
-
-    def ours_gap(a: Optional[float], z: Optional[float]) -> str:
-        if None in (a, z):
-            return NOT_RUN
-        se = (binomial_se(a, rec["n"]) ** 2 + binomial_se(z, rec["n"]) ** 2) ** 0.5
-        return advantage_verdict(a - z, se, 100.0)
+    n = (rec or {}).get("n")
 
     def ours_of(src: str, tgt: str) -> Optional[float]:
         return mat.get(ARCH_OF_ROW[src], {}).get(ARCH_OF_ROW[tgt])
@@ -692,11 +687,11 @@ def transfer_matrix_advantage(tid: str) -> pd.DataFrame:
     for src, label in zip(b["rows"], b["row_labels"]):
         if src == racl:
             continue
-        p = {lab: WHITE if c == src else paper_gap(b["values"][src][racl], b["values"][src][c]) for c, lab in others}
-        o = {lab: WHITE if c == src else ours_gap(ours_of(src, racl), ours_of(src, c)) for c, lab in others}
+        p = {lab: WHITE if c == src else _paper_gap(b["values"][src][racl], b["values"][src][c]) for c, lab in others}
+        o = {lab: WHITE if c == src else _transfer_verdict(ours_of(src, racl), ours_of(src, c), n) for c, lab in others}
         rows += [((f"source {label}", "paper"), p), ((f"source {label}", "ours"), o)]
-    p = {lab: paper_gap(b["values"][racl][racl], b["values"][c][c]) for c, lab in others}
-    o = {lab: ours_gap(ours_of(racl, racl), ours_of(c, c)) for c, lab in others}
+    p = {lab: _paper_gap(b["values"][racl][racl], b["values"][c][c]) for c, lab in others}
+    o = {lab: _transfer_verdict(ours_of(racl, racl), ours_of(c, c), n) for c, lab in others}
     rows += [(("white-box (diagonal)", "paper"), p), (("white-box (diagonal)", "ours"), o)]
     return pd.DataFrame([r[1] for r in rows], index=pd.MultiIndex.from_tuples([r[0] for r in rows], names=["RACL − target", ""]))
 
