@@ -44,7 +44,8 @@ check's outcome; a failed check is shown in the record and the book, never dropp
 two attacks on the same n examples differ by their randomness.
 
 :func:`sweep` gives accuracy against eps or against PGD iterations (the paper's Fig. 4),
-and :func:`transfer_matrix` the source x target accuracies of transfer attacks (Tables 4-6).
+and :func:`transfer_matrix` the source x target accuracies of transfer attacks (Tables 4-6;
+:func:`transfer_correct` keeps them per example).
 
 **CE-PGD of every length from one run.** PGD's step (2/255) does not depend on its number
 of steps and its start is keyed per example, so PGD-k is the k-th iterate of PGD-K from
@@ -329,12 +330,25 @@ def sweep(model, x, y, kind: str, values: Sequence, attack: str = "pgd", eps: fl
 
 def transfer_matrix(models: dict, x, y, attack: Attack, batch_size: int = 256, index=None) -> dict:
     """acc[source][target]: adversarial examples crafted on each source, tested on each target."""
+    return transfer_accuracy(transfer_correct(models, x, y, attack, batch_size, index))
+
+
+def transfer_correct(models: dict, x, y, attack: Attack, batch_size: int = 256, index=None) -> dict:
+    """correct[source][target]: each target's per-example correctness (a 0/1 string, :func:`to_bits`)
+    on the adversarial examples crafted on each source, in the order of ``y``. Kept in a transfer
+    record, it lets two targets' accuracies on the same examples be compared with the paired
+    standard error (:func:`paired_difference`) rather than the sum of their binomial ones."""
     result = {}
     for s_name, src in models.items():
         src.eval()
         hits = per_batch(lambda xb, yb, ib: _transfer_hits(src, models, attack, xb, yb, ib), x, y, batch_size, index)
-        result[s_name] = {t: from_bits("".join(h[t] for h in hits)).float().mean().item() for t in models}
+        result[s_name] = {t: "".join(h[t] for h in hits) for t in models}
     return result
+
+
+def transfer_accuracy(correct: dict) -> dict:
+    """acc[source][target] of :func:`transfer_correct`'s per-example correctness."""
+    return {s: {t: from_bits(b).float().mean().item() for t, b in row.items()} for s, row in correct.items()}
 
 
 @torch.no_grad()

@@ -150,15 +150,20 @@ class Job:
         recorded before evaluations kept per-example results on one index set (no
         ``same_examples``, issue #14), which no table can put beside the others' worst case;
         a transfer matrix crafted on or classified by other networks than this job's (one of
-        the PGD-AT networks, say, where the profile now retrains with MART)."""
+        the PGD-AT networks, say, where the profile now retrains with MART), or recorded before
+        transfer records kept per-example results (no ``correct``), which the report's paired
+        comparisons of two targets need."""
         if self.kind == "eval" and self.path.exists() and "same_examples" not in read_json(self.path):
             return "recorded before per-example results (no same_examples)"
         if self.kind == "transfer" and self.path.exists():
+            rec = read_json(self.path)
             want = {**self.spec["targets"], **self.spec["sources"]}
-            have = transfer_runs(read_json(self.path))
+            have = transfer_runs(rec)
             other = sorted(f"{a}: {have.get(a)}" for a, r in want.items() if have.get(a) != r)
             if other:
                 return "its examples were crafted on or classified by other networks (" + ", ".join(other) + ")"
+            if "correct" not in rec:
+                return "recorded before per-example results (no correct)"
         return None
 
 

@@ -582,21 +582,55 @@ def _paper_gap(a: Optional[float], z: Optional[float]) -> str:
     return NOT_LEGIBLE if None in (a, z) else f"{a - z:+.2f}".replace("-", "−")
 
 
-def _transfer_verdict(a: Optional[float], z: Optional[float], n: int) -> str:
-    """RACL's accuracy ``a`` minus a baseline's ``z`` in one transfer record of ``n`` test
-    images, against their combined binomial standard error (:func:`advantage_verdict`)."""
-    if None in (a, z):
+def _transfer_cell(rec: Optional[dict], attack: str, src: str, tgt: str) -> tuple:
+    """(accuracy, per-example correctness or None) of target ``tgt`` on the examples that
+    ``attack`` crafted on ``src`` in a transfer record; (None, None) where it has none."""
+    acc = (rec or {}).get("matrices", {}).get(attack, {}).get(src, {}).get(tgt)
+    bits = (rec or {}).get("correct", {}).get(attack, {}).get(src, {}).get(tgt)
+    return acc, bits
+
+
+def _transfer_verdict(a: tuple, z: tuple, n: int) -> str:
+    """RACL's accuracy minus a baseline's in one transfer record of ``n`` test images, each
+    given as (accuracy, per-example correctness or None) (:func:`_transfer_cell`), against
+    the standard error of the gap (:func:`advantage_verdict`): where the record holds both
+    per-example results, the paired one over the test images
+    (:func:`racl.evaluation.paired_difference`), else the combined binomial
+    √(se_a² + se_z²), which overstates it when the two are right on the same images."""
+    from .evaluation import from_bits, paired_difference
+
+    (pa, ba), (pz, bz) = a, z
+    if None in (pa, pz):
         return NOT_RUN
-    return advantage_verdict(a - z, (binomial_se(a, n) ** 2 + binomial_se(z, n) ** 2) ** 0.5, 100.0)
+    if ba is not None and bz is not None:
+        d = paired_difference(from_bits(ba), from_bits(bz))
+        return advantage_verdict(d["diff"], d["se"], 100.0)
+    return advantage_verdict(pa - pz, (binomial_se(pa, n) ** 2 + binomial_se(pz, n) ** 2) ** 0.5, 100.0)
+
+
+def transfer_se_note(tid: str) -> str:
+    """Which standard error :func:`table4_advantage` / :func:`transfer_matrix_advantage`
+    put beside our gaps for Table ``tid``'s transfer record."""
+    rec = transfer_record(tid)
+    if rec is None:
+        return f"Table {tid[5:]} has not been run yet at any budget."
+    if rec.get("correct"):
+        return (f"Ours ({rec['_file']}): the paired standard error of each gap over the record's {rec['n']} test "
+                "images, sd(a_i − b_i)/√n with a_i, b_i each network's 0/1 correctness on image i.")
+    return (f"Ours ({rec['_file']}): the record holds no per-example results (written before they were kept), so "
+            f"each gap has the combined binomial standard error √(se_a² + se_b²) over its {rec['n']} test images, "
+            "which overstates the uncertainty of a gap between two networks classifying the same examples; "
+            "`python -m racl reproduce` writes the record again with them.")
 
 
 def table4_advantage() -> pd.DataFrame:
     """Per column of Table 4 and baseline target, RACL's advantage in transferred accuracy
-    over it against the combined standard error √(se_RACL² + se_baseline²) of the record's
-    n test images (:func:`advantage_verdict`; the paper's rows have no error bars, so its
-    line gives the gap alone). Every target is attacked with the same examples, so the
-    errors are correlated and the independent combination overstates the uncertainty of a
-    gap: "within" is the cautious reading. Beside them, each target's clean accuracy on
+    over it against the standard error of the gap over the record's n test images
+    (:func:`advantage_verdict`; the paper's rows have no error bars, so its line gives the
+    gap alone). Every target is attacked with the same examples, so the gap's error is the
+    paired one where the record holds per-example results, else the combined binomial
+    √(se_RACL² + se_baseline²), which overstates it (:func:`_transfer_verdict`,
+    :func:`transfer_se_note`). Beside them, each target's clean accuracy on
     the same test images (its evaluation record of the same run), which bounds what a
     transfer attack can leave."""
     t = paper()["tables"]["table4"]
@@ -604,9 +638,8 @@ def table4_advantage() -> pd.DataFrame:
     rec = transfer_record("table4")
     cols = list(zip(t["columns"], t["column_labels"]))
 
-    def ours(arch: str, col: str) -> Optional[float]:
-        m = (rec or {}).get("matrices", {}).get(TRANSFER_ATTACK_OF_COLUMN.get(col, col), {}).get(TABLE4_SOURCE, {})
-        return m.get(arch)
+    def ours(arch: str, col: str) -> tuple:
+        return _transfer_cell(rec, TRANSFER_ATTACK_OF_COLUMN.get(col, col), TABLE4_SOURCE, arch)
 
     def clean(arch: str) -> str:
         run = (rec or {}).get("runs", {}).get(arch)
@@ -667,21 +700,21 @@ def transfer_matrix_advantage(tid: str) -> pd.DataFrame:
     ("white-box": its entry is the white-box diagonal, not a transfer). A last row compares
     the diagonals, Table 6's "RACL achieves the best white-box performance": RACL's white-box
     accuracy minus each other network's on its own examples. The paper's lines give the gap
-    alone (no error bars); ours give it against the combined standard error of the two
-    accuracies over the record's n test images (:func:`advantage_verdict`). Within a row every
-    target classifies the same examples, so their errors are correlated and the independent
-    combination overstates the uncertainty of a gap: "within" is the cautious reading."""
+    alone (no error bars); ours give it against its standard error over the record's n test
+    images (:func:`advantage_verdict`): paired where the record holds per-example results
+    (within a row every target classifies the same examples, so their errors are correlated),
+    else the combined binomial one, which overstates it (:func:`_transfer_verdict`,
+    :func:`transfer_se_note`)."""
     t = paper()["tables"][tid]
     b = t["blocks"][0]
     rec = transfer_record(tid)
-    mat = (rec or {}).get("matrices", {}).get(MATRIX_ATTACK[tid], {})
     racl = next(r for r in b["rows"] if ARCH_OF_ROW[r] == "RACL")
     others = [(c, lab) for c, lab in zip(t["columns"], t["column_labels"]) if c != racl]
     WHITE = "white-box"
     n = (rec or {}).get("n")
 
-    def ours_of(src: str, tgt: str) -> Optional[float]:
-        return mat.get(ARCH_OF_ROW[src], {}).get(ARCH_OF_ROW[tgt])
+    def ours_of(src: str, tgt: str) -> tuple:
+        return _transfer_cell(rec, MATRIX_ATTACK[tid], ARCH_OF_ROW[src], ARCH_OF_ROW[tgt])
 
     rows = []
     for src, label in zip(b["rows"], b["row_labels"]):

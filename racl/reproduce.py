@@ -59,7 +59,7 @@ import torch
 from . import distributed
 from .attacks import make_attack
 from .data import load_dataset
-from .evaluation import evaluate_run, transfer_matrix
+from .evaluation import evaluate_run, transfer_accuracy, transfer_correct
 from .plan import (DEFAULT_ARCHS, FILE_KINDS, KINDS, RESOURCES, TARGETS, Job, cost_table, estimate, format_hours, job_config,
                    plan, run_devices, time_limit_min)
 from .profiles import ABLATIONS, DATASETS, DEFAULT_SEEDS, ablation_config, slug
@@ -112,7 +112,9 @@ def run_job(job: Job, profile: str, data_root=None, device="auto", progress=True
 
 
 def run_transfer(job: Job, profile: str, data_root=None, device="auto", overrides: Optional[dict] = None) -> dict:
-    """A transfer matrix (Tables 4-6): each source's adversarial examples against each target.
+    """A transfer matrix (Tables 4-6): each source's adversarial examples against each target,
+    as accuracies (``matrices``) and per test image (``correct``: 0/1 strings in the order of
+    the first n test images, for the paired comparisons of :mod:`racl.report`).
     Under torchrun (or a data-parallel Slurm job) the batches are shared out among the ranks
     (:func:`racl.evaluation.per_batch`) and rank 0 writes the record."""
     t0, c0 = time.time(), time.process_time()
@@ -123,11 +125,13 @@ def run_transfer(job: Job, profile: str, data_root=None, device="auto", override
     prov = provenance(profile, ds.name, cfg.seed, dev, data_source=ds.source)  # before the attacks: the code that runs
     models = {a: load_trained(Path(job.runs) / "train" / n, dev)[0] for a, n in {**job.spec["targets"], **job.spec["sources"]}.items()}
     out = {"sources": list(job.spec["sources"]), "targets": list(job.spec["targets"]), "n": len(y), "matrices": {},
-           "runs": {**job.spec["targets"], **job.spec["sources"]}}
+           "correct": {}, "runs": {**job.spec["targets"], **job.spec["sources"]}}
     for attack in job.spec["attacks"]:
         torch.manual_seed(cfg.seed)
-        full = transfer_matrix(models, x, y, make_attack(attack, cfg.epsilon), cfg.batch_size)
+        bits = transfer_correct(models, x, y, make_attack(attack, cfg.epsilon), cfg.batch_size)
+        full = transfer_accuracy(bits)
         out["matrices"][attack] = {s: {t: full[s][t] for t in job.spec["targets"]} for s in job.spec["sources"]}
+        out["correct"][attack] = {s: {t: bits[s][t] for t in job.spec["targets"]} for s in job.spec["sources"]}
     out["provenance"] = {**finish_provenance(prov, time.time() - t0), "cpu_time_s": round(time.process_time() - c0, 2)}
     if shard.active:
         out["provenance"]["world_size"] = shard.world_size

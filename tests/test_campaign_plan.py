@@ -156,7 +156,8 @@ def test_a_transfer_matrix_of_other_networks_is_run_again(tmp_path):
     """A transfer record names the training runs it crafted on and attacked ("runs"); one
     written before records named them stands for the PGD-AT runs of its profile. Where the
     plan's networks are others (MART's), the record is outdated, and the tables do not show
-    it as the profile's."""
+    it as the profile's. So is one of the right networks without per-example results
+    ("correct"), which the paired comparisons of two targets need."""
     (job,) = [j for j in plan("mini", ["table5"], MINI_ARCHS, None, None, tmp_path) if j.kind == "transfer"]
     assert set(job.spec["sources"].values()) == {f"mini-cifar10-mini-{a}-mart-s0" for a in ("racl", "darts-v2", "pc-darts")}
     legacy = {"sources": list(job.spec["sources"]), "targets": list(job.spec["targets"]), "n": 8,
@@ -167,9 +168,12 @@ def test_a_transfer_matrix_of_other_networks_is_run_again(tmp_path):
     assert not job.done() and why.startswith("its examples were crafted on or classified by other networks")
     assert "RACL: mini-cifar10-mini-racl-pgd-s0" in why
     assert report.transfer_method(legacy) == "pgd"
-    job.path.write_text(json.dumps({**legacy, "runs": {**job.spec["targets"], **job.spec["sources"]}}))
-    assert job.outdated() is None and job.done()
+    runs = {**job.spec["targets"], **job.spec["sources"]}
+    job.path.write_text(json.dumps({**legacy, "runs": runs}))
+    assert not job.done() and job.outdated() == "recorded before per-example results (no correct)"
     assert report.transfer_method(json.loads(job.path.read_text())) == "mart"
+    job.path.write_text(json.dumps({**legacy, "runs": runs, "correct": {"pgd10": {}}}))
+    assert job.outdated() is None and job.done()
 
 
 def test_datasets_restrict_the_plan(tmp_path, capsys):

@@ -159,6 +159,33 @@ def test_table4_advantage_weighs_each_gap_against_its_standard_error(runs):
     assert report.table4_advantage().loc[("RACL − DARTS", "ours"), col] == "50.0 vs not run"
 
 
+def test_transfer_gaps_are_paired_where_the_record_holds_per_example_results(runs):
+    """With per-example correctness ("correct") in the transfer record, a gap between two
+    targets on the same examples gets the paired standard error sd(a_i − b_i)/√n, which
+    is smaller than the combined binomial one when the two are right on the same images;
+    without it, the combined one, and the note says which."""
+    assert "combined binomial" in report.transfer_se_note("table4") and "no per-example" in report.transfer_se_note("table4")
+    path = runs / "transfer" / "mini-cifar10-mini-table4.json"
+    rec = json.loads(path.read_text())
+    # PGD-20 from ResNet-110: RACL right on the first 110 of 256 images (0.43), DARTS on the first 80 (0.31)
+    racl, darts = "1" * 110 + "0" * 146, "1" * 80 + "0" * 176
+    rec["matrices"]["pgd20"]["resnet110"].update(RACL=110 / 256, DARTS_V2=80 / 256)
+    rec["correct"] = {"pgd20": {"resnet110": {"RACL": racl, "DARTS_V2": darts}}}
+    _write(path, rec)
+    d = [1.0] * 30 + [0.0] * 226  # a_i − b_i
+    mean = sum(d) / 256
+    paired = ((sum(v * v for v in d) / 256 - mean ** 2) / 256) ** 0.5
+    combined = ((110 / 256 * 146 / 256 + 80 / 256 * 176 / 256) / 256) ** 0.5
+    assert paired < combined / 2
+    df = report.table4_advantage()
+    assert df.loc[("RACL − DARTS", "ours"), "PGD-20"] == f"+{100 * mean:.1f} > {100 * paired:.1f}: exceeds"
+    # a column whose record holds no per-example results keeps the combined error
+    se = ((0.42 * 0.58 + 0.31 * 0.69) / 256) ** 0.5
+    assert df.loc[("RACL − DARTS", "ours"), "FGSM"].endswith(f"> {100 * se:.1f}: exceeds")
+    assert "paired standard error" in report.transfer_se_note("table4")
+    assert report.transfer_se_note("table6") == "Table 6 has not been run yet at any budget."
+
+
 def test_transfer_matrix_paper_row_above_ours(runs):
     df = report.transfer_matrix_table("table5").frame
     assert list(df.columns) == ["AmoebaNet", "NasNet", "DARTS", "PC-DARTS", "ours"]

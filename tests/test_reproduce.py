@@ -114,6 +114,14 @@ def test_local_executor_writes_the_records_of_the_sequential_path(campaigns):
     for p in attacked:
         prov = json.loads(p.read_text())["provenance"]  # taken before the attacks, finished after them
         assert prov["started"] <= prov["finished"] and prov["wall_time_s"] > 0 and prov["code"]["package"]
+    for p in campaigns["seq"].glob("transfer/*.json"):  # per test image, and the accuracies are their means
+        rec = json.loads(p.read_text())
+        assert rec["correct"].keys() == rec["matrices"].keys()
+        for attack, mat in rec["matrices"].items():
+            for s, row in mat.items():
+                for t, acc in row.items():
+                    bits = rec["correct"][attack][s][t]
+                    assert len(bits) == rec["n"] and bits.count("1") / rec["n"] == pytest.approx(acc)
     for j in smoke_jobs(campaigns["local"]):  # one log folder per job, with the job's own output
         logs = list((campaigns["logs"] / j.kind / j.name).glob("*_log.out"))
         assert logs and f"{j.key}: finished" in logs[0].read_text()
