@@ -5,7 +5,7 @@ A run directory holds
 
 * ``config.json``: the full config;
 * ``provenance.json``: profile, dataset, seed, hardware, library versions, code version
-  (git commit and whether the tree was dirty), start / end time and wall time;
+  (git commit and whether the tree was dirty outside ``data/``), start / end time and wall time;
 * ``metrics.jsonl``: one JSON object per epoch;
 * ``checkpoint.pt``: a run started again in the same directory resumes from it;
 * the run's products (``genotype.json`` for a search, ``evaluation.json`` ...).
@@ -72,7 +72,9 @@ def code_version() -> dict:
             return ""
 
     commit = git("rev-parse", "HEAD")
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None
+    # dirty: uncommitted changes to tracked files other than data/, the run records and
+    # checkpoints that a campaign writes while its other jobs run (they are outputs, not code)
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)data")) if commit else None
     if not commit and os.environ.get("RACL_GIT_COMMIT"):
         # a copy of the tree without its .git (a device machine, an unpacked archive): the
         # commit it was copied from, as the one who copied it says; dirty is then unknown

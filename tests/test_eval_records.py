@@ -506,6 +506,30 @@ def test_committed_checkpoints_are_small():
         assert subprocess.run(["git", "check-ignore", "-q", ignored], cwd=REPO).returncode == 0, f"{ignored} is not ignored"
 
 
+def test_code_version_is_dirty_for_code_not_for_run_records(tmp_path, monkeypatch):
+    """A record is marked dirty when tracked code differs from its commit, not when a run
+    record under data/ does: a campaign rewrites those while its other jobs run."""
+    import racl.records as records
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    monkeypatch.setattr(records, "REPO", tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    (tmp_path / "data" / "runs").mkdir(parents=True)
+    (tmp_path / "data" / "runs" / "r.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    assert records.code_version()["git_dirty"] is False
+    (tmp_path / "data" / "runs" / "r.json").write_text('{"n": 1}')
+    (tmp_path / "data" / "runs" / "new.json").write_text("{}")
+    assert records.code_version()["git_dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert records.code_version()["git_dirty"] is True
+
+
 def test_code_version_of_a_copy_without_git(tmp_path, monkeypatch):
     """A copy of the tree without its .git (the device machine, an unpacked archive) records the
     commit that RACL_GIT_COMMIT names, with dirty unknown; without it, no commit at all."""
