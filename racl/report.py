@@ -737,14 +737,28 @@ def transfer_matrix_summary(tid: str) -> str:
     lines = []
     for part, keep in (("transferred (RACL as the target, per source row)", lambda k: k != "white-box (diagonal)"),
                        ("white-box (the diagonal)", lambda k: k == "white-box (diagonal)")):
-        sub = df[[keep(k) for k in df.index.get_level_values(0)]]
-        ours = [v for v in sub.xs("ours", level=1).to_numpy().ravel() if ":" in v]
-        paper_ = [v for v in sub.xs("paper", level=1).to_numpy().ravel() if v[:1] in "+−"]
-        counts = {w: sum(v.endswith(w) for v in ours) for w in ("exceeds", "within", "behind")}
-        ahead = sum(v.startswith("+") and v != "+0.00" for v in paper_)
-        lines.append(f"{part}: paper: RACL ahead in {ahead} of {len(paper_)}; ours: " + (
-            ", ".join(f"{k} {n}" for k, n in counts.items()) + f" of {len(ours)}" if ours else "not run"))
+        lines.append(f"{part}: " + _count_verdicts(df[[keep(k) for k in df.index.get_level_values(0)]]))
     return "\n".join(lines)
+
+
+def table4_summary() -> str:
+    """Counted over :func:`table4_advantage`'s comparisons (every baseline target and
+    attack): in how many of the paper's RACL is ahead, and how many of ours say 'exceeds',
+    'within' and 'behind'."""
+    df = table4_advantage()
+    t = paper()["tables"]["table4"]
+    return _count_verdicts(df[t["column_labels"]])
+
+
+def _count_verdicts(df: pd.DataFrame) -> str:
+    """'paper: RACL ahead in a of b; ours: exceeds x, within y, behind z of n' over the
+    'paper' lines (gaps as printed) and 'ours' lines (:func:`advantage_verdict`) of ``df``."""
+    ours = [v for v in df.xs("ours", level=1).to_numpy().ravel() if ":" in v]
+    paper_ = [v for v in df.xs("paper", level=1).to_numpy().ravel() if v[:1] in "+−"]
+    counts = {w: sum(v.endswith(w) for v in ours) for w in ("exceeds", "within", "behind")}
+    ahead = sum(v.startswith("+") and v != "+0.00" for v in paper_)
+    return f"paper: RACL ahead in {ahead} of {len(paper_)}; ours: " + (
+        ", ".join(f"{k} {n}" for k, n in counts.items()) + f" of {len(ours)}" if ours else "not run")
 
 
 # ---------------------------------------------------------------------- Fig. 4

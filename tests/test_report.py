@@ -149,6 +149,8 @@ def test_table4_advantage_weighs_each_gap_against_its_standard_error(runs):
     se = ((0.42 * 0.58 + 0.31 * 0.69) / 256) ** 0.5  # two accuracies on the record's 256 images
     assert df.loc[("RACL − DARTS", "ours"), "PGD-20"] == f"+11.0 > {100 * se:.1f}: exceeds"
     assert df.loc[("RACL − PC-DARTS", "ours"), "MIM"] == report.NOT_RUN  # not among the record's targets
+    # counted: DARTS's three columns are ours (+11.0 each), the other targets are not in the record
+    assert report.table4_summary() == "paper: RACL ahead in 12 of 12; ours: exceeds 3, within 0, behind 0 of 3"
     col = "clean accuracy (ours: RACL vs target)"
     assert df.loc[("RACL − DARTS", "ours"), col] == "not run vs not run"  # no evaluation record named
     rec = json.loads((runs / "transfer" / "mini-cifar10-mini-table4.json").read_text())
