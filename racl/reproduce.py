@@ -129,9 +129,8 @@ def run_transfer(job: Job, profile: str, data_root=None, device="auto", override
     for attack in job.spec["attacks"]:
         torch.manual_seed(cfg.seed)
         bits = transfer_correct(models, x, y, make_attack(attack, cfg.epsilon), cfg.batch_size)
-        full = transfer_accuracy(bits)
-        out["matrices"][attack] = {s: {t: full[s][t] for t in job.spec["targets"]} for s in job.spec["sources"]}
         out["correct"][attack] = {s: {t: bits[s][t] for t in job.spec["targets"]} for s in job.spec["sources"]}
+        out["matrices"][attack] = transfer_accuracy(out["correct"][attack])
     out["provenance"] = {**finish_provenance(prov, time.time() - t0), "cpu_time_s": round(time.process_time() - c0, 2)}
     if shard.active:
         out["provenance"]["world_size"] = shard.world_size
