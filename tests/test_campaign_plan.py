@@ -14,9 +14,9 @@ import pytest
 
 from racl import cli, report
 from racl.genotypes import GENOTYPES, Genotype, load_genotype
-from racl.plan import KINDS, TARGETS, in_order, job_config, plan
+from racl.plan import KINDS, TARGETS, in_order, job_config, plan, transfer_name
 from racl.profiles import (ABLATIONS, RANDOM_SEARCH, STABILITY_EVAL, TABLE8_ROWS, ablation_config, get_eval_profile,
-                           get_profile)
+                           get_profile, slug)
 from racl.random_search import random_genotype, screen_score, select, select_run
 
 MINI_ARCHS = ["RACL", "DARTS_V2", "PC_DARTS"]
@@ -141,12 +141,26 @@ def test_table7_plans_three_seeds_and_the_larger_evaluation(tmp_path):
 
 def test_table4_and_fig5_plans(tmp_path):
     jobs = plan("mini", ["table4", "fig5"], MINI_ARCHS, None, "pgd", tmp_path)
-    (tr,) = [j for j in jobs if j.kind == "transfer"]
-    assert tr.spec["sources"] == {"resnet110": "mini-cifar10-mini-resnet110-pgd-s0"}
-    assert set(tr.spec["targets"]) == {"RACL", "DARTS_V2", "PC_DARTS", "resnet110"}  # the source too: its white-box
-    assert tr.spec["attacks"] == ["fgsm", "mim20", "pgd20"]
-    assert set(tr.needs) == {f"train/{n}" for n in tr.spec["targets"].values()}
+    # one transfer record per retraining seed of the targets (0, 1, 2 by default), all from
+    # the one ResNet-110 source of seed 0, so that every seed's targets see the same examples
+    trs = {j.name: j for j in jobs if j.kind == "transfer"}
+    assert list(trs) == ["mini-cifar10-mini-table4", "mini-cifar10-mini-table4-s1", "mini-cifar10-mini-table4-s2"]
+    for seed, tr in zip((0, 1, 2), trs.values()):
+        assert tr.spec["sources"] == {"resnet110": "mini-cifar10-mini-resnet110-pgd-s0"}
+        assert tr.spec["targets"] == {**{a: f"mini-cifar10-mini-{slug(a)}-pgd-s{seed}" for a in MINI_ARCHS},
+                                      "resnet110": "mini-cifar10-mini-resnet110-pgd-s0"}  # the source too: its white-box
+        assert tr.spec["attacks"] == ["fgsm", "mim20", "pgd20"]
+        assert set(tr.needs) == {f"train/{n}" for n in tr.spec["targets"].values()}
     assert not any(j.kind == "eval" and "resnet110" in j.name for j in jobs)  # the source is only attacked from
+    # the first seed's targets are evaluated white-box too (Table 1's evaluation); the
+    # others are retrained only (Table 7 evaluates them with its larger evaluation)
+    assert sorted(j.name for j in jobs if j.kind == "eval") == sorted(f"mini-cifar10-mini-{slug(a)}-pgd-s0" for a in MINI_ARCHS)
+    assert [j.name for j in jobs if j.kind == "train" and "resnet110" in j.name] == ["mini-cifar10-mini-resnet110-pgd-s0"]
+    # given seeds: a record per seed, named by it, still from the seed-0 source
+    (one,) = [j for j in plan("mini", ["table4"], MINI_ARCHS, (2,), "pgd", tmp_path) if j.kind == "transfer"]
+    assert one.name == "mini-cifar10-mini-table4-s2" and one.spec["sources"] == {"resnet110": "mini-cifar10-mini-resnet110-pgd-s0"}
+    assert transfer_name("mini", "cifar10-mini", "table5", 0) == "mini-cifar10-mini-table5"
+    assert transfer_name("mini", "cifar10-mini", "table5", 1) == "mini-cifar10-mini-table5-s1"
     searches = [j for j in jobs if j.kind == "search"]
     assert [(j.name, j.spec["overrides"]) for j in searches] == [(f"mini-cifar10-mini-racl-s{s}", {}) for s in (0, 1, 2)]
     assert "fig5" in TARGETS
@@ -158,7 +172,7 @@ def test_a_transfer_matrix_of_other_networks_is_run_again(tmp_path):
     plan's networks are others (MART's), the record is outdated, and the tables do not show
     it as the profile's. So is one of the right networks without per-example results
     ("correct"), which the paired comparisons of two targets need."""
-    (job,) = [j for j in plan("mini", ["table5"], MINI_ARCHS, None, None, tmp_path) if j.kind == "transfer"]
+    (job,) = [j for j in plan("mini", ["table5"], MINI_ARCHS, (0,), None, tmp_path) if j.kind == "transfer"]
     assert set(job.spec["sources"].values()) == {f"mini-cifar10-mini-{a}-mart-s0" for a in ("racl", "darts-v2", "pc-darts")}
     legacy = {"sources": list(job.spec["sources"]), "targets": list(job.spec["targets"]), "n": 8,
               "matrices": {"pgd10": {}}, "provenance": {"profile": "mini", "dataset": "cifar10-mini", "seed": 0}}
