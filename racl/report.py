@@ -511,59 +511,116 @@ def transfer_method(rec: dict) -> Optional[str]:
     return methods.pop() if len(methods) == 1 else None
 
 
+def transfer_seed(rec: dict) -> Optional[int]:
+    """The retraining seed of a transfer record's networks (Tables 4-6 run one record per
+    seed, :func:`racl.plan.transfer_name`): the common ``-s<seed>`` of its targets'
+    training runs, Table 4's ResNet-110 source apart (one source, seed 0, for every seed's
+    targets); None where they differ or do not say."""
+    from .records import transfer_runs
+
+    seeds = {int(m.group(1)) if (m := re.search(r"-s(\d+)$", str(r))) else None
+             for a, r in transfer_runs(rec).items() if a != TABLE4_SOURCE}
+    return seeds.pop() if len(seeds) == 1 else None
+
+
+def _transfer_candidates(tid: str, method: Optional[str]) -> list[dict]:
+    t = paper()["tables"][tid]
+    attacks = list(TRANSFER_ATTACK_OF_COLUMN.values()) if tid == "table4" else [MATRIX_ATTACK[tid]]
+    return [r for r in json_records("transfer")
+            if _dataset_of(r.get("provenance")) == _table_dataset(t) and all(a in r.get("matrices", {}) for a in attacks)
+            and (tid != "table4" or TABLE4_SOURCE in r.get("sources", []))
+            and transfer_method(r) == _objective((r.get("provenance") or {}).get("profile"), method)]
+
+
 def transfer_record(tid: str, method: Optional[str] = None) -> Optional[dict]:
     """The transfer record (``data/runs/transfer/*.json``) behind Table 4, 5 or 6 at the
-    largest budget (paper > mini > smoke, then the larger n): it must be on the table's
+    largest budget (paper > mini > smoke, then the larger n), of the lowest retraining seed
+    there (:func:`transfer_seed`; seed 0 where it was run): it must be on the table's
     dataset and hold the table's attack(s); Table 4's must have ResNet-110 as a source. Its
     networks are all retrained with ``method`` (None: the record's profile's own objective,
     :func:`_objective`), so that a matrix of older PGD-AT networks is not shown as MART's."""
-    t = paper()["tables"][tid]
-    attacks = list(TRANSFER_ATTACK_OF_COLUMN.values()) if tid == "table4" else [MATRIX_ATTACK[tid]]
-    cands = [r for r in json_records("transfer")
-             if _dataset_of(r.get("provenance")) == _table_dataset(t) and all(a in r.get("matrices", {}) for a in attacks)
-             and (tid != "table4" or TABLE4_SOURCE in r.get("sources", []))
-             and transfer_method(r) == _objective((r.get("provenance") or {}).get("profile"), method)]
-    return max(cands, key=_rank) if cands else None
+    cands = _transfer_candidates(tid, method)
+    return max(cands, key=lambda r: (*_rank(r), -(transfer_seed(r) or 0))) if cands else None
 
 
-def _transfer_networks(rec: Optional[dict]) -> str:
-    """The note that says which networks a transfer record ran: their objective and runs."""
+def transfer_seed_records(tid: str, method: Optional[str] = None) -> list[dict]:
+    """Table ``tid``'s transfer records at the budget :func:`transfer_record` shows, one per
+    retraining seed of their networks, by seed: the candidates of the same profile and
+    number of test images, and for Table 4 crafted on the same ResNet-110 run, so that
+    every seed's targets classify the same examples. ``[transfer_record(tid)]`` where no
+    other seed was run; [] where nothing was."""
     from .records import transfer_runs
 
-    if rec is None:
+    base = transfer_record(tid, method)
+    if base is None:
+        return []
+    src = transfer_runs(base).get(TABLE4_SOURCE)
+    by_seed = {transfer_seed(base): base}
+    for r in _transfer_candidates(tid, method):
+        if _rank(r) == _rank(base) and (tid != "table4" or transfer_runs(r).get(TABLE4_SOURCE) == src):
+            by_seed.setdefault(transfer_seed(r), r)
+    return [by_seed[k] for k in sorted(by_seed, key=lambda k: (k is None, k or 0))]
+
+
+def _transfer_networks(recs) -> str:
+    """The note that says which networks transfer records ran (one record, or one per
+    retraining seed): their objective, records and runs."""
+    from .records import transfer_runs
+
+    recs = [r for r in ([recs] if isinstance(recs, dict) else (recs or [])) if r is not None]
+    if not recs:
         return ""
-    m = transfer_method(rec)
-    runs = sorted(set(transfer_runs(rec).values()))
-    return (f"Our networks were retrained with {METHOD_LABEL.get(m, m)} ({rec['_file']}: "
-            + ", ".join(f"`{r}`" for r in runs) + ").")
+    m = transfer_method(recs[0])
+    return f"Our networks were retrained with {METHOD_LABEL.get(m, m)} (" + "; ".join(
+        f"{r['_file']}: " + ", ".join(f"`{n}`" for n in sorted(set(transfer_runs(r).values()))) for r in recs) + ")."
 
 
-def _transfer_budget(rec: dict) -> str:
-    return budget(rec["provenance"]) + f" · n={rec['n']}"
+def _transfer_budget(recs) -> str:
+    """The budget of one transfer record or of one per retraining seed: the networks'
+    seeds (:func:`transfer_seed`, not the provenance's, which is the attacks'), the wall
+    times summed, every hardware and commit named, and the test images."""
+    recs = [recs] if isinstance(recs, dict) else list(recs)
+    head = f"{len(recs)} records: " if len(recs) > 1 else ""
+    return head + _joint_budget(recs, [transfer_seed(r) for r in recs]) + f" · n={recs[0]['n']}"
+
+
+def _seeds_note(recs: list, what: str) -> str:
+    """The note on how our cells of a transfer table were obtained: one record (its
+    binomial error) or several seeds (mean ± standard error over them)."""
+    if len(recs) > 1:
+        seeds = ", ".join(str(transfer_seed(r)) for r in recs)
+        return (f"Ours: mean ± standard error over the {len(recs)} retraining seeds of the networks (seeds {seeds}; sample "
+                f"standard deviation / √k, as Table 7), {what}; a cell that fewer seeds ran says so by its missing "
+                "'±' (one seed: in brackets its binomial error). ")
+    return "Ours: one run; in brackets (±x) the standard error over the record's n test images, √(p(1−p)/n). "
 
 
 def transfer_table(tid: str = "table4") -> PaperTable:
     """Table 4 in the paper's layout: accuracy (%) of each target under FGSM, MIM and PGD-20
     examples crafted white-box on ResNet-110; under each paper line ours, from the transfer
-    record of the largest budget (its budget in the notes), each with its standard error
-    over the record's n test images (:func:`binomial_se`, one run)."""
+    records of the largest budget (its budget in the notes): over several retraining seeds
+    of the targets (:func:`transfer_seed_records`) their mean ± standard error, for one
+    seed the value with its standard error over the record's n test images
+    (:func:`binomial_se`)."""
     t = paper()["tables"][tid]
     b = t["blocks"][0]
-    rec = transfer_record(tid)
+    recs = transfer_seed_records(tid)
+    rec = recs[0] if recs else None
     budgets, rows = _Budgets(), []
     for row, label in zip(b["rows"], b["row_labels"]):
         arch = ARCH_OF_ROW[row]
         rows.append(((label, "paper"), [_pv(b, row, c) for c in t["columns"]]))
         cells = []
         for col in t["columns"]:
-            m = (rec or {}).get("matrices", {}).get(TRANSFER_ATTACK_OF_COLUMN.get(col, col), {}).get(TABLE4_SOURCE, {})
-            cells.append(_summary([m[arch]], rec["n"]) if arch in m else NOT_RUN)
-        ran = rec is not None and arch in rec.get("targets", [])
-        rows.append(((label, f"ours ({budgets.mark(_transfer_budget(rec))})" if ran else "ours"), cells))
+            vals = [a for r in recs if (a := _transfer_cell(r, TRANSFER_ATTACK_OF_COLUMN.get(col, col), TABLE4_SOURCE, arch)[0])
+                    is not None]
+            cells.append(_summary(vals, rec["n"]) if vals else NOT_RUN)
+        ran = [r for r in recs if arch in r.get("targets", [])]
+        rows.append(((label, f"ours ({budgets.mark(_transfer_budget(ran))})" if ran else "ours"), cells))
     df = _frame(rows, ["target", ""], t["column_labels"])
     notes = _common_notes(t, [], budgets, "our target's accuracy (%) on examples crafted on our ResNet-110, trained with the same recipe")
-    notes.insert(1, "Ours: one run; in brackets (±x) the standard error over the record's n test images, √(p(1−p)/n). "
-                    + _transfer_networks(rec))
+    notes.insert(1, _seeds_note(recs, "every seed's targets attacked with the same examples of one ResNet-110 (seed 0)")
+                 + _transfer_networks(recs))
     src = (rec or {}).get("matrices", {})
     if rec is not None and TABLE4_SOURCE in rec.get("targets", []):
         notes.insert(2, "The source's own (white-box) accuracy on its examples, for reference: "
@@ -608,12 +665,35 @@ def _transfer_verdict(a: tuple, z: tuple, n: int) -> str:
     return advantage_verdict(pa - pz, (binomial_se(pa, n) ** 2 + binomial_se(pz, n) ** 2) ** 0.5, 100.0)
 
 
-def transfer_se_note(tid: str) -> str:
+def _seed_verdict(recs: list, a: tuple, z: tuple) -> tuple:
+    """(verdict, seeds of RACL, seeds of the baseline): RACL's mean accuracy over the seed
+    records ``recs`` minus the baseline's, for the cells ``a`` and ``z`` ((attack, source,
+    target) each), against the combined standard error over seeds √(se_a² + se_z²)
+    (:func:`_advantage`, as Table 7)."""
+    va = [v for r in recs if (v := _transfer_cell(r, *a)[0]) is not None]
+    vz = [v for r in recs if (v := _transfer_cell(r, *z)[0]) is not None]
+    adv = _advantage(va, vz)
+    return advantage_verdict(adv["diff"], adv["se"], 100.0), len(va), len(vz)
+
+
+def transfer_se_note(tid: str, seeds: bool = False) -> str:
     """Which standard error :func:`table4_advantage` / :func:`transfer_matrix_advantage`
-    put beside our gaps for Table ``tid``'s transfer record."""
-    rec = transfer_record(tid)
-    if rec is None:
+    put beside our gaps for Table ``tid``'s transfer record (``seeds``: over its records of
+    several retraining seeds)."""
+    recs = transfer_seed_records(tid)
+    if not recs:
         return f"Table {tid[5:]} has not been run yet at any budget."
+    rec = recs[0]
+    if seeds:
+        same = ("every seed's targets classify the same examples, crafted on one ResNet-110" if tid == "table4" else
+                "each seed's examples are crafted on that seed's networks, from the same test images")
+        return (f"Ours ({', '.join(r['_file'] for r in recs)}): the gap between the two networks' mean accuracies over "
+                f"{len(recs)} retraining seed{'s' if len(recs) != 1 else ''} (seeds "
+                f"{', '.join(str(transfer_seed(r)) for r in recs)}), against the combined standard error over seeds "
+                f"√(se_a² + se_b²), se = sample standard deviation / √k, as Table 7; {same} ({rec['n']} test images), so "
+                "this is the spread over retrainings on these images, not the test images' sampling error."
+                + (" One seed: no standard error; `python -m racl reproduce --targets " + tid + "` runs seeds 0, 1, 2."
+                   if len(recs) < 2 else ""))
     if rec.get("correct"):
         return (f"Ours ({rec['_file']}): the paired standard error of each gap over the record's {rec['n']} test "
                 "images, sd(a_i − b_i)/√n with a_i, b_i each network's 0/1 correctness on image i.")
@@ -623,23 +703,86 @@ def transfer_se_note(tid: str) -> str:
             "`python -m racl reproduce` writes the record again with them.")
 
 
-def table4_advantage() -> pd.DataFrame:
-    """Per column of Table 4 and baseline target, RACL's advantage in transferred accuracy
-    over it against the standard error of the gap over the record's n test images
-    (:func:`advantage_verdict`; the paper's rows have no error bars, so its line gives the
-    gap alone). Every target is attacked with the same examples, so the gap's error is the
-    paired one where the record holds per-example results, else the combined binomial
-    √(se_RACL² + se_baseline²), which overstates it (:func:`_transfer_verdict`,
-    :func:`transfer_se_note`). Beside them, each target's clean accuracy on
-    the same test images (its evaluation record of the same run), which bounds what a
-    transfer attack can leave."""
-    t = paper()["tables"]["table4"]
+def _transfer_comparisons(tid: str) -> list[tuple]:
+    """Sec. 4.3's comparisons in Table ``tid``, as (row, column label, the paper's gap as
+    printed, RACL's cell, the baseline's cell), a cell being (attack, source, target) in our
+    records, or ``"white-box"`` in place of both cells where a source's own entry is left
+    out of its row. Table 4: per baseline target (row) and attack (column). Tables 5 and 6:
+    per source other than RACL (row) and other target (column), RACL as the target, then the
+    diagonals ("white-box (diagonal)"): RACL's white-box accuracy against each other
+    network's on its own examples."""
+    t = paper()["tables"][tid]
     b = t["blocks"][0]
-    rec = transfer_record("table4")
-    cols = list(zip(t["columns"], t["column_labels"]))
+    racl = next(r for r in b["rows"] if ARCH_OF_ROW[r] == "RACL")
+    out = []
+    if tid == "table4":
+        for row, label in zip(b["rows"], b["row_labels"]):
+            if row == racl:
+                continue
+            for col, lab in zip(t["columns"], t["column_labels"]):
+                atk = TRANSFER_ATTACK_OF_COLUMN.get(col, col)
+                out.append((f"RACL − {ROW_LABEL.get(row, row)}", lab, _paper_gap(b["values"][racl][col], b["values"][row][col]),
+                            (atk, TABLE4_SOURCE, "RACL"), (atk, TABLE4_SOURCE, ARCH_OF_ROW[row])))
+        return out
+    atk = MATRIX_ATTACK[tid]
+    others = [(c, lab) for c, lab in zip(t["columns"], t["column_labels"]) if c != racl]
+    for src, label in zip(b["rows"], b["row_labels"]):
+        if src == racl:
+            continue
+        for c, lab in others:
+            if c == src:
+                out.append((f"source {label}", lab, "white-box", "white-box", "white-box"))
+            else:
+                out.append((f"source {label}", lab, _paper_gap(b["values"][src][racl], b["values"][src][c]),
+                            (atk, ARCH_OF_ROW[src], "RACL"), (atk, ARCH_OF_ROW[src], ARCH_OF_ROW[c])))
+    for c, lab in others:
+        out.append(("white-box (diagonal)", lab, _paper_gap(b["values"][racl][racl], b["values"][c][c]),
+                    (atk, "RACL", "RACL"), (atk, ARCH_OF_ROW[c], ARCH_OF_ROW[c])))
+    return out
 
-    def ours(arch: str, col: str) -> tuple:
-        return _transfer_cell(rec, TRANSFER_ATTACK_OF_COLUMN.get(col, col), TABLE4_SOURCE, arch)
+
+def _advantage_frame(tid: str, seeds: bool, names: list) -> pd.DataFrame:
+    """:func:`_transfer_comparisons` of Table ``tid`` as a frame: per row a 'paper' line
+    (the gaps as printed) and an 'ours' line: with ``seeds``, over the retraining seeds'
+    records (:func:`_seed_verdict`; labelled 'ours (k vs k seeds)'), else in the record of
+    the lowest seed, against the paired error over its test images (:func:`_transfer_verdict`)."""
+    recs = transfer_seed_records(tid)
+    rec = recs[0] if recs else None
+    lines: dict = {}
+    for row, lab, paper_gap, a, z in _transfer_comparisons(tid):
+        p, o = lines.setdefault(row, ({}, {}, []))[:2]
+        p[lab] = paper_gap
+        if a == "white-box":
+            o[lab] = "white-box"
+        elif seeds:
+            o[lab], ka, kz = _seed_verdict(recs, a, z)
+            lines[row][2].append((ka, kz))
+        else:
+            o[lab] = _transfer_verdict(_transfer_cell(rec, *a), _transfer_cell(rec, *z), (rec or {}).get("n"))
+    rows = []
+    for row, (p, o, ks) in lines.items():
+        k = max(ks, default=(0, 0))
+        rows += [((row, "paper"), p), ((row, f"ours ({k[0]} vs {k[1]} seeds)" if seeds else "ours"), o)]
+    return pd.DataFrame([r[1] for r in rows], index=pd.MultiIndex.from_tuples([r[0] for r in rows], names=names))
+
+
+def table4_advantage(seeds: bool = False) -> pd.DataFrame:
+    """Per column of Table 4 and baseline target, RACL's advantage in transferred accuracy
+    over it against the standard error of the gap (:func:`advantage_verdict`; the paper's
+    rows have no error bars, so its line gives the gap alone). By default in the record of
+    the lowest retraining seed, over its n test images: every target is attacked with the
+    same examples, so the gap's error is the paired one where the record holds per-example
+    results, else the combined binomial √(se_RACL² + se_baseline²), which overstates it
+    (:func:`_transfer_verdict`, :func:`transfer_se_note`); beside them, each target's clean
+    accuracy on the same test images (its evaluation record of the same run), which bounds
+    what a transfer attack can leave. With ``seeds``, the gap of the means over the records
+    of every retraining seed against the combined standard error over seeds
+    (:func:`_seed_verdict`)."""
+    t = paper()["tables"]["table4"]
+    df = _advantage_frame("table4", seeds, ["", ""])
+    if seeds:
+        return df
+    rec = transfer_record("table4")
 
     def clean(arch: str) -> str:
         run = (rec or {}).get("runs", {}).get(arch)
@@ -649,51 +792,48 @@ def table4_advantage() -> pd.DataFrame:
             return NOT_RUN
         return pct(bits[:rec["n"]].count("1") / rec["n"])
 
-    racl_row = next(r for r in b["rows"] if ARCH_OF_ROW[r] == "RACL")
-    rows = []
-    for row, label in zip(b["rows"], b["row_labels"]):
-        if row == racl_row:
-            continue
-        arch = ARCH_OF_ROW[row]
-        p = {lab: _paper_gap(b["values"][racl_row][c], b["values"][row][c]) for c, lab in cols}
-        o = {lab: _transfer_verdict(ours("RACL", c), ours(arch, c), (rec or {}).get("n")) for c, lab in cols}
-        p["clean accuracy (ours: RACL vs target)"] = ""
-        ran = rec is not None and arch in rec.get("targets", [])
-        o["clean accuracy (ours: RACL vs target)"] = f"{clean('RACL')} vs {clean(arch)}" if ran else NOT_RUN
-        name = f"RACL − {ROW_LABEL.get(row, row)}"
-        rows += [((name, "paper"), p), ((name, "ours"), o)]
-    return pd.DataFrame([r[1] for r in rows], index=pd.MultiIndex.from_tuples([r[0] for r in rows], names=["", ""]))
+    col = "clean accuracy (ours: RACL vs target)"
+    archs = {f"RACL − {ROW_LABEL.get(row, row)}": ARCH_OF_ROW[row] for row in t["blocks"][0]["rows"]}
+    df[col] = [("" if k[1] == "paper" else f"{clean('RACL')} vs {clean(archs[k[0]])}"
+                if rec is not None and archs[k[0]] in rec.get("targets", []) else NOT_RUN) for k in df.index]
+    return df
 
 
 def transfer_matrix_table(tid: str) -> PaperTable:
     """Table 5 (PGD-10) or 6 (RFGSM) in the paper's layout: accuracy (%) of each target
     (column) on adversarial examples crafted white-box on each source (row). Under each
-    source's paper line, ours; the diagonal (white-box, underlined in the paper) is marked †."""
+    source's paper line, ours: over several retraining seeds of the networks
+    (:func:`transfer_seed_records`, each seed's sources and targets that seed's networks)
+    their mean ± standard error, for one seed the value; the diagonal (white-box,
+    underlined in the paper) is marked †."""
     t = paper()["tables"][tid]
     b = t["blocks"][0]
-    rec = transfer_record(tid)
-    mat = (rec or {}).get("matrices", {}).get(MATRIX_ATTACK[tid], {})
+    recs = transfer_seed_records(tid)
     budgets, rows = _Budgets(), []
     for src, label in zip(b["rows"], b["row_labels"]):
         s = ARCH_OF_ROW[src]
         rows.append(((label, "paper"), [_pv(b, src, tgt) + (WHITE_BOX if tgt == src else "") for tgt in t["columns"]]))
         cells = []
         for tgt in t["columns"]:
-            v = mat.get(s, {}).get(ARCH_OF_ROW[tgt])
-            cells.append(NOT_RUN if v is None else pct(v) + (WHITE_BOX if tgt == src else ""))
-        rows.append(((label, f"ours ({budgets.mark(_transfer_budget(rec))})" if s in mat else "ours"), cells))
+            vals = [v for r in recs if (v := _transfer_cell(r, MATRIX_ATTACK[tid], s, ARCH_OF_ROW[tgt])[0]) is not None]
+            cells.append(NOT_RUN if not vals else (pct(vals[0]) if len(vals) == 1 else _summary(vals))
+                         + (WHITE_BOX if tgt == src and vals else ""))
+        ran = [r for r in recs if s in r.get("matrices", {}).get(MATRIX_ATTACK[tid], {})]
+        rows.append(((label, f"ours ({budgets.mark(_transfer_budget(ran))})" if ran else "ours"), cells))
     df = _frame(rows, ["source", ""], t["column_labels"])
     notes = _common_notes(t, [], budgets, "our matrix's row for the same source")
     notes.insert(1, f"Rows: source models; columns: target models. {WHITE_BOX}: the diagonal, white-box accuracy (underlined in the paper). "
                     + ("PGD-10 (Sec. 4.3)." if tid == "table5" else "RFGSM, ε = 8/255 (Sec. 4.3).")
-                    + (" " + _transfer_networks(rec) if rec is not None else ""))
-    if rec is None:
+                    + (" " + _seeds_note(recs, "each seed's examples crafted on that seed's networks").rstrip()
+                       if len(recs) > 1 else "")
+                    + (" " + _transfer_networks(recs) if recs else ""))
+    if not recs:
         notes.insert(2, f"Not run yet at any budget: `python -m racl reproduce --targets {tid}` retrains the cells "
                         "and writes the transfer record.")
     return PaperTable(t["caption"], df, notes)
 
 
-def transfer_matrix_advantage(tid: str) -> pd.DataFrame:
+def transfer_matrix_advantage(tid: str, seeds: bool = False) -> pd.DataFrame:
     """Sec. 4.3's reading of Table 5 or 6, "comparing each row, RACL achieves the best
     accuracy": per source other than RACL, RACL's accuracy as a target minus each other
     target's, on the same transferred examples. The source itself is left out of its row
@@ -704,36 +844,17 @@ def transfer_matrix_advantage(tid: str) -> pd.DataFrame:
     images (:func:`advantage_verdict`): paired where the record holds per-example results
     (within a row every target classifies the same examples, so their errors are correlated),
     else the combined binomial one, which overstates it (:func:`_transfer_verdict`,
-    :func:`transfer_se_note`)."""
-    t = paper()["tables"][tid]
-    b = t["blocks"][0]
-    rec = transfer_record(tid)
-    racl = next(r for r in b["rows"] if ARCH_OF_ROW[r] == "RACL")
-    others = [(c, lab) for c, lab in zip(t["columns"], t["column_labels"]) if c != racl]
-    WHITE = "white-box"
-    n = (rec or {}).get("n")
-
-    def ours_of(src: str, tgt: str) -> tuple:
-        return _transfer_cell(rec, MATRIX_ATTACK[tid], ARCH_OF_ROW[src], ARCH_OF_ROW[tgt])
-
-    rows = []
-    for src, label in zip(b["rows"], b["row_labels"]):
-        if src == racl:
-            continue
-        p = {lab: WHITE if c == src else _paper_gap(b["values"][src][racl], b["values"][src][c]) for c, lab in others}
-        o = {lab: WHITE if c == src else _transfer_verdict(ours_of(src, racl), ours_of(src, c), n) for c, lab in others}
-        rows += [((f"source {label}", "paper"), p), ((f"source {label}", "ours"), o)]
-    p = {lab: _paper_gap(b["values"][racl][racl], b["values"][c][c]) for c, lab in others}
-    o = {lab: _transfer_verdict(ours_of(racl, racl), ours_of(c, c), n) for c, lab in others}
-    rows += [(("white-box (diagonal)", "paper"), p), (("white-box (diagonal)", "ours"), o)]
-    return pd.DataFrame([r[1] for r in rows], index=pd.MultiIndex.from_tuples([r[0] for r in rows], names=["RACL − target", ""]))
+    :func:`transfer_se_note`). With ``seeds``, the gap of the means over the records of
+    every retraining seed against the combined standard error over seeds
+    (:func:`_seed_verdict`)."""
+    return _advantage_frame(tid, seeds, ["RACL − target", ""])
 
 
-def transfer_matrix_summary(tid: str) -> str:
+def transfer_matrix_summary(tid: str, seeds: bool = False) -> str:
     """Counted over :func:`transfer_matrix_advantage`'s transferred comparisons (the
     diagonal row apart), how many of ours say 'exceeds', 'within' and 'behind', and in how
     many of the paper's RACL is ahead; then the same for the diagonal."""
-    df = transfer_matrix_advantage(tid)
+    df = transfer_matrix_advantage(tid, seeds)
     lines = []
     for part, keep in (("transferred (RACL as the target, per source row)", lambda k: k != "white-box (diagonal)"),
                        ("white-box (the diagonal)", lambda k: k == "white-box (diagonal)")):
@@ -741,20 +862,22 @@ def transfer_matrix_summary(tid: str) -> str:
     return "\n".join(lines)
 
 
-def table4_summary() -> str:
+def table4_summary(seeds: bool = False) -> str:
     """Counted over :func:`table4_advantage`'s comparisons (every baseline target and
     attack): in how many of the paper's RACL is ahead, and how many of ours say 'exceeds',
     'within' and 'behind'."""
-    df = table4_advantage()
+    df = table4_advantage(seeds)
     t = paper()["tables"]["table4"]
     return _count_verdicts(df[t["column_labels"]])
 
 
 def _count_verdicts(df: pd.DataFrame) -> str:
     """'paper: RACL ahead in a of b; ours: exceeds x, within y, behind z of n' over the
-    'paper' lines (gaps as printed) and 'ours' lines (:func:`advantage_verdict`) of ``df``."""
-    ours = [v for v in df.xs("ours", level=1).to_numpy().ravel() if ":" in v]
-    paper_ = [v for v in df.xs("paper", level=1).to_numpy().ravel() if v[:1] in "+−"]
+    'paper' lines (gaps as printed) and 'ours' lines (labelled 'ours' or 'ours (...)';
+    :func:`advantage_verdict`) of ``df``, comparisons without a standard error apart."""
+    which = df.index.get_level_values(1)
+    ours = [v for v in df[which.str.startswith("ours")].to_numpy().ravel() if v.endswith(("exceeds", "within", "behind"))]
+    paper_ = [v for v in df[which == "paper"].to_numpy().ravel() if v[:1] in "+−"]
     counts = {w: sum(v.endswith(w) for v in ours) for w in ("exceeds", "within", "behind")}
     ahead = sum(v.startswith("+") and v != "+0.00" for v in paper_)
     return f"paper: RACL ahead in {ahead} of {len(paper_)}; ours: " + (
@@ -899,18 +1022,23 @@ def _n_text(recs: list) -> str:
     return "n=" + "/".join(map(str, ns)) + (f" (CW, AutoAttack: {'/'.join(map(str, slow))})" if slow else "")
 
 
-def _budget_of(recs: list) -> str:
-    """The budget of one or several evaluation records (several: the seeds listed, the
-    evaluation wall times summed, every hardware and commit named), with the search and
-    training wall times where known, and the records' sanity verdict (:func:`_sanity_of`)."""
-    prov = dict(recs[0]["provenance"])
-    prov["seed"] = ",".join(str(run_seed(r)) for r in recs)
+def _joint_budget(recs: list, seeds: list) -> str:
+    """:func:`budget` of one or several records of one table cell: their ``seeds`` listed,
+    the wall times summed (several records), every hardware and commit named."""
+    prov = {**recs[0]["provenance"], "seed": ",".join(str(s) for s in seeds)}
     if len(recs) > 1:
         prov["wall_time_s"] = sum(r["provenance"].get("wall_time_s") or 0 for r in recs) or None
         prov.pop("cpu_time_s", None)
     hw = " + ".join(dict.fromkeys(hardware_label(r["provenance"].get("hardware", {})) for r in recs))
     commits = ",".join(dict.fromkeys(commit_label(r["provenance"]) for r in recs))
-    out = f"{len(recs)} run{'s' if len(recs) > 1 else ''}: " + budget(prov, hw, commits) + " · " + _n_text(recs)
+    return budget(prov, hw, commits)
+
+
+def _budget_of(recs: list) -> str:
+    """The budget of one or several evaluation records (several: the seeds listed, the
+    evaluation wall times summed, every hardware and commit named), with the search and
+    training wall times where known, and the records' sanity verdict (:func:`_sanity_of`)."""
+    out = f"{len(recs)} run{'s' if len(recs) > 1 else ''}: " + _joint_budget(recs, [run_seed(r) for r in recs]) + " · " + _n_text(recs)
     methods = sorted({m for r in recs if (m := (r.get("model") or {}).get("method"))})
     if methods:
         out += " · trained with " + ", ".join(METHOD_LABEL.get(m, m) for m in methods)

@@ -230,6 +230,65 @@ def test_transfer_matrix_advantage_per_row_and_diagonal(runs):
     assert (report.transfer_matrix_advantage("table6").xs("ours", level=1).isin([report.NOT_RUN, "white-box"])).all().all()
 
 
+def test_transfer_tables_over_retraining_seeds(runs):
+    """Tables 4-6 write one transfer record per retraining seed of their networks
+    (racl.plan.transfer_name: ``-s<seed>`` after seed 0's name). The paper-layout tables show
+    their mean ± standard error over seeds; the advantage over seeds is the gap of the means
+    against the combined standard error over seeds (as Table 7); the paired analysis stays
+    on the lowest seed's record, which transfer_record keeps returning (``-s1`` sorts first
+    by name). Records of another budget, or for Table 4 of another source run, are not
+    among the seeds."""
+    tr = runs / "transfer"
+    base = json.loads((tr / "mini-cifar10-mini-table4.json").read_text())
+    racl_acc, darts_acc = {0: 0.42, 1: 0.40, 2: 0.44}, {0: 0.31, 1: 0.35, 2: 0.33}
+    for seed in (1, 2):
+        m4 = {a: {"resnet110": {"RACL": racl_acc[seed], "DARTS_V2": darts_acc[seed], "resnet110": 0.05}}
+              for a in ("fgsm", "mim20", "pgd20")}
+        runs_s = {"RACL": f"mini-cifar10-mini-racl-mart-s{seed}", "DARTS_V2": f"mini-cifar10-mini-darts-v2-mart-s{seed}",
+                  "resnet110": "mini-cifar10-mini-resnet110-mart-s0"}
+        _write(tr / f"mini-cifar10-mini-table4-s{seed}.json", {**base, "matrices": m4, "runs": runs_s})
+    # another source run (seed 3) and a record of fewer test images: neither is one of the seeds
+    _write(tr / "mini-cifar10-mini-table4-s3.json",
+           {**base, "runs": {**base["runs"], "RACL": "mini-cifar10-mini-racl-mart-s3", "DARTS_V2": "mini-cifar10-mini-darts-v2-mart-s3",
+                             "resnet110": "mini-cifar10-mini-resnet110-mart-s3"}})
+    _write(tr / "mini-cifar10-mini-table4-s4.json",
+           {**base, "n": 128, "runs": {a: r.replace("-s0", "-s4") if a != "resnet110" else r for a, r in base["runs"].items()}})
+    assert report.transfer_record("table4")["_file"] == "mini-cifar10-mini-table4.json"
+    assert [report.transfer_seed(r) for r in report.transfer_seed_records("table4")] == [0, 1, 2]
+    tab = report.transfer_table("table4")
+    ours = [k for k in tab.frame.loc["RACL(ours)"].index if k.startswith("ours (")][0]
+    m, se, _ = report.mean_se([0.42, 0.40, 0.44])
+    assert tab.frame.loc[("RACL(ours)", ours), "FGSM"] == f"{100 * m:.1f} ± {100 * se:.1f}" == "42.0 ± 1.2"
+    note = next(n for n in tab.notes if n.startswith(f"({ours[6:-1]})"))
+    assert note.startswith(f"({ours[6:-1]}) 3 records: mini · cifar10-mini · seed 0,1,2 · ") and note.endswith("n=256")
+    assert any(n.startswith("Ours: mean ± standard error over the 3 retraining seeds") for n in tab.notes)
+    # over seeds: gap of the means, combined standard error over seeds
+    adv = report._advantage([0.42, 0.40, 0.44], [0.31, 0.35, 0.33])
+    df = report.table4_advantage(seeds=True)
+    assert df.loc[("RACL − DARTS", "ours (3 vs 3 seeds)"), "PGD-20"] == f"+{100 * adv['diff']:.1f} > {100 * adv['se']:.1f}: exceeds"
+    assert df.loc[("RACL − PC-DARTS", "ours (3 vs 0 seeds)"), "MIM"] == report.NOT_RUN
+    assert "clean accuracy (ours: RACL vs target)" not in df.columns
+    assert report.table4_summary(seeds=True) == "paper: RACL ahead in 12 of 12; ours: exceeds 3, within 0, behind 0 of 3"
+    # the lowest seed's paired view is unchanged: its record's own +11.0
+    assert report.table4_advantage().loc[("RACL − DARTS", "ours"), "PGD-20"].startswith("+11.0 > ")
+    note = report.transfer_se_note("table4", seeds=True)
+    assert "over 3 retraining seeds (seeds 0, 1, 2)" in note and "the same examples, crafted on one ResNet-110" in note
+    # Table 5: one more seed (each seed's sources are its own networks); a seed that ran one
+    # network only leaves the other with fewer seeds, and a gap without a standard error
+    t5 = json.loads((tr / "mini-cifar10-mini-table5.json").read_text())
+    m5 = {"pgd10": {"RACL": {"RACL": 0.22, "DARTS_V2": 0.43}, "DARTS_V2": {"RACL": 0.45, "DARTS_V2": 0.20}}}
+    _write(tr / "mini-cifar10-mini-table5-s1.json", {**t5, "matrices": m5,
+                                                     "runs": {a: r.replace("-s0", "-s1") for a, r in t5["runs"].items()}})
+    df5 = report.transfer_matrix_table("table5").frame
+    mine = [k for k in df5.loc["RACL(ours)"].index if k.startswith("ours (")][0]
+    assert df5.loc[("RACL(ours)", mine), "ours"] == "21.0 ± 1.0" + report.WHITE_BOX
+    assert df5.loc[("DARTS", mine), "ours"] == "46.0 ± 1.0"
+    adv5 = report._advantage([0.20, 0.22], [0.18, 0.20])
+    diag = report.transfer_matrix_advantage("table5", seeds=True).loc[("white-box (diagonal)", "ours (2 vs 2 seeds)"), "DARTS"]
+    assert diag == f"+{100 * adv5['diff']:.1f} > {100 * adv5['se']:.1f}: exceeds"  # +2.0 > 1.4
+    assert report.transfer_matrix_summary("table5", seeds=True).splitlines()[1].endswith("exceeds 1, within 0, behind 0 of 1")
+
+
 def test_fig4_tables_and_plot(runs):
     df = report.fig4_table("pgd_eps")
     assert df.loc[("RACL", "paper"), 0.01] == "50.00" and df.loc[("RACL", "ours"), 0.01] == pct(0.6 * (0.45 - 0.06))
