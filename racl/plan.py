@@ -196,7 +196,7 @@ def transfer_name(profile: str, dataset: str, target: str, seed: int) -> str:
 
 def seeds_of(target: str, seeds=None) -> tuple:
     """The seeds ``target`` runs at: ``seeds`` when given, else :data:`racl.profiles.DEFAULT_SEEDS`
-    (0, 1, 2 for Table 7 and Fig. 5; 0 for the others)."""
+    (0, 1, 2 for Tables 4-7 and Fig. 5; 0 for the others)."""
     if seeds is not None:
         seeds = tuple(seeds)
         if not seeds:
