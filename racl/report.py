@@ -775,28 +775,39 @@ def table4_advantage(seeds: bool = False) -> pd.DataFrame:
     results, else the combined binomial √(se_RACL² + se_baseline²), which overstates it
     (:func:`_transfer_verdict`, :func:`transfer_se_note`); beside them, each target's clean
     accuracy on the same test images (its evaluation record of the same run), which bounds
-    what a transfer attack can leave. With ``seeds``, the gap of the means over the records
-    of every retraining seed against the combined standard error over seeds
-    (:func:`_seed_verdict`)."""
+    what a transfer attack can leave (:func:`_clean_on`). With ``seeds``, the gap of the
+    means over the records of every retraining seed against the combined standard error
+    over seeds (:func:`_seed_verdict`), and the clean accuracies' mean ± standard error over
+    the same seeds."""
     t = paper()["tables"]["table4"]
     df = _advantage_frame("table4", seeds, ["", ""])
-    if seeds:
-        return df
-    rec = transfer_record("table4")
+    recs = transfer_seed_records("table4") if seeds else [r for r in [transfer_record("table4")] if r is not None]
 
     def clean(arch: str) -> str:
-        run = (rec or {}).get("runs", {}).get(arch)
-        path = RUNS / "eval" / f"{run}.json"
-        bits = _read(path).get("clean_correct") if run is not None and path.exists() else None
-        if not bits or len(bits) < rec["n"]:
+        vals = [_clean_on(r, arch) for r in recs]
+        if not vals or None in vals:
             return NOT_RUN
-        return pct(bits[:rec["n"]].count("1") / rec["n"])
+        return pct(vals[0]) if len(vals) == 1 else _summary(vals)
 
-    col = "clean accuracy (ours: RACL vs target)"
+    col = "clean accuracy (ours: RACL vs target" + (", mean ± SE over seeds)" if seeds else ")")
     archs = {f"RACL − {ROW_LABEL.get(row, row)}": ARCH_OF_ROW[row] for row in t["blocks"][0]["rows"]}
     df[col] = [("" if k[1] == "paper" else f"{clean('RACL')} vs {clean(archs[k[0]])}"
-                if rec is not None and archs[k[0]] in rec.get("targets", []) else NOT_RUN) for k in df.index]
+                if any(archs[k[0]] in r.get("targets", []) for r in recs) else NOT_RUN) for k in df.index]
     return df
+
+
+def _clean_on(rec: dict, arch: str) -> Optional[float]:
+    """The clean accuracy of target ``arch`` of a transfer record on the record's test
+    images (its first n), from the white-box evaluation of the same training run: Table 1's
+    (``<run>.json``) or Table 7's (``<run>-stability.json``, whose first n images are the
+    same); None where neither holds per-example results for n images."""
+    run = rec.get("runs", {}).get(arch)
+    for name in ((f"{run}.json", f"{run}-stability.json") if run is not None else ()):
+        path = RUNS / "eval" / name
+        bits = _read(path).get("clean_correct") if path.exists() else None
+        if bits and len(bits) >= rec["n"]:
+            return bits[:rec["n"]].count("1") / rec["n"]
+    return None
 
 
 def transfer_matrix_table(tid: str) -> PaperTable:

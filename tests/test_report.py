@@ -267,7 +267,21 @@ def test_transfer_tables_over_retraining_seeds(runs):
     df = report.table4_advantage(seeds=True)
     assert df.loc[("RACL − DARTS", "ours (3 vs 3 seeds)"), "PGD-20"] == f"+{100 * adv['diff']:.1f} > {100 * adv['se']:.1f}: exceeds"
     assert df.loc[("RACL − PC-DARTS", "ours (3 vs 0 seeds)"), "MIM"] == report.NOT_RUN
-    assert "clean accuracy (ours: RACL vs target)" not in df.columns
+    # clean accuracies on the record's 256 images over the same seeds: from Table 7's
+    # evaluations (first 256 of 512 images) or Table 1's (256), whichever the run has
+    col = "clean accuracy (ours: RACL vs target, mean ± SE over seeds)"
+    assert df.loc[("RACL − DARTS", "ours (3 vs 3 seeds)"), col] == "not run vs not run"
+    ev = runs / "eval"
+    for seed, (k_racl, k_darts) in enumerate(((128, 96), (120, 100), (136, 104))):
+        _write(ev / f"mini-cifar10-mini-racl-mart-s{seed}-stability.json",
+               {**_eval("RACL", seed=seed, n=512), "clean_correct": "1" * k_racl + "0" * (512 - k_racl)})
+        name = f"mini-cifar10-mini-darts-v2-mart-s{seed}" + ("-stability" if seed else "")
+        _write(ev / f"{name}.json", {**_eval("DARTS_V2", seed=seed), "clean_correct": "1" * k_darts + "0" * (256 - k_darts)})
+    racl_clean = report._summary([128 / 256, 120 / 256, 136 / 256])
+    darts_clean = report._summary([96 / 256, 100 / 256, 104 / 256])
+    df = report.table4_advantage(seeds=True)
+    assert df.loc[("RACL − DARTS", "ours (3 vs 3 seeds)"), col] == f"{racl_clean} vs {darts_clean}" == "50.0 ± 1.8 vs 39.1 ± 0.9"
+    assert df.loc[("RACL − DARTS", "paper"), col] == ""
     assert report.table4_summary(seeds=True) == "paper: RACL ahead in 12 of 12; ours: exceeds 3, within 0, behind 0 of 3"
     # the lowest seed's paired view is unchanged: its record's own +11.0
     assert report.table4_advantage().loc[("RACL − DARTS", "ours"), "PGD-20"].startswith("+11.0 > ")
