@@ -1406,6 +1406,22 @@ def table7_summary(method: Optional[str] = None) -> str:
     return head + "; ".join(parts) + "."
 
 
+def at_a_glance() -> pd.DataFrame:
+    """The comparisons of RACL with the other networks that our committed records decide, one
+    line per table, as the chapters count them: Table 4 and Tables 5-6 over the retraining
+    seeds (:func:`table4_summary`, :func:`transfer_matrix_summary` with ``seeds=True``),
+    Table 7 (:func:`table7_summary`) and Table 8 (:func:`table8_summary`), each beside the
+    chapter that shows the tables, budgets and error bars behind it. Nothing is typed in:
+    a table not run yet says so."""
+    rows = [("Table 4: transfer from ResNet-110, over seeds", "blackbox", table4_summary(seeds=True))]
+    for tid in ("table5", "table6"):
+        rows.append((f"Table {tid[-1]}: transfer among the cells, over seeds", "blackbox",
+                     transfer_matrix_summary(tid, seeds=True).replace("\n", "; ")))
+    rows += [("Table 7: several retrainings", "ablations", table7_summary()),
+             ("Table 8: ablations", "ablations", table8_summary())]
+    return pd.DataFrame(rows, columns=["table", "chapter", "what our records say"]).set_index("table")
+
+
 #: Table 8's full-RACL row, against which the ablations are compared
 TABLE8_FULL = "eta=0.9, rho=0.001"
 

@@ -303,6 +303,20 @@ def test_transfer_tables_over_retraining_seeds(runs):
     assert report.transfer_matrix_summary("table5", seeds=True).splitlines()[1].endswith("exceeds 1, within 0, behind 0 of 1")
 
 
+def test_at_a_glance_counts_what_the_chapters_count(runs):
+    """The intro's one line per table is the chapters' own count, not a typed summary."""
+    df = report.at_a_glance()
+    assert list(df.index) == ["Table 4: transfer from ResNet-110, over seeds", "Table 5: transfer among the cells, over seeds",
+                              "Table 6: transfer among the cells, over seeds", "Table 7: several retrainings",
+                              "Table 8: ablations"]
+    assert list(df["chapter"]) == ["blackbox"] * 3 + ["ablations"] * 2
+    says = df["what our records say"]
+    assert says.iloc[0] == report.table4_summary(seeds=True)
+    assert says.iloc[1] == report.transfer_matrix_summary("table5", seeds=True).replace("\n", "; ")
+    assert says.iloc[2].endswith("ours: not run")  # no Table 6 record in the fake runs
+    assert says.iloc[3] == report.table7_summary() and says.iloc[4] == report.table8_summary()
+
+
 def test_fig4_tables_and_plot(runs):
     df = report.fig4_table("pgd_eps")
     assert df.loc[("RACL", "paper"), 0.01] == "50.00" and df.loc[("RACL", "ours"), 0.01] == pct(0.6 * (0.45 - 0.06))
