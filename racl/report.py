@@ -590,8 +590,8 @@ def _seeds_note(recs: list, what: str) -> str:
     if len(recs) > 1:
         seeds = ", ".join(str(transfer_seed(r)) for r in recs)
         return (f"Ours: mean ± standard error over the {len(recs)} retraining seeds of the networks (seeds {seeds}; sample "
-                f"standard deviation / √k, as Table 7), {what}; a cell that fewer seeds ran says so by its missing "
-                "'±' (one seed: in brackets its binomial error). ")
+                f"standard deviation / √k, as Table 7), {what}; a cell that only one seed ran has no '±' "
+                "(its value, and in Table 4 its binomial error in brackets). ")
     return "Ours: one run; in brackets (±x) the standard error over the record's n test images, √(p(1−p)/n). "
 
 
