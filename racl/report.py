@@ -511,6 +511,12 @@ def transfer_method(rec: dict) -> Optional[str]:
     return methods.pop() if len(methods) == 1 else None
 
 
+def _name_seed(run: str) -> Optional[int]:
+    """The ``-s<seed>`` at the end of a training run's name (as racl.plan names them), or None."""
+    m = re.search(r"-s(\d+)$", str(run).rstrip("/"))
+    return int(m.group(1)) if m else None
+
+
 def transfer_seed(rec: dict) -> Optional[int]:
     """The retraining seed of a transfer record's networks (Tables 4-6 run one record per
     seed, :func:`racl.plan.transfer_name`): the common ``-s<seed>`` of its targets'
@@ -518,8 +524,7 @@ def transfer_seed(rec: dict) -> Optional[int]:
     targets); None where they differ or do not say."""
     from .records import transfer_runs
 
-    seeds = {int(m.group(1)) if (m := re.search(r"-s(\d+)$", str(r))) else None
-             for a, r in transfer_runs(rec).items() if a != TABLE4_SOURCE}
+    seeds = {_name_seed(r) for a, r in transfer_runs(rec).items() if a != TABLE4_SOURCE}
     return seeds.pop() if len(seeds) == 1 else None
 
 
@@ -562,12 +567,11 @@ def transfer_seed_records(tid: str, method: Optional[str] = None) -> list[dict]:
     return [by_seed[k] for k in sorted(by_seed, key=lambda k: (k is None, k or 0))]
 
 
-def _transfer_networks(recs) -> str:
+def _transfer_networks(recs: list) -> str:
     """The note that says which networks transfer records ran (one record, or one per
     retraining seed): their objective, records and runs."""
     from .records import transfer_runs
 
-    recs = [r for r in ([recs] if isinstance(recs, dict) else (recs or [])) if r is not None]
     if not recs:
         return ""
     m = transfer_method(recs[0])
@@ -575,11 +579,10 @@ def _transfer_networks(recs) -> str:
         f"{r['_file']}: " + ", ".join(f"`{n}`" for n in sorted(set(transfer_runs(r).values()))) for r in recs) + ")."
 
 
-def _transfer_budget(recs) -> str:
+def _transfer_budget(recs: list) -> str:
     """The budget of one transfer record or of one per retraining seed: the networks'
     seeds (:func:`transfer_seed`, not the provenance's, which is the attacks'), the wall
     times summed, every hardware and commit named, and the test images."""
-    recs = [recs] if isinstance(recs, dict) else list(recs)
     head = f"{len(recs)} records: " if len(recs) > 1 else ""
     return head + _joint_budget(recs, [transfer_seed(r) for r in recs]) + f" · n={recs[0]['n']}"
 
@@ -741,12 +744,12 @@ def _transfer_comparisons(tid: str) -> list[tuple]:
     return out
 
 
-def _advantage_frame(tid: str, seeds: bool, names: list) -> pd.DataFrame:
+def _advantage_frame(tid: str, seeds: bool, names: list, recs: list) -> pd.DataFrame:
     """:func:`_transfer_comparisons` of Table ``tid`` as a frame: per row a 'paper' line
     (the gaps as printed) and an 'ours' line: with ``seeds``, over the retraining seeds'
-    records (:func:`_seed_verdict`; labelled 'ours (k vs k seeds)'), else in the record of
-    the lowest seed, against the paired error over its test images (:func:`_transfer_verdict`)."""
-    recs = transfer_seed_records(tid)
+    records ``recs`` (:func:`transfer_seed_records`; :func:`_seed_verdict`; labelled 'ours
+    (k vs k seeds)'), else in the first, the lowest seed's, against the paired error over
+    its test images (:func:`_transfer_verdict`)."""
     rec = recs[0] if recs else None
     lines: dict = {}
     for row, lab, paper_gap, a, z in _transfer_comparisons(tid):
@@ -780,8 +783,9 @@ def table4_advantage(seeds: bool = False) -> pd.DataFrame:
     over seeds (:func:`_seed_verdict`), and the clean accuracies' mean ± standard error over
     the same seeds."""
     t = paper()["tables"]["table4"]
-    df = _advantage_frame("table4", seeds, ["", ""])
-    recs = transfer_seed_records("table4") if seeds else [r for r in [transfer_record("table4")] if r is not None]
+    recs = transfer_seed_records("table4")
+    df = _advantage_frame("table4", seeds, ["", ""], recs)
+    recs = recs if seeds else recs[:1]
 
     def clean(arch: str) -> str:
         vals = [_clean_on(r, arch) for r in recs]
@@ -858,7 +862,7 @@ def transfer_matrix_advantage(tid: str, seeds: bool = False) -> pd.DataFrame:
     :func:`transfer_se_note`). With ``seeds``, the gap of the means over the records of
     every retraining seed against the combined standard error over seeds
     (:func:`_seed_verdict`)."""
-    return _advantage_frame(tid, seeds, ["RACL − target", ""])
+    return _advantage_frame(tid, seeds, ["RACL − target", ""], transfer_seed_records(tid))
 
 
 def transfer_matrix_summary(tid: str, seeds: bool = False) -> str:
@@ -1069,8 +1073,8 @@ def run_seed(rec: dict):
         prov = _read(REPO / run / "provenance.json")
         if prov and prov.get("seed") is not None:
             return prov["seed"]
-        if m := re.search(r"-s(\d+)$", run.rstrip("/")):
-            return int(m.group(1))
+        if (seed := _name_seed(run)) is not None:
+            return seed
     return (rec.get("provenance") or {}).get("seed")
 
 
