@@ -1412,12 +1412,15 @@ def table7_summary(method: Optional[str] = None) -> str:
 
 def at_a_glance() -> pd.DataFrame:
     """The comparisons of RACL with the other networks that our committed records decide, one
-    line per table, as the chapters count them: Table 4 and Tables 5-6 over the retraining
-    seeds (:func:`table4_summary`, :func:`transfer_matrix_summary` with ``seeds=True``),
-    Table 7 (:func:`table7_summary`) and Table 8 (:func:`table8_summary`), each beside the
-    chapter that shows the tables, budgets and error bars behind it. Nothing is typed in:
-    a table not run yet says so."""
-    rows = [("Table 4: transfer from ResNet-110, over seeds", "blackbox", table4_summary(seeds=True))]
+    line per table, as the chapters count them: Tables 1 and 2 on the same test images
+    (:func:`white_box_summary`), Table 4 and Tables 5-6 over the retraining seeds
+    (:func:`table4_summary`, :func:`transfer_matrix_summary` with ``seeds=True``), Table 7
+    (:func:`table7_summary`) and Table 8 (:func:`table8_summary`), each beside the chapter
+    that shows the tables, budgets and error bars behind it. Nothing is typed in: a table
+    not run yet says so."""
+    rows = [("Table 1: white-box, the NAS cells", "whitebox", white_box_summary("table1")),
+            ("Table 2: white-box, human-designed networks", "whitebox", white_box_summary("table2")),
+            ("Table 4: transfer from ResNet-110, over seeds", "blackbox", table4_summary(seeds=True))]
     for tid in ("table5", "table6"):
         rows.append((f"Table {tid[-1]}: transfer among the cells, over seeds", "blackbox",
                      transfer_matrix_summary(tid, seeds=True).replace("\n", "; ")))
@@ -1430,15 +1433,17 @@ def at_a_glance() -> pd.DataFrame:
 TABLE8_FULL = "eta=0.9, rho=0.001"
 
 
-def seed_spread(method: Optional[str] = None) -> dict:
-    """{Table 7 column: the sample standard deviation, over seeds, of the named RACL cell's
-    accuracy (Table 7's records, :func:`_multi_run_records`)}: how much one retraining of one
-    cell moves with its seed alone, the yardstick for a difference between single runs.
-    Empty with fewer than two seeds."""
+def seed_spread(method: Optional[str] = None, row: str = "RACL", columns: Optional[list] = None) -> dict:
+    """{column: the sample standard deviation, over seeds, of the accuracy of Table 7's
+    ``row`` (default the named RACL cell; Table 7's records, :func:`_multi_run_records`)}:
+    how much one retraining of one cell moves with its seed alone, the yardstick for a
+    difference between single runs. ``columns``: Table 7's by default; any column of
+    Tables 1-2 that Table 7's evaluations ran (PGD-100 among them). Empty with fewer than
+    two seeds."""
     t = paper()["tables"]["table7"]
-    recs = _multi_run_records("table7", method).get("RACL", [])
+    recs = _multi_run_records("table7", method).get(row, [])
     out = {}
-    for col in t["columns"]:
+    for col in (t["columns"] if columns is None else columns):
         _, se, k = mean_se(_values(recs, col)[0])
         if se is not None:
             out[col] = se * k ** 0.5
@@ -1573,6 +1578,147 @@ def table8_summary(method: Optional[str] = None) -> str:
             parts.append(text + f" (the paper's full RACL is ahead of it in {paper_ahead} of {len(t['columns'])})")
     err = "√(se_paired² + 2 sd_seed²)" if diffs["sd"] else "the paired standard error (no seed spread yet)"
     return f"Table 8, ours, against {err}: " + "; ".join(parts) + "."
+
+
+# ---------------------------------------------------------------------- Tables 1-2: paired
+def white_box_differences(tid: str, method: Optional[str] = None) -> dict:
+    """Tables 1 and 2: RACL against every other row this project ran, block by block, from
+    the records :func:`white_box_table` shows (:func:`best_eval`), on the test examples both
+    were attacked on: {block label: {"racl": RACL's record or None, "rows": {row: (record,
+    {column: {"diff", "se", "se_paired", "n"} or a reason string})}, "sd": {row: (its seed
+    spread, whose)}}}. ``diff`` is RACL's accuracy minus the row's, ``se`` =
+    √(se_paired² + sd_RACL² + sd_row²): se_paired over the test examples
+    (:func:`racl.evaluation.paired_difference`), sd over retraining seeds from Table 7's
+    records of the same budget and dataset (:func:`seed_spread`; a row without seeds of its
+    own, such as ResNet-18, borrows RACL's, and the notes say so). Two records of different
+    budgets or training objectives are not compared."""
+    from .evaluation import paired_difference
+
+    t = paper()["tables"][tid]
+    if t["kind"] != "white_box":
+        raise KeyError(f"{tid} is not Table 1 or 2 (the white-box tables with RACL among their rows)")
+    cols = [c for c in t["columns"] if c != "params_M"]
+    t7 = paper()["tables"]["table7"]["blocks"][0]
+    t7_racl = _multi_run_records("table7", method).get("RACL", [])
+    out = {}
+    for b in t["blocks"]:
+        recs = eval_records(b["dataset"])
+        racl = best_eval(recs, "RACL")
+        block = {"racl": racl, "rows": {}, "sd": {}}
+        out[b["label"]] = block
+        if racl is None:
+            continue
+        budget_of = lambda r: (r["model"].get("train_profile"), r["model"].get("method"))  # noqa: E731
+        spread = (b["dataset"] == t7["dataset"] and len(t7_racl) > 1
+                  and t7_racl[0]["model"].get("train_profile") == racl["model"].get("train_profile"))
+        sd_racl = seed_spread(method, "RACL", cols) if spread else {}
+        for row in b["rows"]:
+            arch = ARCH_OF_ROW.get(row)
+            if row == "RACL" or arch is None:
+                continue
+            rec = best_eval(recs, arch)
+            if rec is None:
+                continue
+            if budget_of(rec) != budget_of(racl):
+                block["rows"][row] = (rec, {c: f"not compared: budget {budget_of(rec)} against RACL's {budget_of(racl)}"
+                                            for c in cols})
+                continue
+            own = seed_spread(method, row, cols) if spread and row in t7["rows"] else {}
+            sd_row, whose = (own, "its own") if own else (sd_racl, "RACL's")
+            if sd_racl:
+                block["sd"][row] = (sd_row, whose)
+            cells = {}
+            for col in cols:
+                try:
+                    pair = paired_column(racl, rec, ATTACK_OF_COLUMN.get(col, col))
+                except ValueError as e:
+                    cells[col] = f"not compared: {e}"
+                    continue
+                if pair is None:
+                    cells[col] = NOT_RUN
+                    continue
+                d = paired_difference(*pair)
+                extra = sd_racl.get(col, 0.0) ** 2 + sd_row.get(col, 0.0) ** 2
+                cells[col] = {"diff": d["diff"], "se": (d["se"] ** 2 + extra) ** 0.5, "se_paired": d["se"], "n": d["n"]}
+            block["rows"][row] = (rec, cells)
+    return out
+
+
+def white_box_advantage(tid: str = "table2", method: Optional[str] = None) -> PaperTable:
+    """Per block of Table 1 or 2, per other row this project ran and per column, RACL's
+    advantage: the paper's (its two printed numbers' difference, no error bars) and ours
+    (:func:`white_box_differences`: the difference on the same test examples against
+    √(se_paired² + sd_RACL² + sd_row²), verdict as in Tables 7 and 8)."""
+    t = paper()["tables"][tid]
+    diffs = white_box_differences(tid, method)
+    cols = [(c, lab) for c, lab in zip(t["columns"], t["column_labels"]) if c != "params_M"]
+    multi = len(t["blocks"]) > 1
+    rows, notes = [], []
+    for b in t["blocks"]:
+        d = diffs[b["label"]]
+        for row, label in zip(b["rows"], b["row_labels"]):
+            if row not in d["rows"]:
+                continue
+            rec, cells = d["rows"][row]
+            key = ((b["label"],) if multi else ()) + (f"RACL − {label}",)
+            pv = {}
+            for col, clab in cols:
+                va, vb = b["values"]["RACL"].get(col), b["values"][row].get(col)
+                pv[clab] = NOT_REPORTED if None in (va, vb) else f"{va - vb:+.2f}".replace("-", "−")
+            rows.append(((*key, "paper"), pv))
+            rows.append(((*key, "ours"), {clab: c if isinstance(c, str) else
+                                          advantage_verdict(c["diff"], c["se"], 100.0) + f" (n={c['n']})"
+                                          for clab, c in zip((lab for _, lab in cols), (cells[c] for c, _ in cols))}))
+            notes.append(f"{b['label']}, {label}: {_eval_budget(rec)}")
+        if d["rows"]:
+            notes.append(f"{b['label']}, RACL: {_eval_budget(d['racl'])}")
+            if d["sd"]:
+                borrowed = [ROW_LABEL.get(r, r) for r, (_, whose) in d["sd"].items() if whose != "its own"]
+                notes.append(f"{b['label']}: the error is √(se_paired² + sd_RACL² + sd_row²), sd over the retraining seeds of "
+                             "Table 7's records at this budget" + (f"; {', '.join(borrowed)} ha{'s' if len(borrowed) == 1 else 've'}"
+                                                                   " no seeds of its own and borrows RACL's" if borrowed else "") + ".")
+            else:
+                notes.append(f"{b['label']}: the error is the paired standard error over the test examples alone (no "
+                             "retraining seeds of this dataset and budget), which leaves out how much a retraining moves with its seed.")
+    if not rows:
+        notes.append(f"Not run yet: no other row of Table {tid[5:]} has an evaluation record beside RACL's "
+                     f"(`python -m racl reproduce --profile mini --targets {tid}`).")
+        frame = pd.DataFrame(columns=[lab for _, lab in cols])
+    else:
+        frame = pd.DataFrame([v for _, v in rows], index=pd.MultiIndex.from_tuples(
+            [k for k, _ in rows], names=(["dataset"] if multi else []) + ["", ""]))[[lab for _, lab in cols]]
+    return PaperTable(f"Table {tid[5:]}: RACL's advantage over each other row we ran (points, same test examples)", frame, notes)
+
+
+def white_box_summary(tid: str = "table2", method: Optional[str] = None) -> str:
+    """What our Table 1 or 2 supports, in a clause per block: in how many (row, column)
+    comparisons RACL is ahead by more than the error of :func:`white_box_differences`,
+    within it, or behind, and in how many of the same the paper has RACL ahead."""
+    t = paper()["tables"][tid]
+    diffs = white_box_differences(tid, method)
+    parts = []
+    for b in t["blocks"]:
+        d = diffs[b["label"]]
+        if not d["rows"]:
+            parts.append(f"{b['label']}: not run yet" if d["racl"] is None else f"{b['label']}: no other row run yet")
+            continue
+        v, paper_ahead, n = Counter(), 0, 0
+        for row, (_, cells) in d["rows"].items():
+            for col, c in cells.items():
+                if not isinstance(c, dict):
+                    v["none"] += 1
+                    continue
+                n += 1
+                v[_verdict(c["diff"], c["se"])] += 1
+                va, vb = b["values"]["RACL"].get(col), b["values"][row].get(col)
+                paper_ahead += va is not None and vb is not None and va > vb
+        others = ", ".join(ROW_LABEL.get(r, r) for r in d["rows"])
+        text = (f"{b['label']} (against {others}): RACL ahead by more than the error in {v['exceeds']} of {n} comparisons, "
+                f"within it in {v['within']}, behind in {v['behind']} (the paper: RACL ahead in {paper_ahead} of the same {n})")
+        if v["none"]:
+            text += f"; {v['none']} not compared (not run, or of another budget or other test examples)"
+        parts.append(text)
+    return "; ".join(parts) + "."
 
 
 # ---------------------------------------------------------------------- Table 8's random search

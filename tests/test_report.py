@@ -306,15 +306,65 @@ def test_transfer_tables_over_retraining_seeds(runs):
 def test_at_a_glance_counts_what_the_chapters_count(runs):
     """The intro's one line per table is the chapters' own count, not a typed summary."""
     df = report.at_a_glance()
-    assert list(df.index) == ["Table 4: transfer from ResNet-110, over seeds", "Table 5: transfer among the cells, over seeds",
+    assert list(df.index) == ["Table 1: white-box, the NAS cells", "Table 2: white-box, human-designed networks",
+                              "Table 4: transfer from ResNet-110, over seeds", "Table 5: transfer among the cells, over seeds",
                               "Table 6: transfer among the cells, over seeds", "Table 7: several retrainings",
                               "Table 8: ablations"]
-    assert list(df["chapter"]) == ["blackbox"] * 3 + ["ablations"] * 2
+    assert list(df["chapter"]) == ["whitebox"] * 2 + ["blackbox"] * 3 + ["ablations"] * 2
     says = df["what our records say"]
+    assert says.iloc[0] == report.white_box_summary("table1") and says.iloc[1] == report.white_box_summary("table2")
+    says = says.iloc[2:]
     assert says.iloc[0] == report.table4_summary(seeds=True)
     assert says.iloc[1] == report.transfer_matrix_summary("table5", seeds=True).replace("\n", "; ")
     assert says.iloc[2].endswith("ours: not run")  # no Table 6 record in the fake runs
     assert says.iloc[3] == report.table7_summary() and says.iloc[4] == report.table8_summary()
+
+
+def test_white_box_advantage_pairs_the_shown_records_on_their_common_examples(runs):
+    """Tables 1-2: RACL's record (seed 0, 512 images) against DARTS's (256) on their first
+    256 examples, paired, with Table 7's RACL seed spread counted for both sides (DARTS has
+    no seeds of its own); an attack without per-example results is not compared, nor a
+    record of another budget."""
+    from racl.evaluation import paired_difference, from_bits
+
+    ev = runs / "eval"
+    racl = json.loads((ev / "mini-cifar10-mini-racl-mart-s0-stability.json").read_text())
+    racl.update(index="0-511", clean_correct="1" * 300 + "0" * 212)
+    racl["attacks"]["fgsm"]["correct"] = "1" * 150 + "0" * 362
+    _write(ev / "mini-cifar10-mini-racl-mart-s0-stability.json", racl)
+    darts = json.loads((ev / "mini-cifar10-mini-darts-v2-mart-s0.json").read_text())
+    darts.update(index="0-255", clean_correct="1" * 100 + "0" * 156)
+    darts["attacks"]["fgsm"]["correct"] = "1" * 160 + "0" * 96
+    _write(ev / "mini-cifar10-mini-darts-v2-mart-s0.json", darts)
+
+    d = report.white_box_differences("table1")["CIFAR-10"]
+    assert d["racl"]["n"] == 512 and list(d["rows"]) == ["DARTS"]
+    sd = report.seed_spread(None, "RACL", ["clean", "fgsm"])  # RACL at 0.6 and 0.4: sd 0.141, FGSM 0.071
+    assert sd["clean"] == pytest.approx(0.2 / 2 ** 0.5)
+    cells = d["rows"]["DARTS"][1]
+    for col, (a, b) in (("clean", ("1" * 256, "1" * 100 + "0" * 156)), ("fgsm", ("1" * 150 + "0" * 106, "1" * 160 + "0" * 96))):
+        p = paired_difference(from_bits(a), from_bits(b))
+        assert cells[col]["n"] == 256 and cells[col]["diff"] == pytest.approx(p["diff"])
+        assert cells[col]["se"] == pytest.approx((p["se"] ** 2 + 2 * sd[col] ** 2) ** 0.5)
+    assert cells["mim"] == report.NOT_RUN  # no per-example results
+    tab = report.white_box_advantage("table1")
+    c = cells["clean"]
+    assert tab.frame.loc[("CIFAR-10", "RACL − DARTS", "ours"), "Natural"] == (
+        f"+{100 * c['diff']:.1f} > {100 * c['se']:.1f}: exceeds (n=256)")
+    assert tab.frame.loc[("CIFAR-10", "RACL − DARTS", "paper"), "Natural"] == "+3.39"
+    assert any("DARTS has no seeds of its own and borrows RACL's" in n for n in tab.notes)
+    summary = report.white_box_summary("table1")
+    assert summary.startswith("CIFAR-10 (against DARTS): RACL ahead by more than the error in 1 of 2 comparisons, "
+                              "within it in 1, behind in 0 (the paper: RACL ahead in 2 of the same 2); 5 not compared (not run, ")
+    assert "CIFAR-100: not run yet" in summary
+    # nothing of Table 2's other rows run: said so
+    assert report.white_box_summary("table2") == "CIFAR-10: no other row run yet."
+    assert any(n.startswith("Not run yet") for n in report.white_box_advantage("table2").notes)
+    # a DARTS of another budget is the one shown: not compared
+    _write(ev / "paper-cifar10-darts-v2-mart-s0.json", {**_eval("DARTS_V2", 0.7, profile="paper"), "index": "0-255",
+                                                       "clean_correct": "1" * 256})
+    cells = report.white_box_differences("table1")["CIFAR-10"]["rows"]["DARTS"][1]
+    assert all(v.startswith("not compared: budget ('paper', 'mart')") for v in cells.values())
 
 
 def test_fig4_tables_and_plot(runs):
