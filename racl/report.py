@@ -1450,6 +1450,31 @@ def seed_spread(method: Optional[str] = None, row: str = "RACL", columns: Option
     return out
 
 
+def paired_cells(ra: dict, rb: dict, columns: list, sd_a: dict, sd_b: dict) -> dict:
+    """{column: {"diff", "se", "se_paired", "n"}} of two evaluation records on the test
+    examples both ran (:func:`paired_column`): ``ra``'s accuracy minus ``rb``'s, its paired
+    standard error over the examples (:func:`racl.evaluation.paired_difference`) and
+    ``se`` = √(se_paired² + sd_a² + sd_b²), each side's spread over retraining seeds in that
+    column (0 where the dict lacks it); a reason string where the column is not compared
+    (not run, or other test examples)."""
+    from .evaluation import paired_difference
+
+    cells = {}
+    for col in columns:
+        try:
+            pair = paired_column(ra, rb, ATTACK_OF_COLUMN.get(col, col))
+        except ValueError as e:
+            cells[col] = f"not compared: {e}"
+            continue
+        if pair is None:
+            cells[col] = NOT_RUN
+            continue
+        d = paired_difference(*pair)
+        se = (d["se"] ** 2 + sd_a.get(col, 0.0) ** 2 + sd_b.get(col, 0.0) ** 2) ** 0.5
+        cells[col] = {"diff": d["diff"], "se": se, "se_paired": d["se"], "n": d["n"]}
+    return cells
+
+
 def table8_differences(method: Optional[str] = None) -> dict:
     """Table 8's full RACL against each ablation, per row, seed and column, from the records
     of :func:`ablation_records`: {"rows": {row: {seed: {column: {"diff", "se", "se_paired",
@@ -1457,8 +1482,6 @@ def table8_differences(method: Optional[str] = None) -> dict:
     record)}} for the reruns of :func:`table8_reruns`, "full": {seed: record}, "found": the
     records, "sd": the seed spread}. ``diff`` is the full RACL's accuracy minus the ablation's on the examples both
     were attacked on, ``se`` = √(se_paired² + 2 sd_seed²) (:func:`table8_advantage`)."""
-    from .evaluation import paired_difference
-
     t = paper()["tables"]["table8"]
     b = t["blocks"][0]
     found = ablation_records("table8", method)
@@ -1466,20 +1489,7 @@ def table8_differences(method: Optional[str] = None) -> dict:
     full = {run_seed(r): r for r in found.get(TABLE8_FULL, [])}
 
     def cells_of(a: dict, b_: dict) -> dict:
-        cells = {}
-        for col in t["columns"]:
-            try:
-                pair = paired_column(a, b_, ATTACK_OF_COLUMN.get(col, col))
-            except ValueError as e:
-                cells[col] = f"not compared: {e}"
-                continue
-            if pair is None:
-                cells[col] = NOT_RUN
-                continue
-            d = paired_difference(*pair)
-            se = (d["se"] ** 2 + 2 * sd[col] ** 2) ** 0.5 if col in sd else d["se"]
-            cells[col] = {"diff": d["diff"], "se": se, "se_paired": d["se"], "n": d["n"]}
-        return cells
+        return paired_cells(a, b_, t["columns"], sd, sd)
 
     rows, reruns, rerun_recs = {}, {}, table8_reruns(method)
     for row in b["rows"]:
@@ -1592,8 +1602,6 @@ def white_box_differences(tid: str, method: Optional[str] = None) -> dict:
     records of the same budget and dataset (:func:`seed_spread`; a row without seeds of its
     own, such as ResNet-18, borrows RACL's, and the notes say so). Two records of different
     budgets or training objectives are not compared."""
-    from .evaluation import paired_difference
-
     t = paper()["tables"][tid]
     if t["kind"] != "white_box":
         raise KeyError(f"{tid} is not Table 1 or 2 (the white-box tables with RACL among their rows)")
@@ -1627,20 +1635,7 @@ def white_box_differences(tid: str, method: Optional[str] = None) -> dict:
             sd_row, whose = (own, "its own") if own else (sd_racl, "RACL's")
             if sd_racl:
                 block["sd"][row] = (sd_row, whose)
-            cells = {}
-            for col in cols:
-                try:
-                    pair = paired_column(racl, rec, ATTACK_OF_COLUMN.get(col, col))
-                except ValueError as e:
-                    cells[col] = f"not compared: {e}"
-                    continue
-                if pair is None:
-                    cells[col] = NOT_RUN
-                    continue
-                d = paired_difference(*pair)
-                extra = sd_racl.get(col, 0.0) ** 2 + sd_row.get(col, 0.0) ** 2
-                cells[col] = {"diff": d["diff"], "se": (d["se"] ** 2 + extra) ** 0.5, "se_paired": d["se"], "n": d["n"]}
-            block["rows"][row] = (rec, cells)
+            block["rows"][row] = (rec, paired_cells(racl, rec, cols, sd_racl, sd_row))
     return out
 
 
