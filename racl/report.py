@@ -2069,20 +2069,32 @@ def table8_rerun_status(profile: Optional[str] = None, method: Optional[str] = N
     """Each finished rerun of a Table 8 search (``<search>-<tag>``, racl.plan.search_reruns)
     at ``profile`` (None: that of :func:`ablation_searches`): the retraining and evaluation
     ``reproduce --targets table8`` gives its cell (``<run>-<tag>``, with ``method``, None: the
-    profile's default objective) and how far they are: finished, started or not yet."""
+    profile's default objective) and how far they are: finished, started or not yet; and
+    how many edges its cell shares with the plan's search of the same setting and seed (the
+    same computation on other arithmetic: how far the machine alone moves the cell)."""
+    from .genotypes import load_genotype
     from .profiles import ABLATIONS, DATASETS, RERUN_TAG, slug
 
     runs = [r for r in search_runs() if r["result"] is not None]
     profile = profile or _ablation_profile(runs)
     rows = []
     for label in ABLATIONS:
-        for seed, r in sorted(_plan_searches(runs, profile, label, reruns=True), key=lambda x: x[1]["name"]):
+        found = sorted(_plan_searches(runs, profile, label, reruns=True), key=lambda x: x[1]["name"])
+        plan_cells = {seed: load_genotype(str(r["path"] / "genotype.json")) for seed, r in found
+                      if re.fullmatch(rf".*-s{seed}", r["name"])}
+        for seed, r in found:
             m = re.fullmatch(rf".*-s{seed}-({RERUN_TAG})", r["name"])
             if m is None:
                 continue  # the plan's own search
             run = f"{profile}-{DATASETS[profile]['cifar10']}-searched-{slug(label)}-{_objective(profile, method)}-s{seed}-{m.group(1)}"
             train = RUNS / "train" / run
-            rows.append({"setting": label, "rerun search": r["name"], "retraining": run,
+            g = load_genotype(str(r["path"] / "genotype.json"))
+            if seed in plan_cells:
+                common = common_edges({0: g, 1: plan_cells[seed]})
+                shared = ", ".join(f"{len(common[t])} of {len(getattr(g, t))}" for t in ("normal", "reduce"))
+            else:
+                shared = "no plan search"
+            rows.append({"setting": label, "rerun search": r["name"], RERUN_SHARED: shared, "retraining": run,
                          "trained": "finished" if finished(train) else ("started" if train.is_dir() else "not yet"),
                          "evaluated": "finished" if (RUNS / "eval" / f"{run}.json").is_file()
                          else ("started" if (RUNS / "eval" / f"{run}.json.partial").is_file() else "not yet")})
@@ -2136,6 +2148,8 @@ def constraint_activity_summary(df: Optional[pd.DataFrame] = None) -> str:
 CONSTRAINT_FIELDS = ("eta", "rho", "lambda_star", "lambda_star_ratio", "use_constraint", "constraint_form", "admm")
 #: :func:`ablation_divergence`'s column of the edges a search's cell shares with the full search's
 SHARED_WITH_RACL = "edges shared with RACL's cell (normal, reduction)"
+#: :func:`table8_rerun_status`'s column of the edges a rerun's cell shares with the plan's search of its row
+RERUN_SHARED = "edges shared with the plan's search (normal, reduction)"
 
 
 def ablation_divergence(profile: Optional[str] = None) -> pd.DataFrame:

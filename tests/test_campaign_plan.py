@@ -522,6 +522,10 @@ def test_ablation_divergence_tells_the_setting_from_the_arithmetic(tmp_path, mon
     record("mini-cifar10-mini-racl-w-o-confidence-learning-s0", full, here, sample=False)
     monkeypatch.setattr(report, "RUNS", tmp_path)
     record("mini-cifar10-mini-racl-eta0.9-rho-x10-s0-here", full[:2] + [(1.9, 1.9)], here, rho=0.5)  # a rerun
+    # whose cell differs from the plan's search in one normal edge
+    g2 = _g([("sep_conv_5x5", 0), ("sep_conv_3x3", 1)] + [("sep_conv_3x3", 0), ("sep_conv_3x3", 1)] * 3,
+            [("max_pool_3x3", 0), ("max_pool_3x3", 1)] * 4)
+    _write(tmp_path / "search" / "mini-cifar10-mini-racl-eta0.9-rho-x10-s0-here" / "genotype.json", {"genotype": g2.to_dict()})
     df = report.ablation_divergence()
     eta = df.loc[("RACL eta=0.7", "mini-cifar10-mini-racl-eta0.7-s0")]
     rho = df.loc[("RACL eta=0.9 rho x10", "mini-cifar10-mini-racl-eta0.9-rho-x10-s0")]
@@ -547,7 +551,7 @@ def test_ablation_divergence_tells_the_setting_from_the_arithmetic(tmp_path, mon
     # what reproduce does with the rerun's cell (racl.plan.search_reruns), and how far it has come
     status = report.table8_rerun_status()
     assert status.to_dict("records") == [{"setting": "RACL eta=0.9 rho x10", "rerun search": "mini-cifar10-mini-racl-eta0.9-rho-x10-s0-here",
-                                          "retraining": "mini-cifar10-mini-searched-racl-eta0.9-rho-x10-mart-s0-here",
+                                          report.RERUN_SHARED: "7 of 8, 8 of 8", "retraining": "mini-cifar10-mini-searched-racl-eta0.9-rho-x10-mart-s0-here",
                                           "trained": "not yet", "evaluated": "not yet"}]
     _write(tmp_path / "train" / "mini-cifar10-mini-searched-racl-eta0.9-rho-x10-mart-s0-here" / "provenance.json", {"finished": "x"})
     _write(tmp_path / "eval" / "mini-cifar10-mini-searched-racl-eta0.9-rho-x10-mart-s0-here.json.partial", {})
