@@ -35,7 +35,8 @@ Targets (the paper's captions):
   these searches, ``<search>-<tag>`` (:func:`search_reruns`: the same setting and seed
   searched again, e.g. on the full search's machine), is retrained and evaluated too, as
   ``<run>-<tag>``; it is shown beside its row, not as one;
-* fig4: accuracy against epsilon and PGD iterations, from the white-box evaluations;
+* fig4: accuracy against epsilon and PGD iterations, from the white-box evaluations of its
+  models (Table 1's CIFAR-10 cells and Table 2's human-designed networks);
 * fig5: the cells of RACL searches at several seeds (default 0, 1, 2; Sec. 4.5).
 
 **Cost** (:func:`estimate`, :func:`cost_table`): a job's hours on a device come from a
@@ -304,9 +305,10 @@ def plan(profile: str, targets: list[str], archs: Optional[list[str]] = None, se
         if datasets is not None and "cifar10" not in datasets and target not in ("table1", "table2", "table3"):
             continue  # a CIFAR-10-only target
         if target in ("table1", "table2", "table3", "fig4"):
-            tid = "table1" if target == "fig4" else target
-            # the rows this project can run (other papers' methods are paper-only), per dataset
-            for dataset, arch in runnable(tid, ("cifar10",) if target == "fig4" else None):
+            # the rows this project can run (other papers' methods are paper-only), per
+            # dataset; Fig. 4's models are Table 1's CIFAR-10 cells and Table 2's
+            # human-designed networks, whose white-box evaluations hold its sweeps
+            for dataset, arch in runnable(target):
                 ds = DATASETS[profile][dataset]
                 if ds is None or (archs is not None and arch not in archs) or (datasets is not None and dataset not in datasets):
                     continue  # no dataset at this budget (e.g. Tiny-ImageNet has no mini subset)

@@ -96,9 +96,15 @@ def paper_status() -> str:
 
 
 def runnable(tid: str, datasets: Optional[tuple] = None) -> list[tuple[str, str]]:
-    """(dataset, architecture) of every row of a table that this project can train and
-    evaluate, in the paper's order, without repeats; the rows of other papers' methods
-    (:data:`PAPER_ONLY`) are left out. ``datasets`` keeps only those datasets."""
+    """(dataset, architecture) of every row of a table (or every model of Fig. 4, ``fig4``)
+    that this project can train and evaluate, in the paper's order, without repeats; the
+    rows of other papers' methods (:data:`PAPER_ONLY`) are left out. ``datasets`` keeps
+    only those datasets."""
+    if tid == "fig4":
+        fig = paper()["figures"]["fig4"]
+        if datasets is not None and fig["dataset"] not in datasets:
+            return []
+        return [(fig["dataset"], ARCH_OF_ROW[m]) for m in fig["models"] if m in ARCH_OF_ROW]
     t = paper()["tables"][tid]
     out = []
     for b in t["blocks"]:

@@ -595,6 +595,10 @@ def test_paper_numbers_and_runnable_rows():
     assert report.runnable("table2") == [("cifar10", a) for a in ("resnet18", "resnet50", "wrn28_10", "densenet121", "RACL")]
     assert report.runnable("table3") == [("cifar10", "RACL"), ("cifar100", "RACL"), ("tinyimagenet", "RACL")]
     assert len(report.runnable("table1")) == 15 and len(report.runnable("table1", ("cifar10",))) == 5
+    # Fig. 4: Table 2's human-designed networks and Table 1's CIFAR-10 cells, in the figure's order
+    assert report.runnable("fig4") == [("cifar10", a) for a in ("resnet18", "resnet50", "wrn28_10", "densenet121", "NASNet",
+                                                                "AmoebaNet", "DARTS_V2", "PC_DARTS", "RACL")]
+    assert report.runnable("fig4", ("cifar100",)) == []
     params = report.paper_params()
     assert params.loc["RACL", "paper, Table 1 (M)"] == "3.3" and params.loc["RACL", "paper, Table 2 (M)"] == "3.34"
     assert params.loc["ResNet-18", "ours (M)"] == f"{report.paper_size_params('resnet18') / 1e6:.2f}"
