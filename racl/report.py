@@ -1614,6 +1614,7 @@ def white_box_differences(tid: str, method: Optional[str] = None) -> dict:
     cols = [c for c in t["columns"] if c != "params_M"]
     t7 = paper()["tables"]["table7"]["blocks"][0]
     t7_racl = _multi_run_records("table7", method).get("RACL", [])
+    budget_of = lambda r: (r["model"].get("train_profile"), r["model"].get("method"))  # noqa: E731
     out = {}
     for b in t["blocks"]:
         recs = eval_records(b["dataset"])
@@ -1622,7 +1623,6 @@ def white_box_differences(tid: str, method: Optional[str] = None) -> dict:
         out[b["label"]] = block
         if racl is None:
             continue
-        budget_of = lambda r: (r["model"].get("train_profile"), r["model"].get("method"))  # noqa: E731
         spread = (b["dataset"] == t7["dataset"] and len(t7_racl) > 1
                   and t7_racl[0]["model"].get("train_profile") == racl["model"].get("train_profile"))
         sd_racl = seed_spread(method, "RACL", cols) if spread else {}
@@ -1926,6 +1926,13 @@ def common_edges(genotypes: dict) -> dict:
     return {t: sorted(set.intersection(*(set(enumerate_edges(getattr(g, t))) for g in gs))) for t in ("normal", "reduce")}
 
 
+def edges_shared(g, other) -> str:
+    """'7 of 8, 5 of 8': how many of ``g``'s normal and reduction edges (node, input,
+    operation) ``other`` chose too."""
+    common = common_edges({0: g, 1: other})
+    return ", ".join(f"{len(common[t])} of {len(getattr(g, t))}" for t in ("normal", "reduce"))
+
+
 def fig5_table(genotypes: dict, reference: Optional[dict] = None) -> pd.DataFrame:
     """Sec. 4.5's patterns (:func:`cell_patterns`) in each of ``genotypes`` ({label:
     Genotype}), then a line for all of them: in how many the normal cell has a node that
@@ -2095,11 +2102,7 @@ def table8_rerun_status(profile: Optional[str] = None, method: Optional[str] = N
             run = f"{profile}-{DATASETS[profile]['cifar10']}-searched-{slug(label)}-{_objective(profile, method)}-s{seed}-{m.group(1)}"
             train = RUNS / "train" / run
             g = load_genotype(str(r["path"] / "genotype.json"))
-            if seed in plan_cells:
-                common = common_edges({0: g, 1: plan_cells[seed]})
-                shared = ", ".join(f"{len(common[t])} of {len(getattr(g, t))}" for t in ("normal", "reduce"))
-            else:
-                shared = "no plan search"
+            shared = edges_shared(g, plan_cells[seed]) if seed in plan_cells else "no plan search"
             rows.append({"setting": label, "rerun search": r["name"], RERUN_SHARED: shared, "retraining": run,
                          "trained": "finished" if finished(train) else ("started" if train.is_dir() else "not yet"),
                          "evaluated": "finished" if (RUNS / "eval" / f"{run}.json").is_file()
@@ -2216,15 +2219,12 @@ def ablation_divergence(profile: Optional[str] = None) -> pd.DataFrame:
             else:
                 reading = "the same until its setting acts"
             ga, gb = (load_genotype(str(r["path"] / "genotype.json")) for r in (ref, run))
-            shared = common_edges({0: ga, 1: gb})
             rows[(label, run["name"])] = {"seed": seed, "settings changed": ", ".join(f"{k}={b.get(k)}" for k in changed) or "none",
                                           "setting acts from epoch": acts,
                                           "first epoch that differs": "none" if first is None else first,
                                           "RACL's search ran on": where(ref), "this search ran on": where(run),
                                           "reading": reading,
-                                          SHARED_WITH_RACL:
-                                              f"{len(shared['normal'])} of {len(gb.normal)}, "
-                                              f"{len(shared['reduce'])} of {len(gb.reduce)}"}
+                                          SHARED_WITH_RACL: edges_shared(gb, ga)}
     df = pd.DataFrame.from_dict(rows, orient="index")
     if len(df):
         df.index = pd.MultiIndex.from_tuples(df.index, names=["setting", "search"])
