@@ -76,6 +76,27 @@ def test_table8_retrains_and_evaluates_the_committed_reruns_of_its_searches(tmp_
     assert not any(j.name.endswith("xeon1.v2") for j in plan("mini", ["fig5"], MINI_ARCHS, None, "mart", tmp_path))
 
 
+def test_fig5_retrain_retrains_each_search_as_table8s_full_racl_row(tmp_path):
+    """fig5-retrain: each of Fig. 5's searches (seeds 0, 1, 2 by default) retrained and
+    evaluated under the very names of Table 8's full RACL row at that seed, so that seed 0
+    is one job shared with Table 8 and the records of seeds 1 and 2 are that row's other
+    searches; each retraining needs its own search and trains its genotype."""
+    jobs = {j.key: j for j in plan("mini", ["fig5-retrain"], MINI_ARCHS, None, "mart", tmp_path)}
+    assert sorted(jobs) == sorted([f"search/mini-cifar10-mini-racl-s{s}" for s in (0, 1, 2)]
+                                  + [f"{k}/mini-cifar10-mini-searched-racl-mart-s{s}" for s in (0, 1, 2) for k in ("train", "eval")])
+    for s in (0, 1, 2):
+        tr = jobs[f"train/mini-cifar10-mini-searched-racl-mart-s{s}"]
+        assert tr.needs == (f"search/mini-cifar10-mini-racl-s{s}",) and tr.spec["seed"] == s
+        assert tr.spec["arch"] == str(tmp_path / "search" / f"mini-cifar10-mini-racl-s{s}" / "genotype.json")
+        assert jobs[f"eval/mini-cifar10-mini-searched-racl-mart-s{s}"].spec.get("overrides") is None  # Table 8's evaluation
+    both = {j.key: j for j in plan("mini", ["table8", "fig5-retrain"], MINI_ARCHS, None, "mart", tmp_path)}
+    t8 = {j.key: j for j in plan("mini", ["table8"], MINI_ARCHS, None, "mart", tmp_path)}
+    shared = "train/mini-cifar10-mini-searched-racl-mart-s0"
+    assert both[shared].spec == t8[shared].spec == jobs[shared].spec
+    assert len(both) == len(t8) + 6  # seeds 1 and 2: a search, a retraining and an evaluation each
+    assert plan("mini", ["fig5-retrain"], MINI_ARCHS, [1], "mart", tmp_path)[-1].name == "mini-cifar10-mini-searched-racl-mart-s1"
+
+
 def test_table8_plan_has_six_rows_with_the_right_overrides(tmp_path):
     jobs = plan("mini", ["table8"], MINI_ARCHS, None, "pgd", tmp_path)
     by_key = {j.key: j for j in jobs}
