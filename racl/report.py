@@ -1421,7 +1421,8 @@ def at_a_glance() -> pd.DataFrame:
     line per table, as the chapters count them: Tables 1 and 2 on the same test images
     (:func:`white_box_summary`), Table 4 and Tables 5-6 over the retraining seeds
     (:func:`table4_summary`, :func:`transfer_matrix_summary` with ``seeds=True``), Table 7
-    (:func:`table7_summary`) and Table 8 (:func:`table8_summary`), each beside the chapter
+    (:func:`table7_summary`) and Table 8 (:func:`table8_summary`, and against the spread of
+    the full RACL over its searches, :func:`search_spread_summary`), each beside the chapter
     that shows the tables, budgets and error bars behind it. Nothing is typed in: a table
     not run yet says so."""
     rows = [("Table 1: white-box, the NAS cells", "whitebox", white_box_summary("table1")),
@@ -1431,7 +1432,8 @@ def at_a_glance() -> pd.DataFrame:
         rows.append((f"Table {tid[-1]}: transfer among the cells, over seeds", "blackbox",
                      transfer_matrix_summary(tid, seeds=True).replace("\n", "; ")))
     rows += [("Table 7: several retrainings", "ablations", table7_summary()),
-             ("Table 8: ablations", "ablations", table8_summary())]
+             ("Table 8: ablations", "ablations", table8_summary()),
+             ("Table 8 against the spread over searches", "ablations", search_spread_summary())]
     return pd.DataFrame(rows, columns=["table", "chapter", "what our records say"]).set_index("table")
 
 
@@ -1481,17 +1483,31 @@ def paired_cells(ra: dict, rb: dict, columns: list, sd_a: dict, sd_b: dict) -> d
     return cells
 
 
-def table8_differences(method: Optional[str] = None) -> dict:
+#: the yardsticks of Table 8's comparisons: how far one run moves with its retraining seed
+#: alone (Table 7's RACL, :func:`seed_spread`) or with its search and retraining seed
+#: (the full RACL's searches at several seeds, :func:`search_spread`)
+SPREADS = ("retrain", "search")
+
+
+def _spread(method: Optional[str], spread: str) -> dict:
+    if spread not in SPREADS:
+        raise ValueError(f"unknown spread {spread!r}; choose from {', '.join(SPREADS)}")
+    return seed_spread(method) if spread == "retrain" else search_spread(method)
+
+
+def table8_differences(method: Optional[str] = None, spread: str = "retrain") -> dict:
     """Table 8's full RACL against each ablation, per row, seed and column, from the records
     of :func:`ablation_records`: {"rows": {row: {seed: {column: {"diff", "se", "se_paired",
     "n"} or a reason string}}}, "reruns": {row: {(seed, tag): (the same cells, the rerun's
     record)}} for the reruns of :func:`table8_reruns`, "full": {seed: record}, "found": the
-    records, "sd": the seed spread}. ``diff`` is the full RACL's accuracy minus the ablation's on the examples both
-    were attacked on, ``se`` = √(se_paired² + 2 sd_seed²) (:func:`table8_advantage`)."""
+    records, "sd": the spread}. ``diff`` is the full RACL's accuracy minus the ablation's on the examples both
+    were attacked on, ``se`` = √(se_paired² + 2 sd²) (:func:`table8_advantage`), where sd is
+    ``spread``'s: "retrain" (Table 7's sd_seed, one cell retrained at several seeds) or
+    "search" (sd_search, the full RACL searched and retrained at several seeds)."""
     t = paper()["tables"]["table8"]
     b = t["blocks"][0]
     found = ablation_records("table8", method)
-    sd = seed_spread(method)
+    sd = _spread(method, spread)
     full = {run_seed(r): r for r in found.get(TABLE8_FULL, [])}
 
     def cells_of(a: dict, b_: dict) -> dict:
@@ -1508,7 +1524,7 @@ def table8_differences(method: Optional[str] = None) -> dict:
     return {"rows": rows, "reruns": reruns, "full": full, "found": found, "sd": sd}
 
 
-def table8_advantage(method: Optional[str] = None) -> PaperTable:
+def table8_advantage(method: Optional[str] = None, spread: str = "retrain") -> PaperTable:
     """Per ablation of Table 8 and column, the full RACL's advantage over it, as the paper's
     Table 8 implies it (its two numbers' difference; the paper gives no error bars) and ours
     at each seed both were run at: the difference of the two single runs on the same test
@@ -1516,10 +1532,12 @@ def table8_advantage(method: Optional[str] = None) -> PaperTable:
     over the test examples (:func:`racl.evaluation.paired_difference`); sd_seed is how far a
     retraining of one cell moves with its seed (:func:`seed_spread`, Table 7's RACL), counted
     once per run, since each side is one retraining. Without Table 7's seeds, the paired
-    standard error alone, and the notes say so."""
+    standard error alone, and the notes say so. ``spread`` "search": sd_search instead, the
+    spread of the full RACL over its searches at several seeds, each retrained
+    (:func:`search_spread`): each side of a comparison is a search and a retraining."""
     t = paper()["tables"]["table8"]
     b = t["blocks"][0]
-    diffs = table8_differences(method)
+    diffs = table8_differences(method, spread)
     sd, full = diffs["sd"], diffs["full"]
     rows, notes = [], []
     for row, label in zip(b["rows"], b["row_labels"]):
@@ -1549,13 +1567,20 @@ def table8_advantage(method: Optional[str] = None) -> PaperTable:
         if seeds or reruns:
             notes.append(f"full RACL: {'; '.join(_eval_budget(full[s]) for s in sorted({*seeds, *(k[0] for k in reruns)}, key=str))}")
     notes = list(dict.fromkeys(notes))
-    if sd:
+    spread_values = ", ".join(f"{lab} {100 * sd[c]:.1f}" for c, lab in zip(t["columns"], t["column_labels"]) if c in sd)
+    if sd and spread == "retrain":
         recs = _multi_run_records("table7", method).get("RACL", [])
-        notes.insert(0, f"sd_seed (Table 7's RACL, {len(recs)} seeds, in points): "
-                     + ", ".join(f"{lab} {100 * sd[c]:.1f}" for c, lab in zip(t["columns"], t["column_labels"]) if c in sd) + ".")
-    else:
+        notes.insert(0, f"sd_seed (Table 7's RACL, {len(recs)} seeds, in points): {spread_values}.")
+    elif sd:
+        notes.insert(0, f"sd_search (the full RACL searched and retrained at {len(search_seed_records(method))} seeds, "
+                        f"in points): {spread_values}. Error: √(se_paired² + 2 sd_search²).")
+    elif spread == "retrain":
         notes.insert(0, "No seed spread yet (Table 7's RACL has fewer than two seeds): ours is judged against the paired "
                         "standard error over the test examples alone, which leaves out how much a retraining moves with its seed.")
+    else:
+        notes.insert(0, "No search spread yet (the full RACL has fewer than two searches retrained and evaluated: "
+                        "`python -m racl reproduce --profile mini --targets fig5-retrain`): ours is judged against the "
+                        "paired standard error over the test examples alone.")
     if any(diffs["reruns"].values()):
         notes.append("rerun <tag>: the row's search run again at the same setting and seed (`...-s<seed>-<tag>`, e.g. on "
                      "the full RACL search's machine), retrained and evaluated; not a row of the paper's table.")
@@ -1566,14 +1591,14 @@ def table8_advantage(method: Optional[str] = None) -> PaperTable:
     return PaperTable("Table 8: the full RACL's advantage over each ablation (points)", frame[t["column_labels"]], notes)
 
 
-def table8_summary(method: Optional[str] = None) -> str:
+def table8_summary(method: Optional[str] = None, spread: str = "retrain") -> str:
     """What our Table 8 supports, in a clause per ablation and seed: in how many columns the
-    full RACL is ahead by more than √(se_paired² + 2 sd_seed²), within it, or behind
-    (:func:`table8_differences`), and whether the paper's Table 8 has the full RACL ahead in
-    the same columns."""
+    full RACL is ahead by more than √(se_paired² + 2 sd²), within it, or behind
+    (:func:`table8_differences`; sd as ``spread`` says), and whether the paper's Table 8 has
+    the full RACL ahead in the same columns."""
     t = paper()["tables"]["table8"]
     b = t["blocks"][0]
-    diffs = table8_differences(method)
+    diffs = table8_differences(method, spread)
     parts = []
     for row, label in zip(b["rows"], b["row_labels"]):
         if row == TABLE8_FULL:
@@ -1592,8 +1617,100 @@ def table8_summary(method: Optional[str] = None) -> str:
             if v["none"]:
                 text += f", {v['none']} without a comparison (not run or different test examples)"
             parts.append(text + f" (the paper's full RACL is ahead of it in {paper_ahead} of {len(t['columns'])})")
-    err = "√(se_paired² + 2 sd_seed²)" if diffs["sd"] else "the paired standard error (no seed spread yet)"
+    name = "sd_seed" if spread == "retrain" else "sd_search"
+    err = f"√(se_paired² + 2 {name}²)" if diffs["sd"] else f"the paired standard error (no {name} yet)"
     return f"Table 8, ours, against {err}: " + "; ".join(parts) + "."
+
+
+def search_seed_records(method: Optional[str] = None) -> list:
+    """The evaluation records of the full RACL's searched cells at every seed it was searched,
+    retrained and evaluated at (Table 8's full-RACL row at each seed; ``reproduce --targets
+    fig5-retrain``), by seed: unlike :func:`ablation_records`, not only the ablations' seeds."""
+    return [r for _, r in _row_records("table8", method, r"(\d+)").get(TABLE8_FULL, [])]
+
+
+def search_spread(method: Optional[str] = None, columns: Optional[list] = None) -> dict:
+    """{column: the sample standard deviation over seeds of the full RACL's searched cells'
+    accuracy (:func:`search_seed_records`)}: how far one run of the whole method, search and
+    retraining, moves with its seed, where :func:`seed_spread` (Table 7) moves the
+    retraining alone. ``columns``: Table 8's by default. Empty with fewer than two seeds."""
+    t = paper()["tables"]["table8"]
+    recs = search_seed_records(method)
+    out = {}
+    for col in (t["columns"] if columns is None else columns):
+        _, se, k = mean_se(_values(recs, col)[0])
+        if se is not None:
+            out[col] = se * k ** 0.5
+    return out
+
+
+def _searched_genotype(rec: dict):
+    """The genotype an evaluation record's searched cell came from, read from the committed
+    search record its ``model.arch`` names (None where that is not a committed search)."""
+    from .genotypes import load_genotype
+
+    arch = (rec.get("model") or {}).get("arch") or ""
+    path = RUNS / "search" / Path(arch).parent.name / "genotype.json"
+    return load_genotype(str(path)) if arch.endswith("genotype.json") and path.is_file() else None
+
+
+def search_seed_table(method: Optional[str] = None) -> PaperTable:
+    """Fig. 5's cells retrained (not in the paper): the full RACL's searched cell at each
+    seed, retrained and evaluated in Table 8's columns, then their mean ± standard error
+    over the searches, Table 7's RACL (the published cell retrained at several seeds) beside
+    it, and the two spreads, sd_search (:func:`search_spread`) and sd_seed
+    (:func:`seed_spread`), in points. The notes give each record's budget and how many
+    edges each seed's cell shares with the first seed's."""
+    t = paper()["tables"]["table8"]
+    cols, labels = t["columns"], t["column_labels"]
+    recs = search_seed_records(method)
+    t7 = _multi_run_records("table7", method).get("RACL", [])
+    rows = [((f"searched cell, seed {run_seed(r)}"), [_summary(*_values([r], c)) for c in cols]) for r in recs]
+    notes = [f"seed {run_seed(r)}: {_eval_budget(r)}" for r in recs]
+    if len(recs) > 1:
+        rows.append((f"mean ± SE over the {len(recs)} searches", [_summary(_values(recs, c)[0]) for c in cols]))
+    if t7:
+        rows.append((f"Table 7's RACL: the published cell, mean ± SE over {len(t7)} retrainings",
+                     [_summary(_values(t7, c)[0]) if len(t7) > 1 else _summary(*_values(t7, c)) for c in cols]))
+    sd_search, sd_seed = search_spread(method), seed_spread(method, columns=cols)
+    fmt = lambda sd: [f"{100 * sd[c]:.1f}" if c in sd else "—" for c in cols]  # noqa: E731
+    if sd_search:
+        rows.append(("sd_search: over the searches (points)", fmt(sd_search)))
+    if sd_seed:
+        rows.append(("sd_seed: over Table 7's retrainings (points)", fmt(sd_seed)))
+    genos = [(run_seed(r), _searched_genotype(r)) for r in recs]
+    if len(genos) > 1 and genos[0][1] is not None:
+        s0, g0 = genos[0]
+        notes.append("Edges (normal, reduction) each cell shares with seed " + f"{s0}'s: "
+                     + "; ".join(f"seed {s}: {edges_shared(g, g0)}" for s, g in genos[1:] if g is not None) + ".")
+    if not recs:
+        notes.append("Not run yet: `python -m racl reproduce --profile mini --targets fig5-retrain` retrains and evaluates "
+                     "the cell of each of Fig. 5's searches.")
+    notes.append("One line: the value and, in brackets, its standard error over the test images. Table 7's line is over "
+                 + (f"{_n_text(t7)} test images, the searched cells' over {_n_text(recs)}: " if t7 and recs else "other test images: ")
+                 + "compare the spreads, not the accuracies image by image. A standard deviation from three runs is itself "
+                 "uncertain by about half its value.")
+    frame = pd.DataFrame([v for _, v in rows], index=[k for k, _ in rows], columns=labels) if rows else pd.DataFrame(columns=labels)
+    return PaperTable("Fig. 5's cells retrained: the full RACL over its search seeds (not in the paper)", frame, notes)
+
+
+def search_spread_summary(method: Optional[str] = None) -> str:
+    """In a sentence or two: how many searches of the full RACL were retrained and
+    evaluated, in how many columns their spread (sd_search) exceeds Table 7's spread over
+    retrainings of one cell (sd_seed), and what Table 8's comparisons become against
+    sd_search (:func:`table8_summary` with ``spread="search"``)."""
+    t = paper()["tables"]["table8"]
+    recs = search_seed_records(method)
+    if len(recs) < 2:
+        return (f"The full RACL has {len(recs)} search{'es' if len(recs) != 1 else ''} retrained and evaluated: no spread "
+                "over searches yet (`python -m racl reproduce --profile mini --targets fig5-retrain`).")
+    sd_search, sd_seed = search_spread(method), seed_spread(method, columns=t["columns"])
+    both = [c for c in t["columns"] if c in sd_search and c in sd_seed]
+    larger = [lab for c, lab in zip(t["columns"], t["column_labels"]) if c in both and sd_search[c] > sd_seed[c]]
+    text = (f"Over {len(recs)} searches of the full RACL (seeds {', '.join(str(run_seed(r)) for r in recs)}; "
+            f"{recs[0]['provenance'].get('profile', '?')} budget), each retrained and evaluated: sd_search exceeds Table 7's "
+            f"sd_seed in {len(larger)} of {len(both)} columns" + (f" ({', '.join(larger)})" if larger else "") + ". ")
+    return text + table8_summary(method, spread="search")
 
 
 # ---------------------------------------------------------------------- Tables 1-2: paired
