@@ -1441,6 +1441,17 @@ def at_a_glance() -> pd.DataFrame:
 TABLE8_FULL = "eta=0.9, rho=0.001"
 
 
+def _column_sd(recs: list, columns: list) -> dict:
+    """{column: the sample standard deviation of ``recs``' accuracies} for the columns with
+    at least two values."""
+    out = {}
+    for col in columns:
+        _, se, k = mean_se(_values(recs, col)[0])
+        if se is not None:
+            out[col] = se * k ** 0.5
+    return out
+
+
 def seed_spread(method: Optional[str] = None, row: str = "RACL", columns: Optional[list] = None) -> dict:
     """{column: the sample standard deviation, over seeds, of the accuracy of Table 7's
     ``row`` (default the named RACL cell; Table 7's records, :func:`_multi_run_records`)}:
@@ -1450,12 +1461,7 @@ def seed_spread(method: Optional[str] = None, row: str = "RACL", columns: Option
     two seeds."""
     t = paper()["tables"]["table7"]
     recs = _multi_run_records("table7", method).get(row, [])
-    out = {}
-    for col in (t["columns"] if columns is None else columns):
-        _, se, k = mean_se(_values(recs, col)[0])
-        if se is not None:
-            out[col] = se * k ** 0.5
-    return out
+    return _column_sd(recs, t["columns"] if columns is None else columns)
 
 
 def paired_cells(ra: dict, rb: dict, columns: list, sd_a: dict, sd_b: dict) -> dict:
@@ -1636,12 +1642,7 @@ def search_spread(method: Optional[str] = None, columns: Optional[list] = None) 
     retraining alone. ``columns``: Table 8's by default. Empty with fewer than two seeds."""
     t = paper()["tables"]["table8"]
     recs = search_seed_records(method)
-    out = {}
-    for col in (t["columns"] if columns is None else columns):
-        _, se, k = mean_se(_values(recs, col)[0])
-        if se is not None:
-            out[col] = se * k ** 0.5
-    return out
+    return _column_sd(recs, t["columns"] if columns is None else columns)
 
 
 def _searched_genotype(rec: dict):
