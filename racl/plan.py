@@ -293,6 +293,14 @@ def plan(profile: str, targets: list[str], archs: Optional[list[str]] = None, se
         needs = tuple(dict.fromkeys(f"train/{n}" for n in {**targets_, **sources}.values()))
         add(Job("transfer", name, {"sources": sources, "targets": targets_, "attacks": attacks, "dataset": ds}, needs, runs))
 
+    def searched(ds: str, seed: int, label: str) -> str:
+        """Table 8's row of ablation ``label`` (racl.profiles.ABLATIONS; "RACL" the full one)
+        at ``seed``: its search, then its cell retrained and evaluated; the search's name."""
+        sname = search(ds, seed, ABLATIONS[label], None if label == "RACL" else label)
+        train_eval(str(runs / "search" / sname / "genotype.json"), ds, seed, label=f"searched-{slug(label)}",
+                   after=(f"search/{sname}",))
+        return sname
+
     def random_search(ds: str, seed: int) -> str:
         """Table 8's random search at ``seed`` (racl.random_search): screen, select, retrain."""
         label = slug(RANDOM_SEARCH_LABEL)
@@ -349,9 +357,7 @@ def plan(profile: str, targets: list[str], archs: Optional[list[str]] = None, se
                     if label == RANDOM_SEARCH_LABEL:
                         random_search(ds10, s)
                         continue
-                    sname = search(ds10, s, ABLATIONS[label], None if label == "RACL" else label)
-                    train_eval(str(runs / "search" / sname / "genotype.json"), ds10, s, label=f"searched-{slug(label)}",
-                               after=(f"search/{sname}",))
+                    sname = searched(ds10, s, label)
                     for tag, genotype in search_reruns(runs, sname):
                         train_eval(str(genotype), ds10, s, label=f"searched-{slug(label)}", tag=tag)
         elif target == "fig5":
@@ -359,9 +365,7 @@ def plan(profile: str, targets: list[str], archs: Optional[list[str]] = None, se
                 search(ds10, s, {})
         elif target == "fig5-retrain":
             for s in seeds_t:
-                sname = search(ds10, s, {})
-                train_eval(str(runs / "search" / sname / "genotype.json"), ds10, s, label="searched-racl",
-                           after=(f"search/{sname}",))
+                searched(ds10, s, "RACL")  # Fig. 5's search is Table 8's full-RACL search
     pending = {d.key for d in jobs.values() if d.kind in ("eval", "transfer") and not d.done()}
     for j in jobs.values():  # a checkpoint that is loaded again
         j.needs_checkpoint = j.kind == "train" and any(j.key in jobs[k].needs for k in pending)

@@ -1676,13 +1676,13 @@ def search_seed_table(method: Optional[str] = None) -> PaperTable:
     cols, labels = t["columns"], t["column_labels"]
     recs = search_seed_records(method)
     t7 = _multi_run_records("table7", method).get("RACL", [])
-    rows = [((f"searched cell, seed {run_seed(r)}"), [_summary(*_values([r], c)) for c in cols]) for r in recs]
+    rows = [(f"searched cell, seed {run_seed(r)}", [_summary(*_values([r], c)) for c in cols]) for r in recs]
     notes = [f"seed {run_seed(r)}: {_eval_budget(r)}" for r in recs]
     if len(recs) > 1:
         rows.append((f"mean ± SE over the {len(recs)} searches", [_summary(_values(recs, c)[0]) for c in cols]))
     if t7:
         rows.append((f"Table 7's RACL: the published cell, mean ± SE over {len(t7)} retrainings",
-                     [_summary(_values(t7, c)[0]) if len(t7) > 1 else _summary(*_values(t7, c)) for c in cols]))
+                     [_summary(*_values(t7, c)) for c in cols]))
     sd_search, sd_seed = search_spread(method), seed_spread(method, columns=cols)
     fmt = lambda sd: [f"{100 * sd[c]:.1f}" if c in sd else "—" for c in cols]  # noqa: E731
     if sd_search:
@@ -1692,7 +1692,7 @@ def search_seed_table(method: Optional[str] = None) -> PaperTable:
     genos = [(run_seed(r), _searched_genotype(r)) for r in recs]
     if len(genos) > 1 and genos[0][1] is not None:
         s0, g0 = genos[0]
-        notes.append("Edges (normal, reduction) each cell shares with seed " + f"{s0}'s: "
+        notes.append(f"Edges (normal, reduction) each cell shares with seed {s0}'s: "
                      + "; ".join(f"seed {s}: {edges_shared(g, g0)}" for s, g in genos[1:] if g is not None) + ".")
     if not recs:
         notes.append("Not run yet: `python -m racl reproduce --profile mini --targets fig5-retrain` retrains and evaluates "
